@@ -1,0 +1,180 @@
+"""The resolved config: every section, the presets, and `section.key=value` overrides.
+
+One source of truth for every hyperparameter: the sections are defined next to
+the code that uses them (env/, vae/, rnn/, controller/), and the presets below
+hold the paper's values (design.md section 4). `--help` prints every field.
+"""
+
+import dataclasses
+from typing import Any
+
+from controller.config import ControllerConfig, EvaluateConfig
+from env.config import EnvConfig, GenerateConfig
+from env.settings import describe
+from rnn.config import RnnConfig
+from vae.config import VaeConfig
+
+SECTIONS = {
+    "env": EnvConfig,
+    "generate": GenerateConfig,
+    "vae": VaeConfig,
+    "rnn": RnnConfig,
+    "controller": ControllerConfig,
+    "evaluate": EvaluateConfig,
+}
+
+
+@dataclasses.dataclass
+class Config:
+    preset: str
+    env: EnvConfig
+    generate: GenerateConfig
+    vae: VaeConfig
+    rnn: RnnConfig
+    controller: ControllerConfig
+    evaluate: EvaluateConfig
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Each preset lists only what differs from the section defaults (CarRacing's values).
+_DOOM = {
+    "env.name": "doom",
+    "env.max_steps": 2100,  # paper, section 5: episodes are capped at 2100 steps
+    "generate.policy": "hold",
+    "generate.min_episode_steps": 100,
+    "vae.z_size": 64,
+    "rnn.hidden_size": 512,
+    "rnn.restart_input": True,
+    "rnn.predict_done": True,
+    "rnn.sequence_length": 500,
+    "rnn.learning_rate_decay": 0.99999,
+    "controller.mode": "dream",
+    "controller.use_cell_state": True,
+    "controller.use_bias": False,
+    "controller.num_generations": 200,
+}
+
+# Smoke presets keep every architecture size of the real preset (so parameter
+# counts and shapes are the paper's) and shrink only data and training length.
+_SMOKE = {
+    "generate.num_rollouts": 6,
+    "vae.batch_size": 32,
+    "vae.shuffle_buffer": 500,
+    "vae.validation_fraction": 0.2,
+    "rnn.batch_size": 4,
+    "rnn.sequence_length": 40,
+    "rnn.num_steps": 20,
+    "controller.population_size": 6,
+    "controller.rollouts_per_candidate": 2,
+    "controller.num_generations": 3,
+    "controller.eval_every": 2,
+    "controller.eval_rollouts": 4,
+    "controller.envs_per_worker": 4,
+    "controller.max_dream_steps": 200,
+    "evaluate.episodes": 3,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "carracing": {},
+    "doom": _DOOM,
+    "carracing-smoke": {**_SMOKE, "env.max_steps": 60, "generate.num_rollouts": 4},
+    "doom-smoke": {**_DOOM, **_SMOKE, "env.max_steps": 200, "generate.min_episode_steps": 20},
+}
+
+
+def parse_value(key: str, text: str, default: Any) -> Any:
+    """Convert the text of `--set key=text` to the type of the field's default."""
+    if isinstance(default, bool):
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"--set {key}={text}: expected true or false")
+    for kind in (int, float):
+        if isinstance(default, kind):
+            try:
+                return kind(text)
+            except ValueError:
+                raise ValueError(f"--set {key}={text}: expected a number of type {kind.__name__}") from None
+    return text
+
+
+def _field_default(section: str, name: str) -> Any:
+    for field in dataclasses.fields(SECTIONS[section]):
+        if field.name == name:
+            return field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    raise KeyError(name)
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """'vae.z_size' -> ('vae', 'z_size'), or an error listing what exists."""
+    section, _, name = key.partition(".")
+    if section not in SECTIONS:
+        raise ValueError(f"unknown config section {section!r} in {key!r}; sections: {', '.join(SECTIONS)}")
+    names = [field.name for field in dataclasses.fields(SECTIONS[section])]
+    if name not in names:
+        raise ValueError(f"unknown config field {key!r}; {section} has: {', '.join(names)}")
+    return section, name
+
+
+def build(preset: str, values: dict[str, dict[str, Any]] | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """A Config from a preset, then stored section values, then overrides ('section.key' -> value)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+    merged: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    for key, value in PRESETS[preset].items():
+        section, name = split_key(key)
+        merged[section][name] = value
+    for section, section_values in (values or {}).items():
+        if section not in SECTIONS:
+            raise ValueError(f"unknown config section {section!r}")
+        for name, value in section_values.items():
+            split_key(f"{section}.{name}")
+            merged[section][name] = value
+    for key, value in (overrides or {}).items():
+        section, name = split_key(key)
+        merged[section][name] = value
+    config = Config(preset=preset, **{section: SECTIONS[section](**merged[section]) for section in SECTIONS})
+    validate(config)
+    return config
+
+
+def parse_overrides(assignments: list[str]) -> dict[str, Any]:
+    """['vae.z_size=64', ...] -> {'vae.z_size': 64, ...}, typed like each field's default."""
+    overrides = {}
+    for assignment in assignments:
+        key, separator, text = assignment.partition("=")
+        if not separator:
+            raise ValueError(f"--set {assignment!r}: expected section.key=value, e.g. --set vae.epochs=10")
+        section, name = split_key(key.strip())
+        overrides[f"{section}.{name}"] = parse_value(key, text, _field_default(section, name))
+    return overrides
+
+
+def validate(config: Config) -> None:
+    """Values that no stage could run with, refused before anything is computed."""
+    choices = {
+        "env.name": (config.env.name, ("carracing", "doom")),
+        "generate.policy": (config.generate.policy, ("brownian", "hold")),
+        "vae.kind": (config.vae.kind, ("vae", "vaegan")),
+        "controller.mode": (config.controller.mode, ("real", "dream")),
+        "evaluate.params": (config.evaluate.params, ("best", "mean")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ValueError(f"{key}={value!r}: expected one of {', '.join(allowed)}")
+    if config.controller.mode == "dream" and not config.rnn.predict_done:
+        raise ValueError("controller.mode=dream needs rnn.predict_done=true: the dream ends an episode on M's done logit")
+    if config.env.frame_size != 64:
+        raise ValueError(f"env.frame_size={config.env.frame_size}: the paper's VAE architecture needs 64x64 frames")
+
+
+def help_text() -> str:
+    lines = ["config fields (override with --set section.key=value):"]
+    for section, section_class in SECTIONS.items():
+        lines.extend(describe(section, section_class))
+    lines.append("presets: " + ", ".join(PRESETS))
+    return "\n".join(lines)
