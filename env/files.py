@@ -15,6 +15,14 @@ from typing import Any, Iterator
 import numpy as np
 
 
+class ArtifactError(ValueError):
+    """A run-directory file that is missing, malformed, or made with another config.
+
+    Library code raises it with a message naming the file, what was expected and
+    the command that makes it; entry points print that message and exit 2.
+    """
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` on success.
@@ -56,7 +64,7 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); delete it and rerun the stage that writes it") from error
+        raise ArtifactError(f"{path}: not valid JSON ({error}); delete it and rerun the stage that writes it") from error
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from env.files import save_npz
+from env.files import ArtifactError, save_npz
 
 FRAME_SHAPE = (64, 64, 3)
 ROLLOUT_FIELDS = {"obs": np.uint8, "action": np.float32, "reward": np.float32, "done": np.bool_}
 
 
-class RolloutError(ValueError):
+class RolloutError(ArtifactError):
     """A rollout (or series) file that cannot be used; the message names the file and the fix."""
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from env.files import read_json, write_json
+from env.files import ArtifactError, read_json, write_json
 from scripts import config as config_module
 
 # stage -> (folder it writes, config sections whose locked fields it depends on)
@@ -209,7 +209,7 @@ def run_main(main: Callable[[list[str] | None], object], argv: list[str] | None 
     """Run an entry point; a StageError becomes one clear line and exit status 2."""
     try:
         main(argv)
-    except StageError as error:
+    except (StageError, ArtifactError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
