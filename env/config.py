@@ -11,7 +11,9 @@ class EnvConfig:
     frame_size: int = setting(64, "side of the square RGB frame given to V", "pixels", "paper, section 3")
     max_steps: int = setting(1000, "hard cap on episode length (CarRacing-v3 truncates at 1000 itself)", "steps", "paper, appendix (Doom 2100)")
     doom_skill: int = setting(4, "ViZDoom difficulty; today's 4 behaves like the original setup's 5", "level 1-5", "design.md section 8")
-    doom_resolution: str = setting("RES_160X120", "ViZDoom screen resolution (the smallest is ~4x faster than 320x240)", "vizdoom.ScreenResolution name", "design.md section 8")
+    doom_resolution: str = setting(
+        "RES_160X120", "ViZDoom screen resolution (the smallest is ~4x faster than 320x240)", "vizdoom.ScreenResolution name", "design.md section 8"
+    )
 
     @property
     def action_size(self) -> int:
@@ -24,7 +26,9 @@ class GenerateConfig:
     num_rollouts: int = setting(10000, "random-policy episodes to collect", "episodes", "paper, section 4.1 / 4.4")
     base_seed: int = setting(0, "episode i is collected with seed base_seed + i", "seed")
     num_workers: int = setting(0, "collection processes (0: one per core)", "processes", locked=False)
-    policy: str = setting("brownian", "random policy: 'brownian' (smooth random actions) or 'hold' (a ~ U[-1,1] held for a few steps)", "", "paper, section 4.1 / authors' code")
+    policy: str = setting(
+        "brownian", "random policy: 'brownian' (smooth random actions) or 'hold' (a ~ U[-1,1] held for a few steps)", "", "paper, section 4.1 / authors' code"
+    )
     brownian_scale: float = setting(0.1, "standard deviation of each Brownian action increment", "action units per step")
     hold_min_steps: int = setting(1, "shortest hold of a 'hold' action", "steps", "authors' code (Doom)")
     hold_max_steps: int = setting(10, "longest hold of a 'hold' action", "steps", "authors' code (Doom)")

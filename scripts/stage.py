@@ -17,8 +17,8 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from env.files import ArtifactError, read_json, write_json
 from scripts import config as config_module

@@ -19,5 +19,7 @@ class VaeConfig:
     max_train_steps: int = setting(0, "stop after this many batches even mid-epoch (0: no cap)", "batches", locked=False)
     seed: int = setting(0, "seed for initial weights, shuffling and the held-out split", "seed")
     gan_learning_rate: float = setting(1e-4, "VAE/GAN: Adam learning rate of decoder and discriminator", "1", "Larsen et al. 2016 use 3e-4 RMSProp")
-    gan_feature_weight: float = setting(1e-2, "VAE/GAN: gamma, weight of the feature-wise reconstruction loss in the decoder's loss", "1", "Larsen et al. 2016, eq. 9")
+    gan_feature_weight: float = setting(
+        1e-2, "VAE/GAN: gamma, weight of the feature-wise reconstruction loss in the decoder's loss", "1", "Larsen et al. 2016, eq. 9"
+    )
     gan_feature_layer: int = setting(3, "VAE/GAN: index of the discriminator conv layer whose features define the reconstruction loss", "layer")
