@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up (once) a virtual environment with the pinned dependencies, then run a job.
+#
+#   ./run.sh pipeline [ARGS]   the whole pipeline; default: --preset doom-smoke --run-dir runs/doom-smoke
+#   ./run.sh test [ARGS]       the test suite (pytest ARGS; slow tests: ./run.sh test -m slow)
+#   ./run.sh python [ARGS]     python inside the environment, e.g. ./run.sh python -m scripts.generate --help
+#
+# Needs only Python 3.11 (python3.11, or python3 if that is 3.11). PYTHON and VENV override
+# the interpreter and the environment folder (default .venv).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+job=${1:-}
+[ $# -gt 0 ] && shift
+
+python_for_venv=${PYTHON:-}
+if [ -z "$python_for_venv" ]; then
+    if command -v python3.11 >/dev/null 2>&1; then python_for_venv=python3.11; else python_for_venv=python3; fi
+fi
+venv=${VENV:-.venv}
+
+if [ ! -x "$venv/bin/python" ]; then
+    version=$("$python_for_venv" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    if [ "$version" != "3.11" ]; then
+        echo "error: $python_for_venv is Python $version; the pins need Python 3.11 (set PYTHON=/path/to/python3.11)" >&2
+        exit 2
+    fi
+    "$python_for_venv" -m venv "$venv"
+fi
+
+# Reinstall only when the pins change.
+stamp="$venv/.requirements.sha256"
+wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -r requirements-dev.txt
+    echo "$wanted" > "$stamp"
+fi
+
+export SDL_VIDEODRIVER=${SDL_VIDEODRIVER:-dummy} SDL_AUDIODRIVER=${SDL_AUDIODRIVER:-dummy}
+case "$job" in
+    pipeline)
+        if [ $# -eq 0 ]; then set -- --preset doom-smoke --run-dir runs/doom-smoke; fi
+        exec "$venv/bin/python" -m scripts.pipeline "$@" ;;
+    test)
+        exec "$venv/bin/python" -m pytest "$@" ;;
+    python)
+        exec "$venv/bin/python" "$@" ;;
+    *)
+        echo "usage: ./run.sh pipeline|test|python [ARGS]" >&2
+        exit 2 ;;
+esac
