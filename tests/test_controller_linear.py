@@ -1,0 +1,84 @@
+"""C's parameter vector: counts from the paper, the flat <-> (W, b) mapping, action ranges."""
+
+import numpy as np
+import pytest
+
+from controller import linear
+from env.files import ArtifactError
+from scripts import config as config_module
+
+CARRACING = linear.ControllerShape("carracing", z_size=32, hidden_size=256, action_size=3, use_cell_state=False, use_bias=True)
+DOOM = linear.ControllerShape("doom", z_size=64, hidden_size=512, action_size=1, use_cell_state=True, use_bias=False)
+
+
+def test_parameter_counts_match_the_paper():
+    assert CARRACING.num_params == 867
+    assert DOOM.num_params == 1088
+    assert linear.ControllerShape.from_config(config_module.build("carracing")) == CARRACING
+    assert linear.ControllerShape.from_config(config_module.build("doom")) == DOOM
+
+
+@pytest.mark.parametrize("shape", [CARRACING, DOOM])
+def test_flat_vector_round_trip_both_ways(shape):
+    rng = np.random.default_rng(0)
+    params = rng.normal(size=shape.num_params).astype(np.float32)
+    weights, biases = linear.unflatten(params, shape)
+    assert weights.shape == (shape.feature_size, shape.action_size)
+    assert (biases is None) == (not shape.use_bias)
+    np.testing.assert_array_equal(linear.flatten(weights, biases, shape), params)
+    # and from (W, b) to the vector and back
+    weights = rng.normal(size=(shape.feature_size, shape.action_size)).astype(np.float32)
+    biases = rng.normal(size=shape.action_size).astype(np.float32) if shape.use_bias else None
+    again_weights, again_biases = linear.unflatten(linear.flatten(weights, biases, shape), shape)
+    np.testing.assert_array_equal(again_weights, weights)
+    if shape.use_bias:
+        np.testing.assert_array_equal(again_biases, biases)
+
+
+@pytest.mark.parametrize("shape", [CARRACING, DOOM])
+def test_stack_agrees_with_unflatten_and_the_equation(shape):
+    rng = np.random.default_rng(1)
+    population = rng.normal(size=(5, shape.num_params)).astype(np.float32) * 3
+    weights, biases = linear.stack(population, shape)
+    assert weights.shape == (5, shape.feature_size, shape.action_size)
+    features = rng.normal(size=(5, shape.feature_size)).astype(np.float32)
+    actions = linear.act(features, weights, biases)
+    for row in range(5):
+        row_weights, row_biases = linear.unflatten(population[row], shape)
+        np.testing.assert_array_equal(weights[row], row_weights)
+        expected = np.tanh(features[row] @ row_weights + (row_biases if row_biases is not None else 0))
+        np.testing.assert_allclose(actions[row], expected, rtol=1e-5, atol=1e-6)
+    # a = tanh(...) lies in [-1, 1], even for huge weights
+    assert np.all(np.abs(actions) <= 1)
+
+
+def test_action_ranges_after_mapping_to_the_environments():
+    from env import actions as env_actions
+
+    extremes = np.array([[-1, -1, -1], [1, 1, 1], [0, 0, 0], [0.3, -0.5, 0.7]], np.float32)
+    for a in extremes:
+        steer, gas, brake = env_actions.carracing_action(a)
+        assert -1 <= steer <= 1 and 0 <= gas <= 1 and 0 <= brake <= 1
+    # brake = clip(a2, 0, 1): no braking at a2 = 0 (design.md pitfall 3)
+    assert env_actions.carracing_action(np.zeros(3, np.float32))[2] == 0
+    assert [env_actions.doom_action(np.array([value], np.float32)) for value in (-0.9, 0.0, 0.9)] == [1, 0, 2]
+
+
+def test_wrong_sizes_are_refused():
+    with pytest.raises(ValueError, match="expected \\(867,\\)"):
+        linear.unflatten(np.zeros(1088, np.float32), CARRACING)
+    with pytest.raises(ValueError, match="no bias"):
+        linear.flatten(np.zeros((1088, 1)), np.zeros(1), DOOM)
+
+
+def test_save_load_checks_env_and_size(tmp_path):
+    params = np.arange(CARRACING.num_params, dtype=np.float32)
+    path = tmp_path / "best.npz"
+    linear.save_params(path, params, CARRACING, generation=3, fitness=1.5)
+    loaded, extras = linear.load_params(path, CARRACING)
+    np.testing.assert_array_equal(loaded, params)
+    assert extras == {"generation": 3, "fitness": 1.5}
+    with pytest.raises(ArtifactError, match="best.npz.*another environment or size.*env_name='carracing'"):
+        linear.load_params(path, DOOM)
+    with pytest.raises(ArtifactError, match="missing"):
+        linear.load_params(tmp_path / "mean.npz", CARRACING)
