@@ -1,0 +1,163 @@
+"""The mixture density network of M (paper, section 3.2 and appendix A.2).
+
+For every z dimension independently, M's head gives K mixture logits, K means
+and K log standard deviations: P(z_{t+1} | a_t, z_t, h_t) is a product over
+dimensions of 1-D Gaussian mixtures. Doom adds a done logit (did a_t end the
+episode?), trained with a binary cross-entropy whose positives weigh
+`done_weight` (authors' code: x10, deaths are rare); an optional reward head
+is trained with a squared error.
+
+Head layout (the contract shared with the dream and the controller):
+  output[..., : Z * 3K] reshaped to (..., Z, 3K), then split along the last
+  axis into logits (..., Z, K), means (..., Z, K), log_sigmas (..., Z, K);
+  output[..., Z * 3K]      the done logit   (if predict_done)
+  output[..., next index]  the reward       (if predict_reward)
+
+Sampling with temperature tau (paper, section 4.4 / 5): logits / tau, sigma *
+sqrt(tau), the component drawn independently for each z dimension. `sample`
+is the one sampling function of the project. Its randomness is counter-based:
+every number drawn for a row is a hash of that row's key (seed, step, stream),
+never of its position in the batch, so a batch can be split (MPI ranks) or
+compacted (finished dream episodes) without changing any row's draws.
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+LOG_SQRT_TWO_PI = float(0.5 * np.log(2.0 * np.pi))
+
+# Streams keep the draws made for different purposes independent.
+STREAM_START_INDEX = 1  # which real first frame a dream episode starts from
+STREAM_START_Z = 2  # z sampled from that frame's (mu, sigma)
+STREAM_MIXTURE = 3  # the mixture samples of every step
+
+
+def head_size(z_size: int, num_mixtures: int, predict_done: bool, predict_reward: bool) -> int:
+    """Width of M's Dense head: 3K per z dimension (+1 done logit, +1 reward)."""
+    return z_size * 3 * num_mixtures + int(predict_done) + int(predict_reward)
+
+
+def split_head(output, z_size: int, num_mixtures: int, predict_done: bool, predict_reward: bool) -> dict:
+    """Split M's head output (..., head_size) into the mixture parameters and the extra heads."""
+    mixture_width = z_size * 3 * num_mixtures
+    batch_shape = tf.shape(output)[:-1]
+    mixture = tf.reshape(output[..., :mixture_width], tf.concat([batch_shape, [z_size, 3 * num_mixtures]], axis=0))
+    logits, means, log_sigmas = tf.split(mixture, 3, axis=-1)
+    index = mixture_width
+    done_logit = reward = None
+    if predict_done:
+        done_logit = output[..., index]
+        index += 1
+    if predict_reward:
+        reward = output[..., index]
+    return {"logits": logits, "means": means, "log_sigmas": log_sigmas, "done_logit": done_logit, "reward": reward}
+
+
+def mixture(logits, means, log_sigmas, tau: float = 1.0) -> tfd.Distribution:
+    """The per-dimension Gaussian mixture at temperature tau (batch shape (..., Z))."""
+    tau = tf.cast(tau, logits.dtype)
+    return tfd.MixtureSameFamily(
+        mixture_distribution=tfd.Categorical(logits=logits / tau),
+        components_distribution=tfd.Normal(loc=means, scale=tf.exp(log_sigmas) * tf.sqrt(tau)),
+    )
+
+
+def z_loss(z_target, logits, means, log_sigmas, mask=None):
+    """Negative log-likelihood of z_{t+1}, averaged over z dimensions and unmasked steps.
+
+    -log sum_k pi_k N(z | mu_k, sigma_k), per dimension (the authors' loss).
+    z_target (..., Z); mask (...,) 1 where the step has a next frame.
+    """
+    negative_log_likelihood = -mixture(logits, means, log_sigmas).log_prob(z_target)  # (..., Z)
+    per_step = tf.reduce_mean(negative_log_likelihood, axis=-1)
+    return _masked_mean(per_step, mask)
+
+
+def done_loss(done_logit, done_target, done_weight: float, mask=None):
+    """Binary cross-entropy of the done logit, positive examples weighted by done_weight.
+
+    loss = -(w y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))), mean over unmasked steps.
+    """
+    labels = tf.cast(done_target, done_logit.dtype)
+    per_step = tf.nn.weighted_cross_entropy_with_logits(labels=labels, logits=done_logit, pos_weight=done_weight)
+    return _masked_mean(per_step, mask)
+
+
+def reward_loss(predicted_reward, reward_target, mask=None):
+    """Squared error of the reward head, mean over unmasked steps."""
+    return _masked_mean(tf.square(predicted_reward - tf.cast(reward_target, predicted_reward.dtype)), mask)
+
+
+def _masked_mean(values, mask):
+    if mask is None:
+        return tf.reduce_mean(values)
+    mask = tf.cast(mask, values.dtype)
+    return tf.reduce_sum(values * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+# ---------------------------------------------------------------------------
+# Counter-based random numbers: uniform(keys) is a pure function of each row's key.
+
+
+def _hash(x):
+    """PCG-style 32-bit integer hash (O'Neill 2014 output permutation), elementwise on uint32."""
+    state = x * tf.constant(747796405, tf.uint32) + tf.constant(2891336453, tf.uint32)
+    shift = tf.bitwise.right_shift(state, 28) + tf.constant(4, tf.uint32)
+    word = tf.bitwise.bitwise_xor(tf.bitwise.right_shift(state, shift), state) * tf.constant(277803737, tf.uint32)
+    return tf.bitwise.bitwise_xor(tf.bitwise.right_shift(word, 22), word)
+
+
+def row_keys(seeds, step, stream: int):
+    """Keys (B,) uint32 from per-row seeds (B,) int64, a step number and a stream.
+
+    The 64-bit seed is folded in as its two 32-bit halves, then the step, then the stream.
+    """
+    seeds = tf.cast(seeds, tf.int64)
+    low = tf.cast(tf.bitwise.bitwise_and(seeds, 0xFFFFFFFF), tf.uint32)
+    high = tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(seeds, 32), 0xFFFFFFFF), tf.uint32)
+    step = tf.cast(tf.bitwise.bitwise_and(tf.cast(step, tf.int64), 0xFFFFFFFF), tf.uint32)
+    key = _hash(low)
+    key = _hash(tf.bitwise.bitwise_xor(key, high))
+    key = _hash(tf.bitwise.bitwise_xor(key, step))
+    return _hash(tf.bitwise.bitwise_xor(key, tf.constant(stream, tf.uint32)))
+
+
+def uniform(keys, count: int):
+    """(B, count) float32 uniforms in (0, 1), number j of row b a hash of (keys[b], j)."""
+    counters = tf.cast(tf.range(count, dtype=tf.int32), tf.uint32)
+    bits = _hash(tf.bitwise.bitwise_xor(keys[:, None], _hash(counters + tf.constant(0x9E3779B9, tf.uint32))[None, :]))
+    # 24 high bits -> (k + 0.5) / 2^24: strictly inside (0, 1), exact in float32.
+    return (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (1.0 / 16777216.0)
+
+
+def normal(keys, count: int):
+    """(B, count) standard normal draws by the inverse CDF of `uniform`."""
+    return tf.math.ndtri(uniform(keys, count))
+
+
+def sample(logits, means, log_sigmas, tau, seed):
+    """Draw z ~ mixture at temperature tau, the component chosen independently per dimension.
+
+    logits, means, log_sigmas: (B, Z, K). tau: > 0 (tau -> 0 gives the most likely
+    component's mean). seed: (B,) uint32 row keys from `row_keys` (one per row,
+    so a row's draw never depends on the other rows), or a Python int used for every row.
+    Returns z (B, Z) float32.
+    """
+    logits = tf.convert_to_tensor(logits, tf.float32)
+    batch_size, z_size = tf.shape(logits)[0], logits.shape[-2]
+    if isinstance(seed, (int, np.integer)):
+        seed = row_keys(tf.fill([batch_size], tf.constant(int(seed), tf.int64)), 0, STREAM_MIXTURE)
+    tau = tf.cast(tau, tf.float32)
+    draws = tf.reshape(uniform(seed, 2 * z_size), [batch_size, z_size, 2])
+    # Component k: inverse CDF of the categorical with probabilities softmax(logits / tau).
+    probabilities = tf.nn.softmax(logits / tau, axis=-1)
+    cumulative = tf.cumsum(probabilities, axis=-1)
+    num_mixtures = logits.shape[-1]
+    component = tf.minimum(tf.reduce_sum(tf.cast(cumulative < draws[..., 0:1], tf.int32), axis=-1), num_mixtures - 1)
+    chosen = tf.one_hot(component, num_mixtures, dtype=tf.float32)
+    mean = tf.reduce_sum(chosen * means, axis=-1)
+    sigma = tf.exp(tf.reduce_sum(chosen * log_sigmas, axis=-1)) * tf.sqrt(tau)
+    return mean + sigma * tf.math.ndtri(draws[..., 1])
