@@ -1,0 +1,147 @@
+"""End to end: the doom-smoke pipeline through `scripts.pipeline` in a temporary
+run directory, every artifact checked for content (not only existence), then a
+rerun that must be a no-op: every stage skipped and no file touched."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from env.rollouts import list_episodes, read_rollout
+from scripts import config as config_module
+from scripts import pipeline
+from vae.series import list_series, read_initial_z, read_series
+
+PRESET = "doom-smoke"
+
+
+def file_states(run_dir: Path) -> dict[str, tuple[int, int]]:
+    """Every file under the run directory -> (mtime in ns, size)."""
+    return {str(path.relative_to(run_dir)): (path.stat().st_mtime_ns, path.stat().st_size) for path in sorted(run_dir.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("pipeline") / "doom-smoke"
+    timings = pipeline.main(["--preset", PRESET, "--run-dir", str(run_dir)])
+    return run_dir, timings
+
+
+@pytest.fixture(scope="module")
+def config():
+    return config_module.build(PRESET)
+
+
+def test_every_stage_ran_once(finished_run):
+    _, timings = finished_run
+    assert [name for name, _, _ in timings] == list(pipeline.ORDER)
+    assert all(status == "ran" for _, status, _ in timings)
+
+
+def test_rollouts_are_readable(finished_run, config):
+    run_dir, _ = finished_run
+    paths = list_episodes(run_dir / "rollouts")
+    assert len(paths) == config.generate.num_rollouts
+    for path in paths:
+        episode = read_rollout(path, action_size=config.env.action_size)
+        steps = len(episode["obs"])
+        assert config.generate.min_episode_steps < steps <= config.env.max_steps
+        assert episode["obs"].shape == (steps, 64, 64, 3) and episode["obs"].dtype == np.uint8
+    assert json.loads((run_dir / "rollouts" / "done.json").read_text())["stage"] == "generate"
+
+
+def test_vae_weights_and_reconstruction_grid(finished_run):
+    from PIL import Image
+
+    from vae.reconstruction import figure_size_pixels
+
+    run_dir, _ = finished_run
+    for name in ("encoder.weights.h5", "decoder.weights.h5"):
+        path = run_dir / "vae" / name
+        assert path.stat().st_size > 1_000_000, f"{path} is too small to hold the paper's VAE"
+        assert path.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    with Image.open(run_dir / "vae" / "reconstructions.png") as picture:
+        assert picture.format == "PNG"
+        assert picture.size == figure_size_pixels(8)
+        pixels = np.asarray(picture.convert("RGB"))
+    assert pixels.std() > 5, "the reconstruction grid is blank"
+
+
+def test_series_match_rollouts(finished_run, config):
+    run_dir, _ = finished_run
+    rollouts = list_episodes(run_dir / "rollouts")
+    series = list_series(run_dir / "series")
+    assert [path.name for path in series] == [path.name for path in rollouts]
+    for rollout_path, series_path in zip(rollouts, series, strict=True):
+        arrays = read_series(series_path, z_size=config.vae.z_size, action_size=config.env.action_size)
+        assert arrays["mu"].shape == (len(read_rollout(rollout_path)["obs"]), config.vae.z_size)
+        assert np.isfinite(arrays["mu"]).all() and np.isfinite(arrays["logvar"]).all()
+    initial_mu, initial_logvar = read_initial_z(run_dir / "series", z_size=config.vae.z_size)
+    assert initial_mu.shape == (len(rollouts), config.vae.z_size) == initial_logvar.shape
+
+
+def test_rnn_and_controller_outputs(finished_run, config):
+    from PIL import Image
+
+    run_dir, _ = finished_run
+    rnn_weights = run_dir / "rnn" / "mdn_rnn.weights.h5"
+    assert rnn_weights.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    with np.load(run_dir / "controller" / "mean.npz", allow_pickle=False) as mean:
+        parameters = np.concatenate([np.ravel(mean[key]) for key in mean.files if np.issubdtype(mean[key].dtype, np.floating)])
+    features = config.vae.z_size + 2 * config.rnn.hidden_size  # [z, c, h], no bias: 1,088 at paper scale
+    assert parameters.size >= features * config.env.action_size
+    assert np.isfinite(parameters).all()
+    with Image.open(run_dir / "controller" / "curve.png") as curve:
+        assert curve.format == "PNG" and min(curve.size) > 100
+
+
+def test_evaluation_returns(finished_run, config):
+    run_dir, _ = finished_run
+    returns = json.loads((run_dir / "eval" / "returns.json").read_text())
+    episodes = returns["returns"] if isinstance(returns, dict) else returns
+    assert len(episodes) == config.evaluate.episodes
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    values = [episode["return"] if isinstance(episode, dict) else episode for episode in episodes]
+    assert summary["mean"] == pytest.approx(float(np.mean(values)), rel=1e-5)
+
+
+def test_dream_video(finished_run):
+    run_dir, _ = finished_run
+    videos = pipeline._videos(run_dir / "dream")
+    assert videos, f"no video in {run_dir / 'dream'}"
+    assert videos[0].stat().st_size > 1000
+
+
+def test_summary_names_the_pictures(finished_run, capsys):
+    run_dir, _ = finished_run
+    lines = "\n".join(pipeline.summary_lines(run_dir))
+    assert str(run_dir / "vae" / "reconstructions.png") in lines
+    assert str(run_dir / "controller" / "curve.png") in lines
+    assert "missing" not in lines.replace("evaluation video", "")
+
+
+def test_rerun_is_a_no_op(finished_run):
+    run_dir, _ = finished_run
+    before = file_states(run_dir)
+    time.sleep(0.01)  # a rewrite would get a different mtime
+    timings = pipeline.main(["--preset", PRESET, "--run-dir", str(run_dir)])
+    # Skipped stages are not even imported, so the rerun takes well under a second.
+    assert all(status == "skipped" and seconds == 0.0 for _, status, seconds in timings)
+    assert file_states(run_dir) == before
+
+
+def test_resume_after_a_crash_reruns_only_the_unfinished_stages(finished_run):
+    """Remove the last stages' outputs, as a crash before they finished would leave them."""
+    run_dir, _ = finished_run
+    (run_dir / "eval" / "done.json").unlink()
+    for video in pipeline._videos(run_dir / "dream"):
+        video.unlink()
+    untouched = {name: state for name, state in file_states(run_dir).items() if name.split(os.sep)[0] in ("rollouts", "vae", "series", "rnn")}
+    timings = pipeline.main(["--run-dir", str(run_dir)])
+    statuses = {name: status for name, status, _ in timings}
+    assert statuses == {name: ("ran" if name in ("evaluate", "dream") else "skipped") for name in pipeline.ORDER}
+    assert {name: state for name, state in file_states(run_dir).items() if name in untouched} == untouched
+    assert (run_dir / "eval" / "done.json").exists() and pipeline._videos(run_dir / "dream")
