@@ -1,0 +1,155 @@
+"""The agent in the real environment: V, M and C stepped for a batch of envs (paper, section 3, figure 4).
+
+At each step t, for every running row at once (design.md section 6: never a
+Keras call per env step; one compiled call per lockstep step):
+
+    mu, logvar = V(frame_t)
+    z_t = mu + exp(logvar / 2) * eps      (or z_t = mu if controller.sample_z is false)
+    a_t = tanh(W [z_t, h_t] + b)          (Doom: [z_t, c_t, h_t], no bias)  -- h_t BEFORE the step
+    h_{t+1}, c_{t+1} = M.lstm([z_t, a_t (, restart_t)], h_t, c_t)
+
+restart_t is 1 on an episode's first step (Doom's M takes it as input). Each
+row of the batch can carry its own controller (its own W, b), so a worker
+scores several candidates' rollouts together. When a row's episode ends,
+its LSTM state is zeroed and the row is refilled with the next episode.
+
+Each episode's randomness (the environment's seed and the eps of its z
+samples) comes from its own seed only, never from the row it runs in.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from controller.linear import ControllerShape
+
+# The eps of an episode's z samples come from SeedSequence([seed, NOISE_STREAM]).
+NOISE_STREAM = 0x5A
+
+
+class Agent:
+    """V + M + C for a batch of real environments, compiled once for any batch size."""
+
+    def __init__(self, encoder, mdn_rnn, shape: ControllerShape, sample_z: bool = True):
+        if mdn_rnn.hidden_size != shape.hidden_size or mdn_rnn.z_size != shape.z_size or mdn_rnn.action_size != shape.action_size:
+            raise ValueError(f"M (z {mdn_rnn.z_size}, h {mdn_rnn.hidden_size}, actions {mdn_rnn.action_size}) does not fit the controller ({shape.describe()})")
+        self.encoder = encoder
+        self.mdn_rnn = mdn_rnn
+        self.shape = shape
+        self.sample_z = sample_z
+        self.restart_input = bool(mdn_rnn.rnn_config.restart_input)
+        z_size, hidden_size, features, actions = shape.z_size, shape.hidden_size, shape.feature_size, shape.action_size
+        signature = [
+            tf.TensorSpec([None, 64, 64, 3], tf.uint8),  # frames
+            tf.TensorSpec([None, z_size], tf.float32),  # eps
+            tf.TensorSpec([None, hidden_size], tf.float32),  # h
+            tf.TensorSpec([None, hidden_size], tf.float32),  # c
+            tf.TensorSpec([None, features, actions], tf.float32),  # W per row
+            tf.TensorSpec([None, actions], tf.float32),  # b per row (zeros without bias)
+            tf.TensorSpec([None], tf.float32),  # restart flag
+        ]
+        self._step = tf.function(self._step_graph, input_signature=signature)
+
+    def _step_graph(self, frames, eps, h, c, weights, biases, restart):
+        mu, logvar = self.encoder(tf.cast(frames, tf.float32) / 255.0, training=False)
+        z = mu + tf.exp(logvar / 2.0) * eps
+        features = tf.concat([z, c, h] if self.shape.use_cell_state else [z, h], axis=-1)
+        actions = tf.tanh(tf.einsum("bf,bfa->ba", features, weights) + biases)
+        inputs = self.mdn_rnn.make_input(z, actions, restart if self.restart_input else None)
+        _, h, c = self.mdn_rnn.step(inputs, h, c)
+        return actions, z, h, c
+
+    def step(self, frames, eps, h, c, weights, biases, restart):
+        """One compiled step for a batch: returns NumPy actions (B, A), z (B, Z), h, c (B, H)."""
+        if biases is None:
+            biases = np.zeros((len(frames), self.shape.action_size), np.float32)
+        outputs = self._step(
+            tf.constant(frames, tf.uint8),
+            tf.constant(eps, tf.float32),
+            tf.constant(h, tf.float32),
+            tf.constant(c, tf.float32),
+            tf.constant(weights, tf.float32),
+            tf.constant(biases, tf.float32),
+            tf.constant(restart, tf.float32),
+        )
+        return tuple(output.numpy() for output in outputs)
+
+    def run_episodes(self, batch_env, weights: np.ndarray, biases: np.ndarray | None, seeds: np.ndarray, record: int | None = None, progress=None) -> dict:
+        """Run one episode per job over the rows of `batch_env`, refilling rows as episodes end.
+
+        weights (J, F, A), biases (J, A) or None, seeds (J,) int: job j's controller and seed.
+        record: a job whose frames (64x64 and raw), z and actions are kept (for videos).
+        progress: optional callable(number of episodes finished) for a progress bar.
+        Returns dict(returns (J,) float32, lengths (J,) int64, and if record is set:
+        frames (T,64,64,3) uint8, raw_frames list, z (T,Z), actions (T,A)).
+        """
+        seeds = np.asarray(seeds, dtype=np.int64)
+        num_jobs = len(seeds)
+        if weights.shape != (num_jobs, self.shape.feature_size, self.shape.action_size):
+            raise ValueError(f"weights have shape {weights.shape}, expected ({num_jobs}, {self.shape.feature_size}, {self.shape.action_size})")
+        num_rows = batch_env.num_envs
+        hidden_size, z_size = self.shape.hidden_size, self.shape.z_size
+        returns = np.zeros(num_jobs, np.float64)
+        lengths = np.zeros(num_jobs, np.int64)
+        job_of_row = np.full(num_rows, -1, np.int64)  # -1: the row is idle
+        noise = [None] * num_rows
+        frames = np.zeros((num_rows, 64, 64, 3), np.uint8)
+        h = np.zeros((num_rows, hidden_size), np.float32)
+        c = np.zeros((num_rows, hidden_size), np.float32)
+        restart = np.zeros(num_rows, np.float32)
+        recording = {"frames": [], "raw_frames": [], "z": [], "actions": []}
+        next_job = 0
+        finished_count = 0
+
+        def start(row: int) -> None:
+            nonlocal next_job
+            job = next_job
+            next_job += 1
+            job_of_row[row] = job
+            noise[row] = np.random.default_rng(np.random.SeedSequence([int(seeds[job]), NOISE_STREAM]))
+            frames[row] = batch_env.reset_one(row, int(seeds[job]))
+            h[row] = 0.0  # a new episode starts from M's zero state
+            c[row] = 0.0
+            restart[row] = 1.0
+
+        for row in range(min(num_rows, num_jobs)):
+            start(row)
+        while finished_count < num_jobs:
+            active = np.flatnonzero(job_of_row >= 0)
+            jobs = job_of_row[active]
+            eps = np.zeros((len(active), z_size), np.float32)
+            if self.sample_z:
+                for index, row in enumerate(active):
+                    eps[index] = noise[row].standard_normal(z_size, dtype=np.float32)
+            if record is not None and record in jobs:
+                row = active[np.flatnonzero(jobs == record)[0]]
+                recording["frames"].append(frames[row].copy())
+                if hasattr(batch_env, "raw_frame"):
+                    recording["raw_frames"].append(np.array(batch_env.raw_frame(row)))
+            actions, z, h[active], c[active] = self.step(
+                frames[active], eps, h[active], c[active], weights[jobs], biases[jobs] if biases is not None else None, restart[active]
+            )
+            restart[active] = 0.0
+            if record is not None and record in jobs:
+                index = np.flatnonzero(jobs == record)[0]
+                recording["z"].append(z[index])
+                recording["actions"].append(actions[index])
+            all_actions = np.zeros((num_rows, self.shape.action_size), np.float32)
+            all_actions[active] = actions
+            new_frames, rewards, terminated, truncated = batch_env.step(all_actions)
+            frames[active] = new_frames[active]
+            returns[jobs] += rewards[active]
+            lengths[jobs] += 1
+            for row in active[(terminated | truncated)[active]]:
+                finished_count += 1
+                job_of_row[row] = -1
+                if progress is not None:
+                    progress(1)
+                if next_job < num_jobs:
+                    start(row)
+        result = {"returns": returns.astype(np.float32), "lengths": lengths}
+        if record is not None:
+            result["frames"] = np.asarray(recording["frames"], np.uint8)
+            result["raw_frames"] = recording["raw_frames"]
+            result["z"] = np.asarray(recording["z"], np.float32)
+            result["actions"] = np.asarray(recording["actions"], np.float32)
+        return result

@@ -1,0 +1,111 @@
+"""The batched real-env agent gives the actions of step-by-step Keras calls, and resets M per row."""
+
+import numpy as np
+import pytest
+
+from controller import linear
+from controller.agent import NOISE_STREAM, Agent
+from rnn.config import RnnConfig
+from rnn.model import build_mdn_rnn
+from vae.model import build_encoder
+
+Z_SIZE, HIDDEN_SIZE = 8, 16
+
+
+class FakeBatchEnv:
+    """A BatchEnv stand-in: frames are a pure function of (seed, t), episode length 2 + seed % 5,
+    reward t + 1; it keeps every action it receives per seed."""
+
+    def __init__(self, num_envs, action_size):
+        self.num_envs = num_envs
+        self.action_size = action_size
+        self.seed = [None] * num_envs
+        self.t = [0] * num_envs
+        self.finished = np.zeros(num_envs, bool)
+        self.received = {}
+
+    @staticmethod
+    def frame(seed, t):
+        return np.random.default_rng([seed, t]).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+
+    @staticmethod
+    def length(seed):
+        return 2 + seed % 5
+
+    def reset_one(self, row, seed):
+        self.seed[row], self.t[row], self.finished[row] = seed, 0, False
+        self.received[seed] = []
+        return self.frame(seed, 0)
+
+    def step(self, actions):
+        assert actions.shape == (self.num_envs, self.action_size)
+        frames = np.zeros((self.num_envs, 64, 64, 3), np.uint8)
+        rewards = np.zeros(self.num_envs, np.float32)
+        for row in range(self.num_envs):
+            if self.seed[row] is None or self.finished[row]:
+                continue
+            self.received[self.seed[row]].append(actions[row].copy())
+            self.t[row] += 1
+            rewards[row] = self.t[row]
+            self.finished[row] = self.t[row] >= self.length(self.seed[row])
+            frames[row] = self.frame(self.seed[row], self.t[row])
+        return frames, rewards, self.finished.copy(), np.zeros(self.num_envs, bool)
+
+
+def reference_episode(encoder, mdn_rnn, params, shape, seed, sample_z):
+    """One episode, one eager Keras call per step (the slow way the agent must agree with)."""
+    weights, biases = linear.unflatten(params, shape)
+    noise = np.random.default_rng(np.random.SeedSequence([seed, NOISE_STREAM]))
+    h = np.zeros((1, HIDDEN_SIZE), np.float32)
+    c = np.zeros((1, HIDDEN_SIZE), np.float32)
+    actions = []
+    for t in range(FakeBatchEnv.length(seed)):
+        frame = FakeBatchEnv.frame(seed, t)[None].astype(np.float32) / 255.0
+        mu, logvar = (output.numpy() for output in encoder(frame))
+        eps = noise.standard_normal(Z_SIZE, dtype=np.float32) if sample_z else 0.0
+        z = mu + np.exp(logvar / 2) * eps
+        features = np.concatenate([z, c, h] if shape.use_cell_state else [z, h], axis=1)
+        action = np.tanh(features @ weights + (biases if biases is not None else 0))
+        inputs = [z, action] + ([np.full((1, 1), float(t == 0))] if mdn_rnn.rnn_config.restart_input else [])
+        _, h, c = mdn_rnn.lstm(np.concatenate(inputs, axis=1)[:, None, :].astype(np.float32), initial_state=[h, c])
+        h, c = h.numpy(), c.numpy()
+        actions.append(action[0])
+    return np.array(actions)
+
+
+@pytest.mark.parametrize("doom", [False, True])
+def test_batched_agent_matches_step_by_step_keras_and_resets_each_row(doom):
+    action_size = 1 if doom else 3
+    rnn_config = RnnConfig(hidden_size=HIDDEN_SIZE, num_mixtures=2, restart_input=doom, predict_done=doom)
+    encoder = build_encoder(Z_SIZE)
+    mdn_rnn = build_mdn_rnn(rnn_config, Z_SIZE, action_size)
+    shape = linear.ControllerShape("doom" if doom else "carracing", Z_SIZE, HIDDEN_SIZE, action_size, use_cell_state=doom, use_bias=not doom)
+    agent = Agent(encoder, mdn_rnn, shape, sample_z=True)
+    rng = np.random.default_rng(3)
+    seeds = np.array([10, 21, 32, 43, 54, 65], np.int64)  # lengths 2..6: rows are refilled at different steps
+    population = rng.normal(scale=0.5, size=(len(seeds), shape.num_params)).astype(np.float32)
+    weights, biases = linear.stack(population, shape)
+    env = FakeBatchEnv(num_envs=2, action_size=action_size)
+    result = agent.run_episodes(env, weights, biases, seeds, record=3)
+    for job, seed in enumerate(seeds):
+        expected = reference_episode(encoder, mdn_rnn, population[job], shape, int(seed), sample_z=True)
+        # every episode after the first two ran in a refilled row: equal only if M's state was zeroed
+        np.testing.assert_allclose(np.array(env.received[seed]), expected, rtol=1e-4, atol=1e-5)
+        length = FakeBatchEnv.length(seed)
+        assert result["lengths"][job] == length
+        assert result["returns"][job] == length * (length + 1) / 2
+    np.testing.assert_allclose(result["actions"], reference_episode(encoder, mdn_rnn, population[3], shape, 43, True), rtol=1e-4, atol=1e-5)
+    assert result["frames"].shape == (FakeBatchEnv.length(43), 64, 64, 3)
+
+
+def test_z_equals_mu_when_not_sampling():
+    rnn_config = RnnConfig(hidden_size=HIDDEN_SIZE, num_mixtures=2)
+    encoder = build_encoder(Z_SIZE)
+    mdn_rnn = build_mdn_rnn(rnn_config, Z_SIZE, 3)
+    shape = linear.ControllerShape("carracing", Z_SIZE, HIDDEN_SIZE, 3, use_cell_state=False, use_bias=True)
+    agent = Agent(encoder, mdn_rnn, shape, sample_z=False)
+    params = np.random.default_rng(0).normal(size=(1, shape.num_params)).astype(np.float32)
+    weights, biases = linear.stack(params, shape)
+    env = FakeBatchEnv(num_envs=1, action_size=3)
+    agent.run_episodes(env, weights, biases, np.array([12]))
+    np.testing.assert_allclose(np.array(env.received[12]), reference_episode(encoder, mdn_rnn, params[0], shape, 12, sample_z=False), rtol=1e-4, atol=1e-5)
