@@ -17,6 +17,7 @@ class VaeConfig:
     shuffle_buffer: int = setting(10000, "frames in the tf.data shuffle buffer (memory: buffer x 12 KiB)", "frames", locked=False)
     checkpoint_every_minutes: float = setting(5.0, "time between training checkpoints", "minutes", locked=False)
     max_train_steps: int = setting(0, "stop after this many batches even mid-epoch (0: no cap)", "batches", locked=False)
+    extract_batch_size: int = setting(1000, "frames per encoder call when extracting series and checking V", "frames", locked=False)
     seed: int = setting(0, "seed for initial weights, shuffling and the held-out split", "seed")
     gan_learning_rate: float = setting(1e-4, "VAE/GAN: Adam learning rate of decoder and discriminator", "1", "Larsen et al. 2016 use 3e-4 RMSProp")
     gan_feature_weight: float = setting(

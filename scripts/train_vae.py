@@ -1,0 +1,32 @@
+"""Train V, the ConvVAE (or the VAE/GAN with --set vae.kind=vaegan), on the frames of DIR/rollouts.
+
+Paper, section 4.1 / appendix A.1. Writes DIR/vae/: encoder.weights.h5,
+decoder.weights.h5, checkpoints/, metrics.jsonl, tensorboard/. Checkpoints every
+vae.checkpoint_every_minutes and at each epoch end; rerunning the command resumes
+from the last checkpoint; --force starts over. Needs `scripts.generate` first.
+"""
+
+from scripts import stage
+
+
+def main(argv=None):
+    invocation = stage.parse("train_vae", __doc__, argv)
+    config, run_dir = invocation.config, invocation.run_dir
+    stage.require_done(run_dir, "generate")
+    if invocation.arguments.force:
+        stage.force_clean(run_dir, "train_vae")
+        stage.clear_done(run_dir, "train_vae")
+    elif stage.done_path(run_dir, "train_vae").exists():
+        print(f"train_vae: already finished in {run_dir / 'vae'} (use --force to train again)")
+        return
+
+    from vae.train import train_vae  # TensorFlow is imported only once the arguments are valid
+
+    summary = train_vae(run_dir / "rollouts", run_dir / "vae", config.vae)
+    stage.mark_done(run_dir, "train_vae", config, summary=summary)
+    shown = f"validation loss {summary['val_loss']:.2f}" if "val_loss" in summary else "no held-out episodes"
+    print(f"train_vae: done after {summary['steps']} steps, {shown}; weights in {run_dir / 'vae'}")
+
+
+if __name__ == "__main__":
+    stage.run_main(main)

@@ -1,0 +1,86 @@
+"""Series extraction: every rollout encoded by V into the inputs of M (paper, section 3.2 / 4.1).
+
+For rollout DIR/rollouts/<NNNNNN>.npz, DIR/series/<NNNNNN>.npz holds mu and
+logvar of every frame (M is trained on z sampled from them each batch) with the
+episode's actions, rewards and dones (vae/series.py). DIR/series/initial_z.npz
+holds the first frame's (mu, logvar) of every episode: dreams start from real
+first frames (design.md section 5 item 7).
+
+Resumable: a series file that exists was written atomically and is complete,
+so a rerun encodes only the missing ones; initial_z is rebuilt at the end from
+all series files. series/source.json records a fingerprint of the encoder's
+weights, so series made by another V are not silently mixed in.
+"""
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from env.files import ArtifactError, read_json, write_json
+from env.rollouts import episode_index, list_episodes, read_rollout
+from vae.encode import encode_frames
+from vae.series import list_series, read_series, write_initial_z, write_series
+
+SOURCE_NAME = "source.json"
+
+
+def weights_fingerprint(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_source(series_dir: Path, fingerprint: str, run_dir: Path) -> None:
+    """Refuse to add to series made by another encoder; record the encoder otherwise."""
+    source = series_dir / SOURCE_NAME
+    if source.exists():
+        recorded = read_json(source).get("encoder_sha256")
+        if recorded != fingerprint and list_series(series_dir):
+            raise ArtifactError(
+                f"{series_dir} holds series made by another V (encoder fingerprint in {source} differs from "
+                f"{run_dir / 'vae' / 'encoder.weights.h5'}). Rerun `python -m scripts.extract --run-dir {run_dir} --force`."
+            )
+    write_json(source, {"encoder_sha256": fingerprint})
+
+
+def extract_series(
+    rollouts_dir: str | Path,
+    series_dir: str | Path,
+    encoder,
+    action_size: int,
+    batch_size: int = 1000,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Encode every rollout not yet encoded, then rebuild initial_z from all series."""
+    rollouts_dir, series_dir = Path(rollouts_dir), Path(series_dir)
+    rollouts = list_episodes(rollouts_dir)
+    if not rollouts:
+        raise ArtifactError(f"{rollouts_dir} holds no rollout files; run `python -m scripts.generate --run-dir {rollouts_dir.parent}`")
+    z_size = encoder.output[0].shape[-1]
+    missing = [path for path in rollouts if not (series_dir / path.name).exists()]
+    encoded_frames = 0
+    for path in tqdm(missing, desc="extract", unit="episode", disable=not progress):
+        rollout = read_rollout(path, action_size)
+        mu, logvar = encode_frames(encoder, rollout["obs"], batch_size)
+        write_series(series_dir / path.name, mu, logvar, rollout["action"], rollout["reward"], rollout["done"])
+        encoded_frames += len(mu)
+
+    # initial_z from every series file of a rollout on disk, in episode order.
+    initial_mu, initial_logvar, total_frames = [], [], 0
+    rollout_indices = {episode_index(path) for path in rollouts}
+    for path in list_series(series_dir):
+        if episode_index(path) not in rollout_indices:
+            continue
+        series = read_series(path, z_size, action_size)
+        initial_mu.append(series["mu"][0])
+        initial_logvar.append(series["logvar"][0])
+        total_frames += len(series["mu"])
+    write_initial_z(series_dir, np.stack(initial_mu), np.stack(initial_logvar))
+    log(f"extract: {len(missing)} episodes encoded now ({encoded_frames} frames), {len(initial_mu)} series in {series_dir} ({total_frames} frames)")
+    return {"episodes": len(initial_mu), "frames": total_frames, "encoded_now": len(missing)}
