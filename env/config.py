@@ -30,6 +30,12 @@ class GenerateConfig:
         "brownian", "random policy: 'brownian' (smooth random actions) or 'hold' (a ~ U[-1,1] held for a few steps)", "", "paper, section 4.1 / authors' code"
     )
     brownian_scale: float = setting(0.1, "standard deviation of each Brownian action increment", "action units per step")
+    brownian_drive_bias: float = setting(
+        1.0,
+        "CarRacing 'brownian' policy: each episode draws a drive bias from U[0, this], added to the gas output and subtracted from the brake "
+        "output, so some episodes crawl along the start of the track and others drive off across the map",
+        "action units",
+    )
     hold_min_steps: int = setting(1, "shortest hold of a 'hold' action", "steps", "authors' code (Doom)")
     hold_max_steps: int = setting(10, "longest hold of a 'hold' action", "steps", "authors' code (Doom)")
     min_episode_steps: int = setting(0, "episodes of this many steps or fewer are dropped (Doom 100)", "steps", "authors' code (Doom)")

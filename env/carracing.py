@@ -1,0 +1,43 @@
+"""CarRacing-v3 (gymnasium) behind the project's small environment interface.
+
+Paper, section 4: the car sees a top-down 96x96 view; V gets the 64x64 crop
+(env/frames.py), the controller's 3 outputs are mapped by env/actions.py.
+gymnasium ends an episode (terminated) when 95% of the tiles are visited or
+the car leaves the playfield, and truncates at 1000 steps; we also truncate
+at env_config.max_steps. Rendering is off-screen pygame: no display needed.
+"""
+
+import gymnasium as gym
+import numpy as np
+
+from env.actions import carracing_action
+from env.config import EnvConfig
+from env.frames import preprocess_carracing
+
+
+class CarRacingEnv:
+    """reset(seed) -> frame (64,64,3) uint8; step(a (3,)) -> (frame, reward, terminated, truncated)."""
+
+    action_size = 3
+
+    def __init__(self, env_config: EnvConfig):
+        self.max_steps = env_config.max_steps
+        # The passive checker only warns; skipping it saves a little per step.
+        self._env = gym.make("CarRacing-v3", disable_env_checker=True)
+        self.raw_frame: np.ndarray | None = None
+        self.steps = 0
+
+    def reset(self, seed: int) -> np.ndarray:
+        """Start the episode whose track is drawn from `seed` (same seed, same track)."""
+        self.raw_frame, _ = self._env.reset(seed=int(seed))
+        self.steps = 0
+        return preprocess_carracing(self.raw_frame)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
+        self.raw_frame, reward, terminated, truncated, _ = self._env.step(carracing_action(action))
+        self.steps += 1
+        truncated = bool(truncated) or (not terminated and self.steps >= self.max_steps)
+        return preprocess_carracing(self.raw_frame), float(reward), bool(terminated), truncated
+
+    def close(self) -> None:
+        self._env.close()
