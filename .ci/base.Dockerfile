@@ -4,6 +4,7 @@
 ARG DEBIAN_IMAGE=wm-ci/debian:bookworm
 FROM ${DEBIAN_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
     && rm -rf /var/lib/apt/lists/*
