@@ -10,7 +10,8 @@ Paper, appendix A.3 / authors' code; design.md section 5, items 3 and 4:
 import numpy as np
 
 DOOM_NOOP, DOOM_LEFT, DOOM_RIGHT = 0, 1, 2
-DOOM_THRESHOLD = 1.0 / 3.0
+# Compared in float32, the dtype of the controller's output (so a = 1/3 exactly is a no-op).
+DOOM_THRESHOLD = np.float32(1.0 / 3.0)
 
 
 def carracing_actions(actions: np.ndarray) -> np.ndarray:
@@ -43,7 +44,7 @@ def doom_actions(actions: np.ndarray) -> np.ndarray:
 
 def doom_action(action) -> int:
     """One controller output (a float or shape (1,)) -> 0 no-op, 1 left (a < -1/3), 2 right (a > 1/3)."""
-    value = float(np.asarray(action, dtype=np.float32).reshape(-1)[0])
+    value = np.asarray(action, dtype=np.float32).reshape(-1)[0]
     if value < -DOOM_THRESHOLD:
         return DOOM_LEFT
     if value > DOOM_THRESHOLD:
