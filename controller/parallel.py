@@ -74,13 +74,15 @@ class Workers:
     def guarded(self, function: Callable[[], Any]) -> Any:
         """Run `function` on every rank; if it raised on any rank, raise RankError on all of them.
 
-        Returns this rank's own result.
+        Returns this rank's own result. With one process, errors pass through unchanged.
         """
+        if self.size == 1:
+            return function()
         try:
             outcome = (True, function())
         except Exception as error:  # reported to every rank below
             outcome = (False, _describe(error, self.rank, self.size))
-        outcomes = [outcome] if self.size == 1 else self.communicator.allgather((outcome[0], None if outcome[0] else outcome[1]))
+        outcomes = self.communicator.allgather((outcome[0], None if outcome[0] else outcome[1]))
         failures = [(rank, detail) for rank, (ok, detail) in enumerate(outcomes) if not ok]
         if failures:
             rank, (message, user_error) = failures[0]
@@ -125,8 +127,10 @@ def abort_on_error(workers: Workers, exit_status: int = 1) -> Iterator[None]:
     except RankError:
         raise
     except BaseException as error:
-        if workers.size == 1 or isinstance(error, SystemExit) and not error.code:
+        if workers.size == 1:
             raise
+        if isinstance(error, SystemExit):  # --help, argparse errors: end the other ranks too
+            workers.communicator.Abort(error.code if isinstance(error.code, int) else 1)
         message, _ = _describe(error, workers.rank, workers.size)
         print(f"error: {message}", file=sys.stderr, flush=True)
         workers.communicator.Abort(exit_status)

@@ -1,0 +1,72 @@
+"""Train the controller C with CMA-ES (paper, sections 4.3 and 5).
+
+controller.mode=real scores candidates in the real environment with V + M + C
+(CarRacing, as the paper); controller.mode=dream scores them inside M's dream
+at temperature controller.temperature (Doom, as the paper). Writes
+DIR/controller/ (es_state.pkl, best.npz, mean.npz, metrics.jsonl, curve.png).
+
+One process:      python -m scripts.train_controller --run-dir DIR
+N MPI ranks:      mpiexec -n N python -m scripts.train_controller --run-dir DIR
+Several machines: mpiexec -f hosts -n N python -m scripts.train_controller --run-dir DIR
+                  (DIR on a shared file system). Rerunning resumes from the last
+                  finished generation; --force starts over.
+"""
+
+import sys
+
+from scripts import stage
+
+STAGE = "train_controller"
+
+
+def main(argv=None):
+    stage.limit_threads(1)  # one thread per rank, before TensorFlow starts
+    from controller.parallel import RankError, Workers, abort_on_error
+
+    workers = Workers()
+    try:
+        with abort_on_error(workers):
+            return _train(argv, workers)
+    except RankError as error:
+        # raised alike on every rank: rank 0 reports it, every rank exits with the same status
+        status = 2 if error.user_error else 1
+        if workers.is_root:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(status)
+
+
+def _train(argv, workers):
+    from controller.train import train_controller
+
+    def parse():
+        return stage.parse(STAGE, __doc__, argv)
+
+    # rank 0 resolves and saves DIR/config.json (and clears the stage with --force); the others
+    # read the same config after it.
+    invocation = workers.guarded(lambda: parse() if workers.is_root else None)
+    if invocation is not None and invocation.arguments.force:
+        stage.clear_done(invocation.run_dir, STAGE)
+        stage.force_clean(invocation.run_dir, STAGE)
+    workers.barrier()
+    if not workers.is_root:
+        invocation = workers.guarded(lambda: parse())
+    else:
+        workers.guarded(lambda: None)
+    config, run_dir = invocation.config, invocation.run_dir
+
+    def prerequisites():
+        stage.require_done(run_dir, "train_rnn")
+        stage.require_done(run_dir, "extract")
+        if config.controller.mode == "real":
+            stage.require_done(run_dir, "train_vae")
+
+    workers.guarded(prerequisites)
+    summary = train_controller(config, run_dir, workers)
+    if workers.is_root:
+        stage.mark_done(run_dir, STAGE, config, summary=summary)
+        print(f"train_controller: done ({summary.get('generations')} generations); controller in {run_dir / 'controller'}")
+    workers.barrier()
+
+
+if __name__ == "__main__":
+    stage.run_main(main)

@@ -1,0 +1,79 @@
+"""train_controller in one process: files of every generation, exact resume, refusal of a changed run."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from controller import linear
+from controller.train import TRAINING_SEED_BASE, generation_seeds, mean_evaluation_seeds
+from env.files import read_jsonl
+from scripts import train_controller
+from tests.controller_fixtures import TINY_DOOM, make_run
+
+
+def test_training_seeds_are_pure_and_disjoint_from_evaluation_seeds():
+    first = generation_seeds(0, 3, 4, 2)
+    np.testing.assert_array_equal(first, generation_seeds(0, 3, 4, 2))
+    assert len(set(first.tolist())) == 8
+    assert not np.array_equal(first, generation_seeds(0, 4, 4, 2))
+    assert not np.array_equal(first, generation_seeds(1, 3, 4, 2))
+    every = np.concatenate([first, mean_evaluation_seeds(0, 3, 10)])
+    assert every.min() >= TRAINING_SEED_BASE and every.max() < 2**32  # evaluation uses evaluate.seed + k < 2^31
+
+
+def read_results(run_dir):
+    mean, _ = np.load(run_dir / "controller" / "mean.npz")["params"], None
+    best = np.load(run_dir / "controller" / "best.npz")["params"]
+    records = read_jsonl(run_dir / "controller" / "metrics.jsonl")
+    for record in records:
+        record.pop("seconds")
+    return mean, best, records
+
+
+def test_dream_training_writes_every_file_and_resumes_exactly(tmp_path):
+    uninterrupted = tmp_path / "uninterrupted"
+    make_run(uninterrupted, "doom-smoke", TINY_DOOM + ["controller.num_generations=4"], with_vae=False)
+    train_controller.main(["--run-dir", str(uninterrupted)])
+    controller_dir = uninterrupted / "controller"
+    for name in ("es_state.pkl", "best.npz", "mean.npz", "metrics.jsonl", "curve.png", "done.json"):
+        assert (controller_dir / name).exists(), name
+    mean, best, records = read_results(uninterrupted)
+    assert [record["generation"] for record in records] == [0, 1, 2, 3]
+    for record in records:
+        assert record["fitness_worst"] <= record["fitness_mean"] <= record["fitness_best"]
+        assert "mean_params_return" in record  # eval_every=1
+    config = json.loads((uninterrupted / "config.json").read_text())
+    shape = linear.ControllerShape("doom", 8, 16, 1, use_cell_state=True, use_bias=False)
+    assert config["controller"]["mode"] == "dream"
+    assert mean.shape == (shape.num_params,)
+    linear.load_params(controller_dir / "mean.npz", shape)
+
+    # 2 generations, "killed", then resumed to 4: the same as 4 in one go
+    resumed = tmp_path / "resumed"
+    make_run(resumed, "doom-smoke", TINY_DOOM + ["controller.num_generations=2"], with_vae=False)
+    train_controller.main(["--run-dir", str(resumed)])
+    # a kill after the state was saved but before the metrics line: the resume repairs it
+    lines = (resumed / "controller" / "metrics.jsonl").read_text().splitlines()
+    (resumed / "controller" / "metrics.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    train_controller.main(["--run-dir", str(resumed), "--set", "controller.num_generations=4"])
+    resumed_mean, resumed_best, resumed_records = read_results(resumed)
+    np.testing.assert_array_equal(resumed_mean, mean)
+    np.testing.assert_array_equal(resumed_best, best)
+    assert resumed_records == records
+
+
+def test_a_changed_setting_is_refused_on_resume(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    make_run(run_dir, "doom-smoke", TINY_DOOM + ["controller.num_generations=1"], with_vae=False)
+    train_controller.main(["--run-dir", str(run_dir)])
+    (run_dir / "controller" / "done.json").unlink()  # as if it had been killed
+    with pytest.raises(SystemExit) as exit_info:
+        train_controller.stage.run_main(train_controller.main, ["--run-dir", str(run_dir), "--set", "controller.population_size=6"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "es_state.pkl" in error and "controller.population_size=6" in error and "--force" in error
+    # --force starts over with the new value
+    train_controller.main(["--run-dir", str(run_dir), "--set", "controller.population_size=6", "--force"])
+    shutil.rmtree(run_dir)
