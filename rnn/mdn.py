@@ -152,12 +152,22 @@ def sample(logits, means, log_sigmas, tau, seed):
         seed = row_keys(tf.fill([batch_size], tf.constant(int(seed), tf.int64)), 0, STREAM_MIXTURE)
     tau = tf.cast(tau, tf.float32)
     draws = tf.reshape(uniform(seed, 2 * z_size), [batch_size, z_size, 2])
-    # Component k: inverse CDF of the categorical with probabilities softmax(logits / tau).
-    probabilities = tf.nn.softmax(logits / tau, axis=-1)
-    cumulative = tf.cumsum(probabilities, axis=-1)
-    num_mixtures = logits.shape[-1]
-    component = tf.minimum(tf.reduce_sum(tf.cast(cumulative < draws[..., 0:1], tf.int32), axis=-1), num_mixtures - 1)
-    chosen = tf.one_hot(component, num_mixtures, dtype=tf.float32)
-    mean = tf.reduce_sum(chosen * means, axis=-1)
-    sigma = tf.exp(tf.reduce_sum(chosen * log_sigmas, axis=-1)) * tf.sqrt(tau)
-    return mean + sigma * tf.math.ndtri(draws[..., 1])
+    # Component k by the inverse CDF of softmax(logits / tau), with the K components as
+    # separate (B, Z) slices: elementwise work only (K is small and static).
+    logit_slices = tf.unstack(logits / tau, axis=-1)
+    mean_slices = tf.unstack(tf.convert_to_tensor(means, tf.float32), axis=-1)
+    log_sigma_slices = tf.unstack(tf.convert_to_tensor(log_sigmas, tf.float32), axis=-1)
+    peak = logit_slices[0]
+    for logit in logit_slices[1:]:
+        peak = tf.maximum(peak, logit)
+    weights = [tf.exp(logit - peak) for logit in logit_slices]
+    total = tf.add_n(weights)
+    threshold = draws[..., 0] * total  # u * sum_k w_k
+    cumulative = weights[0]
+    mean, log_sigma = mean_slices[0], log_sigma_slices[0]
+    for k in range(1, len(weights)):
+        beyond = cumulative < threshold  # the draw lies past components 0..k-1
+        mean = tf.where(beyond, mean_slices[k], mean)
+        log_sigma = tf.where(beyond, log_sigma_slices[k], log_sigma)
+        cumulative = cumulative + weights[k]
+    return mean + tf.exp(log_sigma) * tf.sqrt(tau) * tf.math.ndtri(draws[..., 1])
