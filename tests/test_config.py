@@ -1,0 +1,162 @@
+"""Presets hold the paper's values (design.md section 4); --set typing; locks; config.json reuse."""
+
+import json
+
+import pytest
+
+from scripts import config as config_module
+from scripts import stage
+
+
+@pytest.fixture(scope="module")
+def carracing():
+    return config_module.build("carracing")
+
+
+@pytest.fixture(scope="module")
+def doom():
+    return config_module.build("doom")
+
+
+def mdn_rnn_parameters(config) -> int:
+    """LSTM over [z, a (, restart)] + dense head of 3 K Z mixture outputs (+ done logit)."""
+    inputs = config.vae.z_size + config.env.action_size + int(config.rnn.restart_input)
+    hidden = config.rnn.hidden_size
+    lstm = 4 * (inputs + hidden + 1) * hidden
+    outputs = 3 * config.rnn.num_mixtures * config.vae.z_size + int(config.rnn.predict_done) + int(config.rnn.predict_reward)
+    return lstm + (hidden + 1) * outputs
+
+
+def controller_parameters(config) -> int:
+    features = config.vae.z_size + config.rnn.hidden_size * (2 if config.controller.use_cell_state else 1)
+    return features * config.env.action_size + (config.env.action_size if config.controller.use_bias else 0)
+
+
+def test_shared_paper_values(carracing, doom):
+    for config in (carracing, doom):
+        assert config.env.frame_size == 64
+        assert config.generate.num_rollouts == 10000
+        assert config.vae.kl_tolerance == 0.5
+        assert config.vae.learning_rate == 1e-4
+        assert config.vae.batch_size == 100
+        assert config.rnn.num_mixtures == 5
+        assert config.rnn.learning_rate == 1e-3
+        assert config.rnn.gradient_clip == 1.0
+        assert config.controller.population_size == 64
+        assert config.controller.rollouts_per_candidate == 16
+        assert config.controller.sigma_init == 0.1
+        assert config.controller.weight_decay == 0.01
+        assert config.controller.temperature == 1.15
+        assert config.evaluate.episodes == 100
+
+
+def test_carracing_preset(carracing):
+    assert carracing.env.name == "carracing" and carracing.env.action_size == 3
+    assert carracing.env.max_steps == 1000
+    assert carracing.generate.policy == "brownian" and carracing.generate.min_episode_steps == 0
+    assert carracing.vae.z_size == 32
+    assert carracing.rnn.hidden_size == 256 and carracing.rnn.sequence_length == 999 and carracing.rnn.num_steps == 4000
+    assert not carracing.rnn.restart_input and not carracing.rnn.predict_done
+    assert carracing.controller.mode == "real" and carracing.controller.use_bias and not carracing.controller.use_cell_state
+    assert mdn_rnn_parameters(carracing) == 422_368  # paper
+    assert controller_parameters(carracing) == 867  # paper
+
+
+def test_doom_preset(doom):
+    assert doom.env.name == "doom" and doom.env.action_size == 1
+    assert doom.env.max_steps == 2100 and doom.env.doom_skill == 4 and doom.controller.max_dream_steps == 2100
+    assert doom.generate.policy == "hold" and (doom.generate.hold_min_steps, doom.generate.hold_max_steps) == (1, 10)
+    assert doom.generate.min_episode_steps == 100
+    assert doom.vae.z_size == 64
+    assert doom.rnn.hidden_size == 512 and doom.rnn.sequence_length == 500
+    assert doom.rnn.restart_input and doom.rnn.predict_done and doom.rnn.done_weight == 10.0
+    assert doom.controller.mode == "dream" and doom.controller.use_cell_state and not doom.controller.use_bias
+    assert mdn_rnn_parameters(doom) == 1_678_785  # paper
+    assert controller_parameters(doom) == 1_088  # paper
+
+
+def test_smoke_presets_keep_the_architecture(carracing, doom):
+    for full, smoke in ((carracing, config_module.build("carracing-smoke")), (doom, config_module.build("doom-smoke"))):
+        assert smoke.vae.z_size == full.vae.z_size and smoke.rnn.hidden_size == full.rnn.hidden_size
+        assert smoke.env.name == full.env.name
+        assert smoke.generate.num_rollouts < 10 and smoke.env.max_steps <= 200
+
+
+def test_set_values_are_typed():
+    overrides = config_module.parse_overrides(
+        ["vae.z_size=16", "vae.learning_rate=3e-4", "rnn.predict_done=yes", "controller.use_bias=false", "env.name=doom", "env.doom_resolution=RES_320X240"]
+    )
+    assert overrides == {
+        "vae.z_size": 16,
+        "vae.learning_rate": 3e-4,
+        "rnn.predict_done": True,
+        "controller.use_bias": False,
+        "env.name": "doom",
+        "env.doom_resolution": "RES_320X240",
+    }
+    assert isinstance(overrides["vae.z_size"], int) and isinstance(overrides["vae.learning_rate"], float)
+    assert config_module.build("carracing", overrides={"vae.z_size": 16}).vae.z_size == 16
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("vae.z_size=big", "expected a number of type int"),
+        ("rnn.predict_done=maybe", "expected true or false"),
+        ("vae.zsize=3", "unknown config field 'vae.zsize'; vae has: kind, z_size"),
+        ("vea.z_size=3", "unknown config section 'vea'"),
+        ("vae.z_size", "expected section.key=value"),
+    ],
+)
+def test_bad_set_is_refused_with_its_reason(assignment, message):
+    with pytest.raises(ValueError, match=message):
+        config_module.parse_overrides([assignment])
+
+
+def test_invalid_choice_is_refused():
+    with pytest.raises(ValueError, match="env.name='pong': expected one of carracing, doom"):
+        config_module.build("carracing", overrides={"env.name": "pong"})
+
+
+def test_help_lists_every_field_with_unit_and_source():
+    text = config_module.help_text()
+    assert "vae.z_size=32 [dimensions]" in text and "(source: paper, appendix A.1)" in text
+    assert "generate.min_episode_steps" in text and "presets: carracing, doom" in text
+
+
+def test_config_json_written_by_first_stage_and_reused(tmp_path):
+    first = stage.parse("generate", "", ["--run-dir", str(tmp_path), "--preset", "doom-smoke", "--set", "vae.epochs=3"])
+    stored = json.loads((tmp_path / "config.json").read_text())
+    assert stored["preset"] == "doom-smoke" and stored["vae"]["epochs"] == 3 and "versions" in stored
+    later = stage.parse("train_vae", "", ["--run-dir", str(tmp_path)])  # no --preset needed
+    assert later.config == first.config
+
+
+def test_missing_config_without_preset_says_how_to_start(tmp_path):
+    with pytest.raises(stage.StageError, match="start the run with a preset"):
+        stage.parse("train_vae", "", ["--run-dir", str(tmp_path)])
+
+
+def test_locked_field_after_finished_stage_is_refused(tmp_path):
+    invocation = stage.parse("generate", "", ["--run-dir", str(tmp_path), "--preset", "carracing-smoke"])
+    stage.mark_done(tmp_path, "generate", invocation.config)
+    with pytest.raises(stage.StageError) as error:
+        stage.parse("train_vae", "", ["--run-dir", str(tmp_path), "--set", "env.max_steps=99"])
+    message = str(error.value)
+    assert "env.max_steps=99 contradicts" in message and "finished stage 'generate'" in message and "env.max_steps=60" in message
+    assert "--force" in message
+    # Unlocked fields (how a stage runs, not what it makes) may change.
+    assert stage.parse("generate", "", ["--run-dir", str(tmp_path), "--set", "generate.num_workers=3"]).config.generate.num_workers == 3
+    # Rerunning the finished stage itself with --force accepts the new value.
+    assert stage.parse("generate", "", ["--run-dir", str(tmp_path), "--set", "env.max_steps=99", "--force"]).config.env.max_steps == 99
+
+
+def test_locked_field_refusal_through_an_entry_point(tmp_path, capsys):
+    from scripts import generate
+
+    arguments = ["--run-dir", str(tmp_path), "--preset", "carracing-smoke", "--set", "generate.num_rollouts=1", "--set", "env.max_steps=3"]
+    generate.main([*arguments, "--set", "generate.num_workers=1"])
+    with pytest.raises(SystemExit) as exit_info:
+        stage.run_main(generate.main, ["--run-dir", str(tmp_path), "--set", "generate.base_seed=5"])
+    assert exit_info.value.code == 2
+    assert "generate.base_seed=5 contradicts" in capsys.readouterr().err
