@@ -1,0 +1,154 @@
+"""Scoring a trained controller in the real environment (paper, sections 4.4 and 5: the mean
+and standard deviation over 100 fresh episodes, never a best episode).
+
+Episode k uses seed evaluate.seed + k, below 2^31, while training episodes use
+seeds in [2^31, 2^32) (controller/train.py): evaluation tracks and games are
+never ones the controller was trained on. Writes DIR/eval/:
+  returns.json  every episode: seed, return, length
+  summary.json  mean, std (population, ddof 0), min, max, episodes, controller used
+  histogram.png the returns
+  episode.mp4   the first episode: the real frame beside V's reconstruction of z
+"""
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from controller import linear
+from controller.train import BEST_NAME, MEAN_NAME, TRAINING_SEED_BASE, load_agent
+from env.files import ArtifactError, atomic_path, write_json
+
+VIDEO_HEIGHT = 256
+VIDEO_FPS = 30
+
+
+def evaluation_seeds(first_seed: int, episodes: int) -> np.ndarray:
+    seeds = first_seed + np.arange(episodes, dtype=np.int64)
+    if episodes < 1 or first_seed < 0 or seeds[-1] >= TRAINING_SEED_BASE:
+        raise ArtifactError(
+            f"evaluate.seed={first_seed} with {episodes} episodes: evaluation seeds must lie in [0, 2^31) "
+            f"(training uses [2^31, 2^32)); pick a smaller --set evaluate.seed"
+        )
+    return seeds
+
+
+def load_controller(config, run_dir: Path, kind: str) -> tuple[np.ndarray, dict, Path]:
+    """The saved 'best' or 'mean' parameters, refused if made for another env or size."""
+    path = Path(run_dir) / "controller" / {"best": BEST_NAME, "mean": MEAN_NAME}[kind]
+    params, extras = linear.load_params(
+        path,
+        linear.ControllerShape.from_config(config),
+        fix_hint=f"run `python -m scripts.train_controller --run-dir {run_dir}` first",
+    )
+    return params, extras, path
+
+
+def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress: bool = True) -> dict:
+    """Run config.evaluate.episodes fresh real episodes with the chosen controller; write DIR/eval/."""
+    from env.batch import BatchEnv
+
+    run_dir = Path(run_dir)
+    eval_dir = run_dir / "eval"
+    settings = config.evaluate
+    params, extras, params_path = load_controller(config, run_dir, settings.params)
+    seeds = evaluation_seeds(settings.seed, settings.episodes)
+    shape = linear.ControllerShape.from_config(config)
+    agent = load_agent(config, run_dir)
+    num_envs = max(1, min(config.controller.envs_per_worker, settings.episodes))
+    log(f"evaluate: {settings.episodes} {config.env.name} episodes with {params_path} ({shape.describe()}), {num_envs} envs in lockstep")
+    weights, biases = linear.stack(np.repeat(params[None], settings.episodes, axis=0), shape)
+    batch_env = BatchEnv(config.env, num_envs)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=settings.episodes, desc="episodes", unit="ep", leave=False)
+    started = time.perf_counter()
+    try:
+        result = agent.run_episodes(batch_env, weights, biases, seeds, record=0 if settings.video else None, progress=bar.update if bar else None)
+    finally:
+        batch_env.close()
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - started
+    returns = result["returns"].astype(np.float64)
+    write_json(
+        eval_dir / "returns.json",
+        {
+            "controller": str(params_path),
+            "episodes": [
+                {"episode": index, "seed": int(seed), "return": float(value), "length": int(length)}
+                for index, (seed, value, length) in enumerate(zip(seeds, returns, result["lengths"], strict=True))
+            ],
+        },
+    )
+    summary = {
+        "env": config.env.name,
+        "controller": str(params_path),
+        "params": settings.params,
+        "controller_generation": extras.get("generation"),
+        "episodes": int(settings.episodes),
+        "first_seed": int(settings.seed),
+        "mean": float(returns.mean()),
+        "std": float(returns.std()),
+        "min": float(returns.min()),
+        "max": float(returns.max()),
+        "mean_length": float(result["lengths"].mean()),
+        "steps_per_second": float(result["lengths"].sum() / seconds),
+        "seconds": seconds,
+    }
+    write_json(eval_dir / "summary.json", summary)
+    plot_histogram(returns, eval_dir / "histogram.png", f"{config.env.name}, {settings.params} controller: {summary['mean']:.1f} ± {summary['std']:.1f}")
+    if settings.video:
+        write_video(agent, result, run_dir, config, eval_dir / "episode.mp4")
+    log(f"evaluate: return {summary['mean']:.2f} ± {summary['std']:.2f} over {settings.episodes} episodes (min {summary['min']:.2f}, max {summary['max']:.2f})")
+    return summary
+
+
+def plot_histogram(returns: np.ndarray, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    axes.hist(returns, bins=min(30, max(5, len(returns) // 3)))
+    axes.axvline(returns.mean(), color="black", linestyle="--", label=f"mean {returns.mean():.1f}")
+    axes.set_xlabel("episode return")
+    axes.set_ylabel("episodes")
+    axes.set_title(title)
+    axes.legend()
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+
+
+def _to_height(frame: np.ndarray, height: int) -> np.ndarray:
+    import cv2
+
+    width = int(round(frame.shape[1] * height / frame.shape[0]))
+    return cv2.resize(np.ascontiguousarray(frame[..., :3]), (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def write_video(agent, result: dict, run_dir: Path, config, path: Path) -> None:
+    """episode.mp4: each step's real frame (full resolution if the env keeps it) beside V's
+    decoding of the z the controller saw."""
+    import imageio.v2 as imageio
+
+    from vae.encode import decode_z, to_uint8
+    from vae.store import load_part
+
+    decoder = load_part(run_dir / "vae", "decoder", config.vae.z_size)
+    reconstructions = to_uint8(decode_z(decoder, result["z"]))
+    raw_frames = result["raw_frames"] if len(result["raw_frames"]) == len(reconstructions) else result["frames"]
+    pictures = []
+    for real, reconstruction in zip(raw_frames, reconstructions, strict=True):
+        real = np.asarray(real if real is not None else np.zeros((64, 64, 3), np.uint8))
+        picture = np.concatenate([_to_height(real, VIDEO_HEIGHT), _to_height(reconstruction, VIDEO_HEIGHT)], axis=1)
+        padding = -picture.shape[1] % 16  # H.264 wants sizes in multiples of 16
+        pictures.append(np.pad(picture, ((0, 0), (0, padding), (0, 0))))
+    with atomic_path(path, suffix=".mp4") as temporary:
+        imageio.mimwrite(temporary, pictures, fps=VIDEO_FPS, macro_block_size=16)

@@ -1,0 +1,46 @@
+"""Score the trained controller on fresh real episodes (paper, sections 4.4 and 5).
+
+Runs evaluate.episodes real-environment episodes (seeds evaluate.seed + k, never
+used in training) with V + M + C and the saved 'best' or 'mean' controller;
+writes DIR/eval/returns.json (every episode), summary.json (mean ± std),
+histogram.png and episode.mp4 (the real frame beside V's reconstruction).
+
+  python -m scripts.evaluate --run-dir DIR [--episodes 100] [--params best|mean]
+"""
+
+from scripts import stage
+
+STAGE = "evaluate"
+
+
+def add_arguments(parser):
+    parser.add_argument("--episodes", type=int, help="episodes to run (overrides evaluate.episodes)")
+    parser.add_argument("--params", choices=("best", "mean"), help="which saved controller (overrides evaluate.params)")
+
+
+def main(argv=None):
+    stage.limit_threads(1)
+    invocation = stage.parse(STAGE, __doc__, argv, add_arguments=add_arguments)
+    config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
+    if arguments.episodes is not None:
+        if arguments.episodes < 1:
+            raise stage.StageError(f"--episodes {arguments.episodes}: expected at least 1")
+        config.evaluate.episodes = arguments.episodes
+    if arguments.params is not None:
+        config.evaluate.params = arguments.params
+    stage.require_done(run_dir, "train_vae")
+    stage.require_done(run_dir, "train_rnn")
+    if not stage.done_path(run_dir, "train_controller").exists():
+        print(f"evaluate: note: train_controller has not finished in {run_dir}; scoring the controller of its last saved generation")
+    if arguments.force:
+        stage.force_clean(run_dir, STAGE)
+    stage.clear_done(run_dir, STAGE)
+
+    from controller.evaluate import evaluate
+
+    summary = evaluate(config, run_dir)
+    stage.mark_done(run_dir, STAGE, config, summary=summary)
+
+
+if __name__ == "__main__":
+    stage.run_main(main)

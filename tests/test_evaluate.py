@@ -1,0 +1,48 @@
+"""evaluate: every return saved, summary equal to NumPy's, a foreign controller refused."""
+
+import json
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+from controller import linear
+from scripts import evaluate
+from tests.controller_fixtures import make_run
+
+TINY = ["vae.z_size=8", "rnn.hidden_size=16", "rnn.num_mixtures=2", "env.max_steps=12", "controller.envs_per_worker=2"]
+
+
+def test_evaluate_writes_every_return_summary_histogram_and_video(tmp_path):
+    run_dir = tmp_path / "run"
+    config = make_run(run_dir, "doom-smoke", TINY)
+    shape = linear.ControllerShape.from_config(config)
+    params = np.random.default_rng(0).normal(scale=0.3, size=shape.num_params).astype(np.float32)
+    linear.save_params(run_dir / "controller" / "best.npz", params, shape, generation=0)
+    evaluate.main(["--run-dir", str(run_dir), "--episodes", "3", "--params", "best"])
+    returns = json.loads((run_dir / "eval" / "returns.json").read_text())["episodes"]
+    assert [episode["episode"] for episode in returns] == [0, 1, 2]
+    assert [episode["seed"] for episode in returns] == [1_000_000, 1_000_001, 1_000_002]
+    assert all(1 <= episode["length"] <= 12 for episode in returns)
+    values = np.array([episode["return"] for episode in returns])
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    assert summary["episodes"] == 3 and summary["params"] == "best"
+    assert summary["mean"] == pytest.approx(values.mean()) and summary["std"] == pytest.approx(values.std())
+    assert (run_dir / "eval" / "histogram.png").stat().st_size > 0
+    video = imageio.mimread(run_dir / "eval" / "episode.mp4")
+    assert len(video) == returns[0]["length"]
+    assert (run_dir / "eval" / "done.json").exists()
+
+
+def test_a_controller_for_another_env_or_size_is_refused(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    make_run(run_dir, "doom-smoke", TINY)
+    carracing = linear.ControllerShape("carracing", 32, 256, 3, use_cell_state=False, use_bias=True)
+    linear.save_params(run_dir / "controller" / "mean.npz", np.zeros(carracing.num_params, np.float32), carracing)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.stage.run_main(evaluate.main, ["--run-dir", str(run_dir), "--episodes", "1"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert str(run_dir / "controller" / "mean.npz") in error
+    assert "made for another environment or size" in error and "env_name='carracing' (expected 'doom')" in error
+    assert not (run_dir / "eval" / "returns.json").exists()
