@@ -20,5 +20,6 @@ class RnnConfig:
     min_learning_rate: float = setting(1e-5, "floor of the decayed learning rate", "1", "authors' code (Doom)")
     gradient_clip: float = setting(1.0, "gradients clipped by value to [-clip, clip]", "1", "authors' code")
     num_steps: int = setting(4000, "training batches", "steps", "paper / authors' code", locked=False)
+    log_every: int = setting(10, "training steps per metrics line (jsonl, TensorBoard, terminal)", "steps", locked=False)
     checkpoint_every_minutes: float = setting(5.0, "time between training checkpoints", "minutes", locked=False)
     seed: int = setting(0, "seed for initial weights, window sampling and z resampling", "seed")

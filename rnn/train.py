@@ -1,0 +1,128 @@
+"""Training M on the series (paper, section 3.2; authors' code for the schedule).
+
+Adam with lr_step = max(min_lr, lr_0 * decay^step) (the authors' Doom decay;
+decay 1 keeps lr_0 for CarRacing), gradients clipped by value, `num_steps`
+batches of windows (rnn/data.py). Logs a metrics line every `log_every` steps
+(terminal, DIR/rnn/metrics.jsonl, TensorBoard under DIR/rnn/tensorboard/).
+Checkpoints (weights, optimizer state and step, one atomic .npz) every
+`checkpoint_every_minutes` and at the end; a rerun resumes from the last one
+exactly (batches depend only on (seed, step)). The final weights go to
+DIR/rnn/mdn_rnn.weights.h5.
+"""
+
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from env.files import ArtifactError, append_jsonl, atomic_path, read_jsonl, save_npz, write_text
+from rnn.config import RnnConfig
+from rnn.data import SeriesData
+from rnn.model import MdnRnn, build_mdn_rnn
+from rnn.store import WEIGHTS_NAME
+from vae.summaries import write_scalars
+
+CHECKPOINT_NAME = "checkpoint.npz"
+
+
+@keras.saving.register_keras_serializable(package="world_models")
+class DecayedLearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """lr = max(min_lr, lr_0 * decay^step) (authors' Doom code)."""
+
+    def __init__(self, initial: float, decay: float, minimum: float):
+        self.initial, self.decay, self.minimum = initial, decay, minimum
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        return tf.maximum(self.minimum, self.initial * tf.pow(self.decay, step))
+
+    def get_config(self):
+        return {"initial": self.initial, "decay": self.decay, "minimum": self.minimum}
+
+
+def build_trainable(rnn_config: RnnConfig, z_size: int, action_size: int) -> MdnRnn:
+    """M with its optimizer built (its state exists, so a checkpoint can be restored into it)."""
+    keras.utils.set_random_seed(rnn_config.seed)
+    model = build_mdn_rnn(rnn_config, z_size, action_size)
+    schedule = DecayedLearningRate(rnn_config.learning_rate, rnn_config.learning_rate_decay, rnn_config.min_learning_rate)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule, clipvalue=rnn_config.gradient_clip))
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def save_checkpoint(path: Path, model: MdnRnn, step: int) -> None:
+    arrays = {f"model_{index:03d}": weight for index, weight in enumerate(model.get_weights())}
+    arrays.update({f"optimizer_{index:03d}": variable.numpy() for index, variable in enumerate(model.optimizer.variables)})
+    save_npz(path, step=np.array(step, np.int64), **arrays)
+
+
+def load_checkpoint(path: Path, model: MdnRnn) -> int:
+    """Restore weights and optimizer state; returns the step to continue from."""
+    fix = f"delete {path.parent} (or rerun with --force) to start training over"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise ArtifactError(f"{path}: unreadable checkpoint ({error}); {fix}") from error
+    weights = [arrays.get(f"model_{index:03d}") for index in range(len(model.weights))]
+    states = [arrays.get(f"optimizer_{index:03d}") for index in range(len(model.optimizer.variables))]
+    expected = [tuple(weight.shape) for weight in model.weights] + [tuple(variable.shape) for variable in model.optimizer.variables]
+    found = [None if array is None else array.shape for array in weights + states]
+    if found != expected or "step" not in arrays:
+        raise ArtifactError(f"{path}: checkpoint shapes {found} do not match this config's M and optimizer {expected}; {fix}")
+    model.set_weights(weights)
+    for variable, value in zip(model.optimizer.variables, states, strict=True):
+        variable.assign(value)
+    return int(arrays["step"])
+
+
+def train_rnn(series_dir: str | Path, rnn_dir: str | Path, rnn_config: RnnConfig, z_size: int, action_size: int, progress: bool = True) -> dict:
+    """Train (or resume training) M; returns a summary of the run."""
+    rnn_dir = Path(rnn_dir)
+    data = SeriesData(series_dir, z_size, action_size)
+    model = build_trainable(rnn_config, z_size, action_size)
+    checkpoint_path = rnn_dir / "checkpoints" / CHECKPOINT_NAME
+    metrics_path = rnn_dir / "metrics.jsonl"
+    start_step = 0
+    if checkpoint_path.exists():
+        start_step = load_checkpoint(checkpoint_path, model)
+        # metrics written after the checkpoint are replayed: drop them
+        kept = [record for record in read_jsonl(metrics_path) if record.get("step", 0) <= start_step]
+        write_text(metrics_path, "".join(_json_line(record) for record in kept))
+        print(f"resuming M training at step {start_step} from {checkpoint_path}")
+    print(f"M: {model.count_params():,} parameters; {data.num_episodes} episodes, {data.num_steps:,} steps of series")
+
+    train_function = tf.function(model.train_step)
+    writer = tf.summary.create_file_writer(str(rnn_dir / "tensorboard"))
+    last_checkpoint = time.monotonic()
+    metrics = {}
+    steps = range(start_step, rnn_config.num_steps)
+    for step in tqdm(steps, desc="train_rnn", disable=not progress, initial=start_step, total=rnn_config.num_steps):
+        batch = data.batch(rnn_config.batch_size, rnn_config.sequence_length, rnn_config.seed, step, rnn_config.restart_input)
+        metrics = train_function({key: tf.constant(value) for key, value in batch.items()})
+        done_steps = step + 1
+        if done_steps % rnn_config.log_every == 0 or done_steps == rnn_config.num_steps:
+            record = {"step": done_steps, "learning_rate": float(model.optimizer.learning_rate.numpy())}
+            record.update({name: float(value) for name, value in metrics.items()})
+            append_jsonl(metrics_path, record)
+            write_scalars(writer, {name: value for name, value in record.items() if name != "step"}, done_steps)
+            tqdm.write("step {step}: ".format(**record) + ", ".join(f"{name} {value:.4f}" for name, value in record.items() if name != "step"))
+            for tracker in model.metrics:
+                tracker.reset_state()
+        if time.monotonic() - last_checkpoint > 60 * rnn_config.checkpoint_every_minutes:
+            save_checkpoint(checkpoint_path, model, done_steps)
+            last_checkpoint = time.monotonic()
+    save_checkpoint(checkpoint_path, model, rnn_config.num_steps)
+    with atomic_path(rnn_dir / WEIGHTS_NAME, suffix=".weights.h5") as temporary:
+        model.save_weights(temporary)
+    final = read_jsonl(metrics_path)
+    return {"steps": rnn_config.num_steps, "parameters": model.count_params(), "final_loss": final[-1]["loss"] if final else None}
+
+
+def _json_line(record: dict) -> str:
+    import json
+
+    return json.dumps(record, sort_keys=True) + "\n"

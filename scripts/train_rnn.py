@@ -1,0 +1,28 @@
+"""Train M, the MDN-RNN, on DIR/series (paper, section 3.2).
+
+Reads DIR/series/*.npz (made by `scripts.extract`), trains for rnn.num_steps
+batches, writes DIR/rnn/mdn_rnn.weights.h5, checkpoints, metrics.jsonl and
+TensorBoard logs. Rerunning resumes from the last checkpoint; --force starts over.
+"""
+
+from scripts import stage
+
+
+def main(argv=None):
+    invocation = stage.parse("train_rnn", __doc__, argv)
+    config, run_dir = invocation.config, invocation.run_dir
+    stage.require_done(run_dir, "extract")
+    if invocation.arguments.force:
+        stage.force_clean(run_dir, "train_rnn")
+    elif stage.done_path(run_dir, "train_rnn").exists():
+        print(f"train_rnn already finished in {run_dir} (use --force to train again)")
+        return
+    from rnn.train import train_rnn
+
+    summary = train_rnn(run_dir / "series", run_dir / "rnn", config.rnn, config.vae.z_size, config.env.action_size)
+    stage.mark_done(run_dir, "train_rnn", config, summary=summary)
+    print(f"train_rnn done: {run_dir / 'rnn' / 'mdn_rnn.weights.h5'} (final loss {summary['final_loss']})")
+
+
+if __name__ == "__main__":
+    stage.run_main(main)
