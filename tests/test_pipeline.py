@@ -101,10 +101,10 @@ def test_rnn_and_controller_outputs(finished_run, config):
 def test_evaluation_returns(finished_run, config):
     run_dir, _ = finished_run
     returns = json.loads((run_dir / "eval" / "returns.json").read_text())
-    episodes = returns["returns"] if isinstance(returns, dict) else returns
+    episodes = returns["episodes"]
     assert len(episodes) == config.evaluate.episodes
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
-    values = [episode["return"] if isinstance(episode, dict) else episode for episode in episodes]
+    values = [episode["return"] for episode in episodes]
     assert summary["mean"] == pytest.approx(float(np.mean(values)), rel=1e-5)
 
 
