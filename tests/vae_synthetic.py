@@ -23,7 +23,7 @@ def write_synthetic_rollouts(folder: Path, num_episodes: int = 4, num_steps: int
     paths = []
     rng = np.random.default_rng(seed)
     for episode in range(num_episodes):
-        length = num_steps + episode  # episodes of different lengths
+        length = num_steps + episode % 3  # episodes of (slightly) different lengths
         done = np.zeros(length, bool)
         done[-1] = episode % 2 == 0
         path = episode_path(folder, episode)

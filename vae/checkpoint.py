@@ -1,6 +1,6 @@
 """Training checkpoints of V: weights, optimizer state and progress counters in one file.
 
-One .npz written atomically (env.files.save_npz): a kill during the write
+One .npz written atomically (env.files.atomic_path): a kill during the write
 leaves the previous checkpoint intact, and the weights, the optimizer state
 (Adam's step count and moments, the random-number state) and the counters can
 never come from different moments.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from env.files import ArtifactError, save_npz
+from env.files import ArtifactError, atomic_path
 
 CHECKPOINT_NAME = "last.npz"
 
@@ -29,7 +29,9 @@ def save_checkpoint(path: str | Path, model, counters: dict[str, int]) -> None:
     for optimizer_index, variables in enumerate(_optimizer_variables(model)):
         arrays.update({f"optimizer{optimizer_index}/{index}": variable.numpy() for index, variable in enumerate(variables)})
     arrays.update({f"counter/{name}": np.asarray(value, np.int64) for name, value in counters.items()})
-    save_npz(path, **arrays)
+    # Uncompressed: float weights barely compress and zlib would take seconds per checkpoint.
+    with atomic_path(path, suffix=".npz") as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def load_checkpoint(path: str | Path, model) -> dict[str, int]:

@@ -71,6 +71,7 @@ def frame_dataset(
     shuffle: bool = True,
     cycle_length: int = 4,
     drop_remainder: bool = False,
+    prefetch_batches: int = 2,
 ) -> tf.data.Dataset:
     """Batches of float32 frames (B, 64, 64, 3) in [0, 1] streamed from `paths`.
 
@@ -95,14 +96,18 @@ def frame_dataset(
         episode_frames,
         cycle_length=min(cycle_length, len(paths)) if shuffle else 1,
         block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE,
+        num_parallel_calls=min(cycle_length, len(paths)) if shuffle else 1,
         deterministic=True,
     )
     if shuffle:
         frames = frames.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
     batches = frames.batch(batch_size, drop_remainder=drop_remainder)
-    batches = batches.map(lambda batch: tf.cast(batch, tf.float32) / 255.0, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return batches.prefetch(tf.data.AUTOTUNE)
+    batches = batches.map(lambda batch: tf.cast(batch, tf.float32) / 255.0, num_parallel_calls=2, deterministic=True)
+    # Fixed buffer sizes: autotuning would grow buffers towards a share of all RAM over a long run.
+    batches = batches.prefetch(prefetch_batches)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.with_options(options)
 
 
 def epoch_dataset(paths: list[Path], batch_size: int, shuffle_buffer: int, seed: int, epoch: int) -> tf.data.Dataset:

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 FRAME_SHAPE = (64, 64, 3)
+EVALUATION_SEED = 12345
 
 
 def build_encoder(z_size: int) -> keras.Model:
@@ -100,7 +101,10 @@ class ConvVAE(keras.Model):
 
     def compute_losses(self, frames, training: bool) -> dict[str, tf.Tensor]:
         mu, logvar = self.encoder(frames, training=training)
-        z = sample_z(mu, logvar, seed=self.seed_generator)
+        # Training draws from the model's seed generator (restored by checkpoints); evaluation uses a
+        # fixed seed, so validation losses are repeatable and do not move the training random state.
+        noise_seed = self.seed_generator if training else EVALUATION_SEED
+        z = sample_z(mu, logvar, seed=noise_seed)
         reconstructions = self.decoder(z, training=training)
         return vae_loss(frames, reconstructions, mu, logvar, self.kl_tolerance)
 

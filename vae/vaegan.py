@@ -23,7 +23,7 @@ L_llike does not train the discriminator (the paper's choice: it would collapse 
 import keras
 import tensorflow as tf
 
-from vae.model import FRAME_SHAPE, build_decoder, build_encoder, kl_divergence, reconstruction_error, sample_z
+from vae.model import EVALUATION_SEED, FRAME_SHAPE, build_decoder, build_encoder, kl_divergence, reconstruction_error, sample_z
 
 
 def build_discriminator(feature_layer: int) -> keras.Model:
@@ -89,9 +89,13 @@ class VaeGan(keras.Model):
 
     def compute_losses(self, frames, training: bool) -> dict[str, tf.Tensor]:
         mu, logvar = self.encoder(frames, training=training)
-        z = sample_z(mu, logvar, seed=self.seed_generator)
+        # Training draws from the model's seed generator (restored by checkpoints); evaluation uses a
+        # fixed seed, so validation losses are repeatable and do not move the training random state.
+        noise_seed = self.seed_generator if training else EVALUATION_SEED
+        z = sample_z(mu, logvar, seed=noise_seed)
         reconstructions = self.decoder(z, training=training)
-        prior_frames = self.decoder(keras.random.normal(tf.shape(mu), seed=self.seed_generator), training=training)
+        prior_seed = self.seed_generator if training else EVALUATION_SEED + 1
+        prior_frames = self.decoder(keras.random.normal(tf.shape(mu), seed=prior_seed), training=training)
 
         real_features, real_logits = self.discriminator(frames, training=training)
         reconstruction_features, reconstruction_logits = self.discriminator(reconstructions, training=training)

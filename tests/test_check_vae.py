@@ -1,0 +1,47 @@
+"""The V stages end to end through their entry points: train_vae -> check_vae -> extract."""
+
+import matplotlib.pyplot as plt
+import pytest
+
+from env.files import read_json
+from scripts import check_vae, extract, stage, train_vae
+from tests.vae_synthetic import write_synthetic_rollouts
+from vae.reconstruction import figure_size_pixels
+from vae.series import list_series, read_initial_z
+
+FAST = ["--set", "vae.batch_size=8", "--set", "vae.max_train_steps=3", "--set", "vae.shuffle_buffer=32"]
+
+
+@pytest.fixture
+def generated_run(tmp_path):
+    """A run directory as `scripts.generate --preset carracing-smoke` leaves it (synthetic frames)."""
+    run_dir = tmp_path / "run"
+    config = stage.resolve_config(run_dir, "carracing-smoke", [])
+    write_synthetic_rollouts(run_dir / "rollouts", num_episodes=5, num_steps=8)
+    stage.mark_done(run_dir, "generate", config)
+    return run_dir
+
+
+def test_stages_end_to_end_and_picture_size(generated_run, capsys):
+    run_dir = generated_run
+    with pytest.raises(stage.StageError, match="train_vae"):
+        check_vae.main(["--run-dir", str(run_dir)])
+    train_vae.main(["--run-dir", str(run_dir), *FAST])
+    assert read_json(run_dir / "vae" / "done.json")["summary"]["steps"] == 3
+
+    check_vae.main(["--run-dir", str(run_dir), "--num-frames", "6"])
+    output = capsys.readouterr().out
+    assert "mean held-out reconstruction error" in output
+    picture = plt.imread(run_dir / "vae" / "reconstructions.png")
+    width, height = figure_size_pixels(6)
+    assert picture.shape[:2] == (height, width)
+    assert width >= 6 * 64 * 3 and height >= 3 * 64 * 3  # frames shown at 3x
+
+    extract.main(["--run-dir", str(run_dir)])
+    assert len(list_series(run_dir / "series")) == 5
+    assert read_initial_z(run_dir / "series", 32)[0].shape == (5, 32)
+    assert read_json(run_dir / "series" / "done.json")["summary"]["episodes"] == 5
+
+    # Another z size contradicts the finished training: refused before anything runs.
+    with pytest.raises(stage.StageError, match="vae.z_size"):
+        extract.main(["--run-dir", str(run_dir), "--set", "vae.z_size=64"])
