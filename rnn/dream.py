@@ -186,7 +186,6 @@ class DreamEnv(gymnasium.Env):
         self.render_mode = render_mode
         self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (self.core.feature_size,), np.float32)
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (self.core.action_size,), np.float32)
-        self._decode = None
         self._seed = None
         self._state = None
         self._step_count = 0
@@ -225,7 +224,6 @@ class DreamEnv(gymnasium.Env):
     def render(self):
         if self.decoder is None or self._state is None:
             return None
-        if self._decode is None:
-            self._decode = tf.function(self.decoder, input_signature=[tf.TensorSpec([None, self.core.z_size], tf.float32)])
-        frame = self._decode(self._state[0][:1]).numpy()[0]
-        return (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        from vae.encode import decode_z, to_uint8
+
+        return to_uint8(decode_z(self.decoder, self.z[None]))[0]

@@ -116,8 +116,11 @@ def train_rnn(series_dir: str | Path, rnn_dir: str | Path, rnn_config: RnnConfig
             save_checkpoint(checkpoint_path, model, done_steps)
             last_checkpoint = time.monotonic()
     save_checkpoint(checkpoint_path, model, rnn_config.num_steps)
+    # The final file holds M's weights only (a compiled model would add the optimizer's state).
+    final_model = build_mdn_rnn(rnn_config, z_size, action_size)
+    final_model.set_weights(model.get_weights())
     with atomic_path(rnn_dir / WEIGHTS_NAME, suffix=".weights.h5") as temporary:
-        model.save_weights(temporary)
+        final_model.save_weights(temporary)
     final = read_jsonl(metrics_path)
     return {"steps": rnn_config.num_steps, "parameters": model.count_params(), "final_loss": final[-1]["loss"] if final else None}
 

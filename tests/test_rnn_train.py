@@ -46,7 +46,7 @@ def test_windows_stay_inside_episodes_with_masks(tmp_path):
         real = int(batch["step_mask"][row].sum())
         assert real in (5, 8, 12)  # whole short episode, or a full window of the long one
         # the last step of an episode has no next frame: no z target there
-        assert batch["z_mask"][row].sum() == (real - 1 if real < 12 else 12 - int(batch["step_mask"][row].sum() == 12 and batch["z_mask"][row, -1] == 0))
+        assert batch["z_mask"][row].sum() in ((real - 1,) if real < 12 else (11, 12))  # 11: the window ends the episode
         assert np.all(batch["inputs"][row, real:] == 0)
         restart = batch["inputs"][row, :, -1]
         assert restart[1:].sum() == 0  # no episode starts inside a window

@@ -1,0 +1,153 @@
+"""Videos of M's dream (paper, section 5): DIR/dream/dream.mp4 and DIR/dream/real.mp4.
+
+dream.mp4: one dream episode (a real first frame, then M sampling z at
+temperature tau, fed the controller's actions), each z decoded by V.
+real.mp4: a real episode, each frame beside V's reconstruction of it.
+The controller is DIR/controller/mean.npz when training has saved one;
+otherwise a small random linear controller acts (dream) and the random
+data-collection policy drives the real episode.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from scripts import stage
+
+VIDEO_FPS = 30
+VIDEO_SCALE = 4  # 64x64 frames shown at 256x256
+
+
+def _add_arguments(parser):
+    parser.add_argument("--tau", type=float, default=None, help="dream temperature (default: controller.temperature)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the dream episode and of the real episode")
+    parser.add_argument("--max-steps", type=int, default=None, help="dream episode cap (default: controller.max_dream_steps)")
+    parser.add_argument("--format", choices=("mp4", "gif"), default="mp4", help="video container")
+
+
+def _enlarge(frame: np.ndarray) -> np.ndarray:
+    return np.repeat(np.repeat(frame, VIDEO_SCALE, axis=0), VIDEO_SCALE, axis=1)
+
+
+def write_video(path: Path, pictures: list[np.ndarray]) -> None:
+    import imageio.v2 as imageio
+
+    from env.files import atomic_path
+
+    with atomic_path(path, suffix=path.suffix) as temporary:
+        if path.suffix == ".gif":
+            imageio.mimwrite(temporary, pictures, duration=1000 / VIDEO_FPS, loop=0)
+        else:
+            imageio.mimwrite(temporary, pictures, fps=VIDEO_FPS, macro_block_size=16)
+
+
+def load_controller(run_dir: Path, config):
+    """(W (F, A), b (A,) or None, description) from DIR/controller/mean.npz, or None."""
+    from controller import linear
+
+    path = run_dir / "controller" / "mean.npz"
+    if not path.exists():
+        return None
+    shape = linear.ControllerShape.from_config(config)
+    params, _ = linear.load_params(path, shape, f"rerun `python -m scripts.train_controller --run-dir {run_dir}`")
+    weights, biases = linear.unflatten(params, shape)
+    return weights, biases
+
+
+def dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau: float, max_steps: int, seed: int):
+    """Frames (decoded z) and the return of one dream episode."""
+    from rnn.dream import DreamEnv, linear_controller
+
+    env = DreamEnv(model, initial_mu, initial_logvar, tau, max_steps, config.controller.use_cell_state, decoder=decoder, render_mode="rgb_array")
+    if controller is None:
+        rng = np.random.default_rng(seed)
+        controller = (rng.normal(scale=0.1, size=(env.core.feature_size, env.core.action_size)).astype(np.float32), None)
+    weights, biases = controller
+    observation, _ = env.reset(seed=seed)
+    frames, total, finished = [env.render()], 0.0, False
+    while not finished:
+        action = linear_controller(env.core, observation[None], weights[None], None if biases is None else biases[None])[0]
+        observation, reward, terminated, truncated, _ = env.step(action)
+        frames.append(env.render())
+        total += reward
+        finished = terminated or truncated
+    return frames, total
+
+
+def real_episode(encoder, model, config, controller, seed: int):
+    """Real frames (64x64 and full resolution) of one episode, driven by the controller (or the random policy)."""
+    import tensorflow as tf
+
+    from controller import linear
+    from env.make import make_env
+    from env.policies import episode_actions
+    from rnn.model import make_step_function
+    from vae.encode import encode_frames
+
+    env = make_env(config.env)
+    random_actions = episode_actions(config.generate, config.env.name, config.env.action_size, config.env.max_steps, seed)
+    step_function = make_step_function(model)
+    h = c = tf.zeros([1, model.hidden_size], tf.float32)
+    frame = env.reset(seed)
+    frames, raw_frames, total = [frame], [env.raw_frame], 0.0
+    try:
+        for step in range(config.env.max_steps):
+            if controller is None:
+                action = random_actions[step]
+            else:
+                mu, _ = encode_frames(encoder, frame[None])
+                features = np.concatenate([mu, c.numpy(), h.numpy()] if config.controller.use_cell_state else [mu, h.numpy()], axis=-1)
+                weights, biases = controller
+                action = linear.act(features, weights[None], None if biases is None else biases[None])[0]
+                restart = tf.constant([1.0 if step == 0 else 0.0])
+                _, h, c = step_function(model.make_input(mu, action[None], restart if config.rnn.restart_input else None), h, c)
+            frame, reward, terminated, truncated = env.step(np.asarray(action, np.float32))
+            total += reward
+            if terminated or truncated:
+                break
+            frames.append(frame)
+            raw_frames.append(env.raw_frame)
+    finally:
+        env.close()
+    return np.stack(frames), raw_frames, total
+
+
+def main(argv=None):
+    invocation = stage.parse("dream", __doc__, argv, add_arguments=_add_arguments)
+    config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
+    stage.require_done(run_dir, "train_rnn")
+    import cv2
+
+    from rnn.store import load_mdn_rnn
+    from vae.encode import reconstruct, to_uint8
+    from vae.series import read_initial_z
+    from vae.store import load_encoder_decoder
+
+    tau = config.controller.temperature if arguments.tau is None else arguments.tau
+    max_steps = config.controller.max_dream_steps if arguments.max_steps is None else arguments.max_steps
+    encoder, decoder = load_encoder_decoder(run_dir / "vae", config.vae)
+    model = load_mdn_rnn(run_dir / "rnn", config)
+    initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
+    controller = load_controller(run_dir, config)
+    who = "the controller's mean (controller/mean.npz)" if controller is not None else "a random linear controller (no controller/mean.npz yet)"
+    output_dir = run_dir / "dream"
+
+    frames, dream_return = dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau, max_steps, arguments.seed)
+    dream_path = output_dir / f"dream.{arguments.format}"
+    write_video(dream_path, [_enlarge(frame) for frame in frames])
+    print(f"{dream_path}: dream at tau {tau}, {len(frames) - 1} steps, return {dream_return:.1f}, acted by {who}")
+
+    frames, raw_frames, real_return = real_episode(encoder, model, config, controller, arguments.seed)
+    reconstructions = to_uint8(reconstruct(encoder, decoder, frames))
+    size = 64 * VIDEO_SCALE
+    pictures = []
+    for frame, raw, reconstruction in zip(frames, raw_frames, reconstructions, strict=True):
+        real = _enlarge(frame) if raw is None else cv2.resize(np.ascontiguousarray(raw[..., :3]), (size, size), interpolation=cv2.INTER_AREA)
+        pictures.append(np.concatenate([real, _enlarge(reconstruction)], axis=1))
+    real_path = output_dir / f"real.{arguments.format}"
+    write_video(real_path, pictures)
+    print(f"{real_path}: real episode ({len(frames)} frames, return {real_return:.1f}) beside V's reconstruction")
+
+
+if __name__ == "__main__":
+    stage.run_main(main)
