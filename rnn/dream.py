@@ -87,11 +87,11 @@ class DreamCore:
         restart = tf.fill([batch_size], tf.cast(tf.equal(step, 0), tf.float32))  # 1 at an episode's first step
         inputs = self.model.make_input(z, action, restart if self.model.rnn_config.restart_input else None)
         output, h, c = self.model.step(inputs, h, c)
-        parts = self.model.split(output)
         keys = mdn.row_keys(seeds, step, mdn.STREAM_MIXTURE)
-        z_next = mdn.sample(parts["logits"], parts["means"], parts["log_sigmas"], self.temperature, keys)
-        reward = parts["reward"] if parts["reward"] is not None else tf.ones([batch_size], tf.float32)
-        done = parts["done_logit"] > 0.0 if parts["done_logit"] is not None else tf.zeros([batch_size], tf.bool)
+        z_next = mdn.sample_from_head(output, self.z_size, self.model.num_mixtures, self.temperature, keys)
+        index = self.z_size * 3 * self.model.num_mixtures  # the extra heads after the mixture (rnn/mdn.py layout)
+        done = output[:, index] > 0.0 if self.model.predict_done else tf.zeros([batch_size], tf.bool)
+        reward = output[:, index + int(self.model.predict_done)] if self.model.predict_reward else tf.ones([batch_size], tf.float32)
         return z_next, h, c, reward, done
 
     def _controller(self, features, weights, biases):

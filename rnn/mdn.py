@@ -138,6 +138,12 @@ def normal(keys, count: int):
     return tf.math.ndtri(uniform(keys, count))
 
 
+def _keys_for(seed, batch_size):
+    if isinstance(seed, (int, np.integer)):
+        return row_keys(tf.fill([batch_size], tf.constant(int(seed), tf.int64)), 0, STREAM_MIXTURE)
+    return seed
+
+
 def sample(logits, means, log_sigmas, tau, seed):
     """Draw z ~ mixture at temperature tau, the component chosen independently per dimension.
 
@@ -147,25 +153,37 @@ def sample(logits, means, log_sigmas, tau, seed):
     Returns z (B, Z) float32.
     """
     logits = tf.convert_to_tensor(logits, tf.float32)
-    batch_size, z_size = tf.shape(logits)[0], logits.shape[-2]
-    if isinstance(seed, (int, np.integer)):
-        seed = row_keys(tf.fill([batch_size], tf.constant(int(seed), tf.int64)), 0, STREAM_MIXTURE)
+    stacked = tf.stack([logits, tf.cast(means, tf.float32), tf.cast(log_sigmas, tf.float32)], axis=2)  # (B, Z, 3, K)
+    return _sample_slices(tf.unstack(tf.transpose(tf.reshape(stacked, [tf.shape(logits)[0], logits.shape[1], -1]), [2, 0, 1])), tau, seed)
+
+
+def sample_from_head(output, z_size: int, num_mixtures: int, tau, seed):
+    """`sample` applied to M's raw head output (B, head_size), without the (B, Z, K) copies of
+    split_head: the same draws, faster (the dream's hot path)."""
+    mixture = tf.reshape(output[:, : z_size * 3 * num_mixtures], [tf.shape(output)[0], z_size, 3 * num_mixtures])
+    return _sample_slices(tf.unstack(tf.transpose(mixture, [2, 0, 1])), tau, seed)
+
+
+def _sample_slices(slices, tau, seed):
+    """The sampler on 3K contiguous (B, Z) slices: K logits, K means, K log-sigmas."""
+    num_mixtures = len(slices) // 3
+    batch_size, z_size = tf.shape(slices[0])[0], slices[0].shape[-1]
+    keys = _keys_for(seed, batch_size)
     tau = tf.cast(tau, tf.float32)
-    draws = tf.reshape(uniform(seed, 2 * z_size), [batch_size, z_size, 2])
-    # Component k by the inverse CDF of softmax(logits / tau), with the K components as
-    # separate (B, Z) slices: elementwise work only (K is small and static).
-    logit_slices = tf.unstack(logits / tau, axis=-1)
-    mean_slices = tf.unstack(tf.convert_to_tensor(means, tf.float32), axis=-1)
-    log_sigma_slices = tf.unstack(tf.convert_to_tensor(log_sigmas, tf.float32), axis=-1)
+    draws = tf.reshape(uniform(keys, 2 * z_size), [batch_size, z_size, 2])
+    logit_slices = [logit / tau for logit in slices[:num_mixtures]]
+    mean_slices = slices[num_mixtures : 2 * num_mixtures]
+    log_sigma_slices = slices[2 * num_mixtures :]
+    # Component k by the inverse CDF of softmax(logits / tau): the first k whose cumulative
+    # weight exceeds u * sum_k w_k (elementwise work only: K is small and static).
     peak = logit_slices[0]
     for logit in logit_slices[1:]:
         peak = tf.maximum(peak, logit)
     weights = [tf.exp(logit - peak) for logit in logit_slices]
-    total = tf.add_n(weights)
-    threshold = draws[..., 0] * total  # u * sum_k w_k
+    threshold = draws[..., 0] * tf.add_n(weights)
     cumulative = weights[0]
     mean, log_sigma = mean_slices[0], log_sigma_slices[0]
-    for k in range(1, len(weights)):
+    for k in range(1, num_mixtures):
         beyond = cumulative < threshold  # the draw lies past components 0..k-1
         mean = tf.where(beyond, mean_slices[k], mean)
         log_sigma = tf.where(beyond, log_sigma_slices[k], log_sigma)

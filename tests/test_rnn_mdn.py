@@ -116,3 +116,13 @@ def test_uniforms_are_uniform():
     assert values.min() > 0 and values.max() < 1
     np.testing.assert_allclose(values.mean(), 0.5, atol=0.01)
     np.testing.assert_allclose(np.histogram(values, bins=10, range=(0, 1))[0] / values.size, 0.1, atol=0.01)
+
+
+def test_sampling_from_the_raw_head_equals_sampling_from_split_parameters():
+    z_size, num_mixtures = 6, 5
+    output = np.random.default_rng(4).normal(size=(9, mdn.head_size(z_size, num_mixtures, True, False))).astype(np.float32)
+    parts = mdn.split_head(tf.constant(output), z_size, num_mixtures, True, False)
+    keys = mdn.row_keys(tf.range(9, dtype=tf.int64), 2, mdn.STREAM_MIXTURE)
+    from_parts = mdn.sample(parts["logits"], parts["means"], parts["log_sigmas"], 1.15, keys).numpy()
+    from_head = mdn.sample_from_head(tf.constant(output), z_size, num_mixtures, 1.15, keys).numpy()
+    np.testing.assert_array_equal(from_head, from_parts)
