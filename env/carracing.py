@@ -23,21 +23,21 @@ class CarRacingEnv:
     def __init__(self, env_config: EnvConfig):
         self.max_steps = env_config.max_steps
         # The passive checker only warns; skipping it saves a little per step.
-        self._env = gym.make("CarRacing-v3", disable_env_checker=True)
+        self.gym_env = gym.make("CarRacing-v3", disable_env_checker=True)  # the gymnasium env itself (benchmarks compare against it)
         self.raw_frame: np.ndarray | None = None
         self.steps = 0
 
     def reset(self, seed: int) -> np.ndarray:
         """Start the episode whose track is drawn from `seed` (same seed, same track)."""
-        self.raw_frame, _ = self._env.reset(seed=int(seed))
+        self.raw_frame, _ = self.gym_env.reset(seed=int(seed))
         self.steps = 0
         return preprocess_carracing(self.raw_frame)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
-        self.raw_frame, reward, terminated, truncated, _ = self._env.step(carracing_action(action))
+        self.raw_frame, reward, terminated, truncated, _ = self.gym_env.step(carracing_action(action))
         self.steps += 1
         truncated = bool(truncated) or (not terminated and self.steps >= self.max_steps)
         return preprocess_carracing(self.raw_frame), float(reward), bool(terminated), truncated
 
     def close(self) -> None:
-        self._env.close()
+        self.gym_env.close()

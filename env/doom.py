@@ -45,27 +45,27 @@ class DoomTakeCoverEnv:
         game.set_episode_timeout(0)  # the step cap is ours
         game.set_mode(vizdoom.Mode.PLAYER)  # synchronous: the game waits for each action
         game.init()
-        self._game = game
+        self.game = game  # the vizdoom.DoomGame itself (benchmarks compare against it)
         self.raw_frame: np.ndarray | None = None
         self.steps = 0
 
     def reset(self, seed: int) -> np.ndarray:
         """A new episode; the same seed gives the same episode for the same actions."""
-        self._game.set_seed(int(seed) % 2**32)
-        self._game.new_episode()
+        self.game.set_seed(int(seed) % 2**32)
+        self.game.new_episode()
         self.steps = 0
-        self.raw_frame = self._game.get_state().screen_buffer
+        self.raw_frame = self.game.get_state().screen_buffer
         return preprocess_doom(self.raw_frame)
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool]:
-        reward = self._game.make_action(DOOM_BUTTONS[doom_action(action)], TICS_PER_STEP)
+        reward = self.game.make_action(DOOM_BUTTONS[doom_action(action)], TICS_PER_STEP)
         self.steps += 1
-        terminated = self._game.is_episode_finished()  # the player died
+        terminated = self.game.is_episode_finished()  # the player died
         if not terminated:
-            self.raw_frame = self._game.get_state().screen_buffer
+            self.raw_frame = self.game.get_state().screen_buffer
         # After death there is no new state: the last frame is repeated.
         truncated = not terminated and self.steps >= self.max_steps
         return preprocess_doom(self.raw_frame), float(reward), bool(terminated), truncated
 
     def close(self) -> None:
-        self._game.close()
+        self.game.close()

@@ -88,9 +88,9 @@ def test_doom_hud_is_off(doom):
     # The same game with the HUD switched on draws a status bar at the bottom; ours does not.
     with_hud = make_env(EnvConfig(name="doom", max_steps=60))
     try:
-        with_hud._game.close()
-        with_hud._game.set_render_hud(True)
-        with_hud._game.init()
+        with_hud.game.close()
+        with_hud.game.set_render_hud(True)
+        with_hud.game.init()
         with_hud.reset(5)
         doom.reset(5)
         ours, hud = doom.raw_frame, with_hud.raw_frame
