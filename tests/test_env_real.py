@@ -49,8 +49,7 @@ def test_carracing_episode_is_truncated_at_max_steps_and_seeded(carracing):
     again, again_rewards, _ = play(carracing, 3, actions)
     np.testing.assert_array_equal(frames, again)
     np.testing.assert_array_equal(rewards, again_rewards)
-    other = carracing.reset(4)
-    assert not np.array_equal(other, frames[0]) or not np.array_equal(play(carracing, 4, actions)[0], frames)
+    assert not np.array_equal(play(carracing, 4, actions)[0], frames)  # another seed, another track
 
 
 def test_carracing_frames_change_when_driving(carracing):

@@ -1,5 +1,12 @@
 """The generate stage: valid files, seeded, resumable, independent of the worker count."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -101,3 +108,30 @@ def test_impossible_drop_rule_is_refused(tmp_path, capsys):
         generate.stage.run_main(generate.main, ["--run-dir", str(tmp_path), "--preset", "doom-smoke", "--set", "generate.min_episode_steps=500"])
     assert exit_info.value.code == 2
     assert "every episode would be dropped" in capsys.readouterr().err
+
+
+def test_killed_run_resumes_to_the_same_files(tmp_path):
+    """SIGKILL mid-collection loses at most the episode in flight; the rerun completes the same set."""
+    arguments = ["--preset", "carracing-smoke", "--set", "generate.num_rollouts=3", "--set", "env.max_steps=40", "--set", "generate.num_workers=1"]
+    killed = tmp_path / "killed"
+    repository = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.generate", "--run-dir", str(killed), *arguments],
+        cwd=repository,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(repository)},
+    )
+    deadline = time.monotonic() + 120
+    while not list_episodes(killed / "rollouts") and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(list_episodes(killed / "rollouts")) < 3, "killed too late to test anything"
+    assert not (killed / "rollouts" / "done.json").exists()
+    run_generate(killed)
+    assert not [path for path in (killed / "rollouts").iterdir() if path.name.startswith(".")]  # no temporaries left
+    reference = tmp_path / "reference"
+    run_generate(reference, *arguments)
+    assert_same_rollouts(killed / "rollouts", reference / "rollouts", 3)
+    assert len(list_episodes(killed / "rollouts")) == 3
