@@ -71,6 +71,17 @@ def test_doom_episode_is_seeded_and_capped(doom):
     assert flags == again_flags
 
 
+def test_raw_frames_are_kept_copies(doom):
+    # Videos keep a list of raw frames: a later step must not overwrite an earlier one.
+    doom.reset(1)
+    first = doom.raw_frame
+    snapshot = first.copy()
+    for _ in range(20):
+        doom.step(np.array([0.9], dtype=np.float32))
+    np.testing.assert_array_equal(first, snapshot)
+    assert not np.array_equal(first, doom.raw_frame)
+
+
 def test_doom_death_is_terminated_and_repeats_the_last_frame():
     # Standing still at skill 4, the player dies within a few hundred tics.
     env = make_env(EnvConfig(name="doom", max_steps=2100))
