@@ -30,9 +30,9 @@ def main(argv=None):
         held_out, source = training, "training (no episodes held out)"
     frames = pick_frames(held_out, invocation.arguments.num_frames)
     output = run_dir / "vae" / "reconstructions.png"
-    title = f"{config.env.name} {config.vae.kind}, z={config.vae.z_size}"
-    reconstruction_figure(encoder, decoder, frames, output, title, seed=config.vae.seed)
     mean_error, num_frames = mean_reconstruction_error(encoder, decoder, held_out, config.vae.extract_batch_size)
+    title = f"{config.env.name} {config.vae.kind}, z={config.vae.z_size}: mean {source} error {mean_error:.1f} over {num_frames} frames"
+    reconstruction_figure(encoder, decoder, frames, output, title, seed=config.vae.seed)
     print(f"check_vae: mean {source} reconstruction error {mean_error:.2f} (summed squared error per image over {num_frames} frames); picture: {output}")
 
 

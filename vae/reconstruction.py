@@ -78,7 +78,7 @@ def reconstruction_figure(encoder, decoder, frames: np.ndarray, output: str | Pa
     num_columns = len(frames)
     width, height = figure_size_pixels(num_columns)
     figure = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-    figure.suptitle(f"{title}  |  mean held-out reconstruction error {errors.mean():.1f} (summed squared error per image, pixels in [0,1])", fontsize=11)
+    figure.suptitle(f"{title}  |  error = summed squared error per image (pixels in [0, 1]), the loss's reconstruction term", fontsize=11)
     rows = (
         ("held-out\nframes", originals, None),
         ("reconstructions\n(decoded mu)", reconstructions, errors),
