@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,19 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ArtifactError(f"{path}: not valid JSON ({error}); delete it and rerun the stage that writes it") from error
 
 
-def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """np.savez_compressed, atomically."""
+def save_npz(path: str | os.PathLike, compression_level: int | None = 1, **arrays: np.ndarray) -> None:
+    """An .npz that np.load reads, written atomically, never pickling.
+
+    compression_level: zlib level (np.savez_compressed uses 6; level 1 makes
+    files ~5% bigger and is ~4x faster to write, which is what keeps Doom
+    collection close to the engine's speed), or None to store uncompressed.
+    """
+    compression = zipfile.ZIP_STORED if compression_level is None else zipfile.ZIP_DEFLATED
     with atomic_path(path, suffix=".npz") as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+        with zipfile.ZipFile(temporary, "w", compression=compression, compresslevel=compression_level) as archive:
+            for key, value in arrays.items():
+                with archive.open(f"{key}.npy", "w", force_zip64=True) as handle:
+                    np.lib.format.write_array(handle, np.asanyarray(value), allow_pickle=False)
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:

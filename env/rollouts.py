@@ -10,6 +10,7 @@ DIR/rollouts/<NNNNNN>.npz, episode index i zero-padded to 6 digits, holding
 """
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def load_npz(path: str | Path, fields: dict[str, type], regenerate_hint: str) ->
             arrays = {key: archive[key] for key in fields}
     except RolloutError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as error:
         raise RolloutError(f"{path}: unreadable ({type(error).__name__}: {error}); {regenerate_hint}") from error
     for key, dtype in fields.items():
         if arrays[key].dtype != np.dtype(dtype):

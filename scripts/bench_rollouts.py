@@ -6,9 +6,8 @@ by every variant (interleaved, so load from other processes hits all alike):
   env only            the engine alone (gymnasium CarRacing-v3 step / vizdoom
                       make_action + screen buffer), actions precomputed
   collection, no save the project's wrapper: policy, action mapping, crop + resize
-  collection + save   the same, plus env.rollouts.write_rollout (compressed .npz)
-  ... + save, zlib 1  the same with zlib level 1 instead of np.savez_compressed's
-                      default 6 (a proposal for env.files.save_npz; same format)
+  collection + save   the same, plus env.rollouts.write_rollout (.npz, zlib level 1)
+  ... + save, zlib 6  the same at np.savez_compressed's level 6 (for comparison)
   ... + save, stored  the same .npz without compression (~3x the disk)
 Goal: collection + save >= 0.9 x env only.
 
@@ -24,16 +23,13 @@ import glob
 import os
 import tempfile
 import time
-import zipfile
 from pathlib import Path
-
-import numpy as np
 
 from env.actions import carracing_actions, doom_actions
 from env.collect import collect_and_save, collect_episode, limit_worker_threads
 from env.config import EnvConfig, GenerateConfig
 from env.doom import DOOM_BUTTONS, TICS_PER_STEP
-from env.files import atomic_path
+from env.files import save_npz
 from env.make import make_env
 from env.policies import episode_actions
 
@@ -97,22 +93,13 @@ def env_only_doom(env, seed, actions) -> int:
     return len(actions)
 
 
-def save_npz_level(path: Path, level: int | None, **arrays) -> None:
-    """An .npz like np.savez_compressed (readable by np.load) at another zlib level (None: stored, no compression)."""
-    compression = zipfile.ZIP_STORED if level is None else zipfile.ZIP_DEFLATED
-    with atomic_path(path) as temporary, zipfile.ZipFile(temporary, "w", compression=compression, compresslevel=level) as archive:
-        for key, value in arrays.items():
-            with archive.open(f"{key}.npy", "w", force_zip64=True) as handle:
-                np.lib.format.write_array(handle, np.asanyarray(value), allow_pickle=False)
-
-
 def benchmark(name: str, total_steps: int, max_steps: int, policy: str) -> None:
     env_config = EnvConfig(name=name, max_steps=max_steps)
     generate_config = GenerateConfig(policy=policy, num_rollouts=1)
     env = make_env(env_config)
     env_only = env_only_carracing if name == "carracing" else env_only_doom
-    timers = {key: Timer() for key in ("env", "wrapped", "saved", "level1", "stored")}
-    megabytes = dict.fromkeys(("saved", "level1", "stored"), 0.0)
+    timers = {key: Timer() for key in ("env", "wrapped", "saved", "level6", "stored")}
+    megabytes = dict.fromkeys(("saved", "level6", "stored"), 0.0)
     env_only(env, 0, episode_actions(generate_config, name, env_config.action_size, 50, 0))  # warm-up
     index = 0
     with tempfile.TemporaryDirectory() as folder:
@@ -128,14 +115,14 @@ def benchmark(name: str, total_steps: int, max_steps: int, policy: str) -> None:
             with timers["saved"] as timer:
                 timer.steps += collect_and_save(env, env_config, generate_config, folder, index).steps
             megabytes["saved"] += (folder / f"{index:06d}.npz").stat().st_size / 1e6
-            with timers["level1"] as timer:
+            with timers["level6"] as timer:
                 episode = collect_episode(env, episode_actions(generate_config, name, env_config.action_size, max_steps, seed), seed)
-                save_npz_level(folder / "level1.npz", 1, **episode)
+                save_npz(folder / "level6.npz", compression_level=6, **episode)
                 timer.steps += len(episode["done"])
-            megabytes["level1"] += (folder / "level1.npz").stat().st_size / 1e6
+            megabytes["level6"] += (folder / "level6.npz").stat().st_size / 1e6
             with timers["stored"] as timer:
                 episode = collect_episode(env, episode_actions(generate_config, name, env_config.action_size, max_steps, seed), seed)
-                save_npz_level(folder / "stored.npz", None, **episode)
+                save_npz(folder / "stored.npz", compression_level=None, **episode)
                 timer.steps += len(episode["done"])
             megabytes["stored"] += (folder / "stored.npz").stat().st_size / 1e6
             index += 1
@@ -151,7 +138,7 @@ def benchmark(name: str, total_steps: int, max_steps: int, policy: str) -> None:
         "env": "env only",
         "wrapped": "collection, no save",
         "saved": "collection + save",
-        "level1": "collection + save, zlib 1",
+        "level6": "collection + save, zlib 6",
         "stored": "collection + save, stored",
     }
     for key, label in labels.items():

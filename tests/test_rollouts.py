@@ -1,7 +1,5 @@
 """Rollout files: a malformed file is a RolloutError naming the file and the command that remakes it."""
 
-import zlib
-
 import numpy as np
 import pytest
 
@@ -72,7 +70,6 @@ def test_corrupt_member(folder):
     expect_error(path, "unreadable")
 
 
-@pytest.mark.xfail(raises=zlib.error, reason="env/rollouts.py load_npz does not catch zlib.error yet (requested from the lead)")
 def test_any_corrupted_stretch_is_a_rollout_error(folder):
     path = episode_path(folder, 0)
     write_rollout(path, **good_arrays())
