@@ -39,9 +39,9 @@ class SeriesData:
         self.z_size, self.action_size = z_size, action_size
         self.lengths = np.array([len(episode["mu"]) for episode in episodes], np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-        for key in ("mu", "logvar", "action", "reward", "done"):
+        for key in ("mu", "action", "reward", "done"):
             setattr(self, key, np.concatenate([episode[key] for episode in episodes]))
-        self.sigma = np.exp(self.logvar / 2.0).astype(np.float32)
+        self.sigma = np.exp(np.concatenate([episode["logvar"] for episode in episodes]) / 2.0).astype(np.float32)  # sigma = exp(logvar / 2)
         self.num_episodes = len(paths)
         self.num_steps = int(self.lengths.sum())
 

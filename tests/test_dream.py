@@ -98,3 +98,17 @@ def test_no_bias_and_hook(dream_parts):
     assert sum(steps) == lengths.sum()
     with pytest.raises(ValueError, match="weights have shape"):
         batched.run(weights[:, :5], None, np.array([1, 2, 3]))
+
+
+def test_render_decodes_z_with_the_decoder(dream_parts):
+    from vae.encode import decode_z, to_uint8
+    from vae.model import build_decoder
+
+    model, initial_mu, initial_logvar = dream_parts
+    decoder = build_decoder(Z_SIZE)
+    env = DreamEnv(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=False, decoder=decoder, render_mode="rgb_array")
+    env.reset(seed=5)
+    env.step(np.zeros(ACTION_SIZE, np.float32))
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.shape == (64, 64, 3)
+    np.testing.assert_array_equal(frame, to_uint8(decode_z(decoder, env.z[None]))[0])
