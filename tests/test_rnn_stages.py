@@ -50,6 +50,20 @@ def test_train_rnn_then_dream_videos(run_dir):
     assert len(real_frames) >= 2 and real_frames[0].shape[:2] == (256, 512)
 
 
+def test_dream_uses_the_controllers_mean(run_dir, capsys):
+    from controller import linear
+    from scripts import dream, train_rnn
+
+    train_rnn.main(["--run-dir", str(run_dir)])
+    config = stage.resolve_config(run_dir, None, [])
+    shape = linear.ControllerShape.from_config(config)
+    linear.save_params(run_dir / "controller" / "mean.npz", np.full(shape.num_params, 0.01, np.float32), shape)
+    dream.main(["--run-dir", str(run_dir), "--max-steps", "5"])
+    output = capsys.readouterr().out
+    assert "acted by the controller's mean" in output
+    assert (run_dir / "dream" / "dream.mp4").stat().st_size > 0 and (run_dir / "dream" / "real.mp4").stat().st_size > 0
+
+
 def test_dream_needs_a_trained_m(run_dir):
     from scripts import dream
 
