@@ -3,7 +3,8 @@
 Paper, section 4.1 / appendix A.1. Writes DIR/vae/: encoder.weights.h5,
 decoder.weights.h5, checkpoints/, metrics.jsonl, tensorboard/. Checkpoints every
 vae.checkpoint_every_minutes and at each epoch end; rerunning the command resumes
-from the last checkpoint; --force starts over. Needs `scripts.generate` first.
+from the last checkpoint, also after it finished if vae.epochs (or vae.max_train_steps)
+was raised; --force starts over. Needs `scripts.generate` first.
 """
 
 from scripts import stage
@@ -17,8 +18,12 @@ def main(argv=None):
         stage.force_clean(run_dir, "train_vae")
         stage.clear_done(run_dir, "train_vae")
     elif stage.done_path(run_dir, "train_vae").exists():
-        print(f"train_vae: already finished in {run_dir / 'vae'} (use --force to train again)")
-        return
+        previous = stage.require_done(run_dir, "train_vae").get("summary", {})
+        cap = config.vae.max_train_steps
+        if previous.get("epochs_completed", 0) >= config.vae.epochs or (cap and previous.get("steps", 0) >= cap):
+            print(f"train_vae: already finished in {run_dir / 'vae'} (use --force to train again, or --set vae.epochs=N to train longer)")
+            return
+        stage.clear_done(run_dir, "train_vae")  # more epochs or steps asked for: continue from the last checkpoint
 
     from vae.train import train_vae  # TensorFlow is imported only once the arguments are valid
 

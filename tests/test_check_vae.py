@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 import pytest
 
-from env.files import read_json
+from env.files import ArtifactError, read_json
 from scripts import check_vae, extract, stage, train_vae
 from tests.vae_synthetic import write_synthetic_rollouts
 from vae.reconstruction import figure_size_pixels
@@ -41,6 +41,13 @@ def test_stages_end_to_end_and_picture_size(generated_run, capsys):
     assert len(list_series(run_dir / "series")) == 5
     assert read_initial_z(run_dir / "series", 32)[0].shape == (5, 32)
     assert read_json(run_dir / "series" / "done.json")["summary"]["episodes"] == 5
+
+    # Asking for more steps continues training from its checkpoint; series of the old V are then refused.
+    train_vae.main(["--run-dir", str(run_dir), *FAST, "--set", "vae.max_train_steps=4"])
+    assert read_json(run_dir / "vae" / "done.json")["summary"]["steps"] == 4
+    with pytest.raises(ArtifactError, match="another V"):
+        extract.main(["--run-dir", str(run_dir)])
+    extract.main(["--run-dir", str(run_dir), "--force"])
 
     # Another z size contradicts the finished training: refused before anything runs.
     with pytest.raises(stage.StageError, match="vae.z_size"):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.util import event_pb2
 
 from env.files import read_jsonl
 from tests.vae_synthetic import synthetic_frames, write_synthetic_rollouts
@@ -80,4 +81,7 @@ def test_resume_continues_step_counter_and_optimizer_state(tmp_path):
     records = read_jsonl(tmp_path / "resumed" / "metrics.jsonl")
     assert [record["step"] for record in records] == [3, 6, 8]
     assert all("val_loss" in record and np.isfinite(record["val_loss"]) for record in records)
-    assert any((tmp_path / "resumed" / "tensorboard").iterdir())
+    events = sorted((tmp_path / "resumed" / "tensorboard").iterdir())
+    records = [event_pb2.Event.FromString(record.numpy()) for path in events for record in tf.data.TFRecordDataset(str(path))]
+    tags = {value.tag for event in records for value in event.summary.value if value.metadata.plugin_data.plugin_name == "scalars"}
+    assert {"train_epoch/loss", "validation/loss", "validation/kl"} <= tags

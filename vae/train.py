@@ -92,6 +92,7 @@ def train_vae(rollouts_dir: str | Path, vae_dir: str | Path, vae_config, log: Ca
         record.update({f"val_{name}": value for name, value in validation.items()})
         append_jsonl(vae_dir / "metrics.jsonl", record)
         write_scalars(writer, validation, counters["step"], prefix="validation/")
+        write_scalars(writer, training, counters["step"], prefix="train_epoch/")
         shown = " ".join(f"{name} {value:.2f}" for name, value in training.items())
         shown_validation = " ".join(f"{name} {value:.2f}" for name, value in validation.items()) or "(no held-out episodes)"
         suffix = "" if complete else " (stopped at vae.max_train_steps)"
