@@ -90,8 +90,17 @@ def real_scorer(config, run_dir: Path) -> Callable:
     from env.batch import BatchEnv
 
     agent = load_agent(config, run_dir)
-    batch_env = BatchEnv(config.env, config.controller.envs_per_worker)
-    return lambda weights, biases, seeds: agent.run_episodes(batch_env, weights, biases, seeds)["returns"]
+    batch_envs = {}  # by size: a rank's share of a generation, and of the periodic mean scoring
+
+    def score(weights, biases, seeds):
+        if len(seeds) == 0:
+            return np.zeros(0, np.float32)
+        num_envs = max(1, min(config.controller.envs_per_worker, len(seeds)))
+        if num_envs not in batch_envs:
+            batch_envs[num_envs] = BatchEnv(config.env, num_envs)
+        return agent.run_episodes(batch_envs[num_envs], weights, biases, seeds)["returns"]
+
+    return score
 
 
 def make_scorer(config, run_dir: Path) -> Callable:
@@ -166,7 +175,7 @@ def plot_curve(records: list[dict], path: Path, title: str) -> None:
     generations = [record["generation"] for record in records]
     figure, axes = plt.subplots(figsize=(8, 4.5))
     axes.fill_between(generations, [r["fitness_worst"] for r in records], [r["fitness_best"] for r in records], alpha=0.2, label="worst..best candidate")
-    axes.plot(generations, [r["fitness_mean"] for r in records], label="population mean fitness")
+    axes.plot(generations, [r["fitness_mean"] for r in records], marker=".", label="population mean fitness")
     evaluated = [r for r in records if "mean_params_return" in r]
     if evaluated:
         axes.errorbar(

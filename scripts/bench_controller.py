@@ -1,0 +1,201 @@
+"""Benchmark: the controller's hot paths (design.md section 6), all measured in this one run.
+
+1. CarRacing-v3, real environment: steps/s of N lockstep envs driven by the full
+   agent (V z 32 + M LSTM 256 + C, paper sizes, random weights, one compiled call
+   per lockstep step) / steps/s of the same envs, same seeds, replaying the same
+   actions with nothing else. Goal >= 0.9 (the env's own rendering is the limit).
+2. ViZDoom TakeCover, the same ratio with Doom sizes (z 64, LSTM 512, C on [z, c, h]).
+   Reported only: Doom steps ~50x faster than CarRacing, so V's encoder dominates.
+   Wall-clock rates, best of a few alternating rounds (ViZDoom's engine runs in its own
+   process, so this process's CPU time would not count it).
+3. CMA-ES ask + tell time per generation (population 64, 867 and 1,088 parameters) /
+   the time of a generation at paper scale (64 x 16 episodes): for CarRacing from
+   the agent's steps/s measured in 1 (1,000-step episodes), for Doom from the
+   batched dream's measured time per step of 1,024 rows (episodes of 100 steps,
+   the shortest kept, and of the 2,100-step cap). Goal < 1%. Per core (one rank).
+
+python -m scripts.bench_controller [--envs 8] [--carracing-steps 100] [--doom-steps 300]
+"""
+
+import argparse
+import time
+
+
+class _RecordingBatchEnv:
+    """A BatchEnv that keeps the actions of every lockstep step, so the env-only run can replay
+    them: both runs then do exactly the same environment work (same tracks, same driving)."""
+
+    def __init__(self, batch_env):
+        self.batch_env = batch_env
+        self.num_envs = batch_env.num_envs
+        self.actions = []
+
+    def reset_one(self, row, seed):
+        return self.batch_env.reset_one(row, seed)
+
+    def step(self, actions):
+        self.actions.append(actions.copy())
+        return self.batch_env.step(actions)
+
+
+def _env_only(config, seeds, actions) -> float:
+    """Steps/s of BatchEnv replaying the agent's actions, nothing else."""
+    from env.batch import BatchEnv
+
+    batch_env = BatchEnv(config.env, len(seeds))
+    try:
+        start = time.perf_counter()
+        batch_env.reset(seeds)
+        steps = 0
+        for step_actions in actions:
+            steps += int((~batch_env.finished).sum())
+            batch_env.step(step_actions)
+        return steps / (time.perf_counter() - start)
+    finally:
+        batch_env.close()
+
+
+def _agent_runner(config, num_envs: int, rng, backend: str):
+    """A function running one episode per env with V + M + C (random weights); returns
+    (steps/s, the actions of every lockstep step)."""
+    import numpy as np
+
+    from controller import linear
+    from controller.agent import Agent
+    from env.batch import BatchEnv
+    from rnn.model import build_mdn_rnn
+    from vae.model import build_encoder
+
+    shape = linear.ControllerShape.from_config(config)
+    agent = Agent(build_encoder(config.vae.z_size), build_mdn_rnn(config.rnn, config.vae.z_size, config.env.action_size), shape, sample_z=True, backend=backend)
+    params = rng.normal(scale=0.3, size=(num_envs, shape.num_params)).astype(np.float32)
+    weights, biases = linear.stack(params, shape)
+    hidden = np.zeros((num_envs, shape.hidden_size), np.float32)
+    agent.step(
+        np.zeros((num_envs, 64, 64, 3), np.uint8),
+        np.zeros((num_envs, shape.z_size), np.float32),
+        hidden,
+        hidden,
+        weights,
+        biases,
+        np.zeros(num_envs, np.float32),
+    )
+
+    def run(seeds):
+        batch_env = _RecordingBatchEnv(BatchEnv(config.env, num_envs))
+        try:
+            start = time.perf_counter()
+            result = agent.run_episodes(batch_env, weights, biases, seeds)
+            return int(result["lengths"].sum()) / (time.perf_counter() - start), batch_env.actions
+        finally:
+            batch_env.batch_env.close()
+
+    return run
+
+
+def _real_env_ratio(preset: str, num_envs: int, max_steps: int, rounds: int, rng) -> tuple[float, float]:
+    """Best-of-`rounds` steps/s with the agent and env only (replaying the agent's actions),
+    measured alternately so a shared machine's load hits both alike; returns (agent steps/s, ratio)."""
+    import numpy as np
+
+    from scripts import config as config_module
+
+    config = config_module.build(preset, overrides={"env.max_steps": max_steps})
+    seeds = np.arange(num_envs, dtype=np.int64) + 12345
+    runners = {backend: _agent_runner(config, num_envs, np.random.default_rng(0), backend) for backend in ("numpy", "tf")}
+    env_rates, agent_rates = [], {backend: [] for backend in runners}
+    for _ in range(rounds):
+        for backend, run_agent in runners.items():
+            agent_rate, actions = run_agent(seeds)
+            agent_rates[backend].append(agent_rate)
+        env_rates.append(_env_only(config, seeds, actions))  # both backends act alike: same env work
+    env_rate = max(env_rates)
+    name = "CarRacing-v3" if preset == "carracing" else "ViZDoom TakeCover"
+    print(f"{name}: env only {env_rate:,.1f} steps/s (best of {rounds}, {num_envs} envs x {max_steps} steps)")
+    for backend, rates in agent_rates.items():
+        print(
+            f"  with agent ({backend} backend{', the default' if backend == 'numpy' else ''}): {max(rates):,.1f} steps/s -> ratio {max(rates) / env_rate:.3f}"
+        )
+    agent_rate = max(agent_rates["numpy"])
+    return agent_rate, agent_rate / env_rate
+
+
+def _ask_tell_seconds(num_params: int, generations: int = 12) -> float:
+    import numpy as np
+
+    from controller.es import EvolutionStrategy
+
+    strategy = EvolutionStrategy(num_params, 0.1, 64, 0.01, seed=0)
+    rng = np.random.default_rng(0)
+    total = 0.0
+    for _ in range(generations):
+        start = time.process_time()
+        strategy.ask()
+        strategy.tell(rng.normal(size=64))
+        total += time.process_time() - start
+    return total / generations
+
+
+def _dream_seconds_per_step(rows: int, steps: int) -> float:
+    import numpy as np
+
+    from rnn.config import RnnConfig
+    from rnn.dream import BatchedDream
+    from rnn.model import build_mdn_rnn
+
+    model = build_mdn_rnn(RnnConfig(hidden_size=512, num_mixtures=5, restart_input=True, predict_done=True), 64, 1)
+    kernel, bias = model.head.get_weights()
+    bias[-1] = -1e9  # done never fires: every row runs all `steps`
+    model.head.set_weights([kernel, bias])
+    rng = np.random.default_rng(0)
+    dream = BatchedDream(model, rng.normal(size=(100, 64)).astype(np.float32), np.full((100, 64), -2.0, np.float32), 1.15, steps, use_cell_state=True)
+    weights = rng.normal(scale=0.1, size=(rows, dream.feature_size, 1)).astype(np.float32)
+    dream.run(weights[:2], None, np.arange(2))  # trace once
+    start = time.process_time()
+    dream.run(weights, None, np.arange(rows, dtype=np.int64))
+    return (time.process_time() - start) / steps
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench_controller", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", type=int, default=8, help="environments in lockstep")
+    parser.add_argument("--carracing-steps", type=int, default=60, help="steps per CarRacing episode timed")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating env-only / agent measurements; the best of each counts")
+    parser.add_argument("--doom-steps", type=int, default=300, help="step cap per Doom episode timed")
+    parser.add_argument("--dream-steps", type=int, default=10, help="dream steps timed for 1,024 rows")
+    arguments = parser.parse_args(argv)
+
+    from scripts import stage
+
+    stage.limit_threads(1)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    print(f"one process, one thread; {arguments.envs} environments in lockstep; V, M, C at paper sizes with random weights")
+
+    car_agent, car_ratio = _real_env_ratio("carracing", arguments.envs, arguments.carracing_steps, arguments.rounds, rng)
+    print(f"  CarRacing ratio {car_ratio:.3f} (goal >= 0.9: {'met' if car_ratio >= 0.9 else 'NOT met'})")
+    _, doom_ratio = _real_env_ratio("doom", arguments.envs, arguments.doom_steps, arguments.rounds, rng)
+    print(f"  Doom ratio {doom_ratio:.3f} (reported; no goal)")
+
+    ask_tell = {num_params: _ask_tell_seconds(num_params) for num_params in (867, 1088)}
+    car_generation = 64 * 16 * 1000 / car_agent
+    print(
+        f"CMA-ES ask+tell, population 64: {ask_tell[867] * 1000:.0f} ms (867 params), {ask_tell[1088] * 1000:.0f} ms (1,088 params) of CPU time per generation"
+    )
+    print(
+        f"CarRacing generation (64 x 16 episodes x 1,000 steps at {car_agent:.1f} steps/s): {car_generation:,.0f} s on one core -> "
+        f"CMA-ES share {ask_tell[867] / car_generation:.5%} (goal < 1%: {'met' if ask_tell[867] / car_generation < 0.01 else 'NOT met'})"
+    )
+    per_step = _dream_seconds_per_step(64 * 16, arguments.dream_steps)
+    for episode_steps in (100, 2100):
+        generation = per_step * episode_steps
+        share = ask_tell[1088] / generation
+        print(
+            f"Doom dream generation (1,024 rows, {per_step * 1000:.0f} ms per step, episodes of {episode_steps} steps): {generation:,.1f} s of one core's CPU time -> "
+            f"CMA-ES share {share:.3%} (goal < 1%: {'met' if share < 0.01 else 'NOT met'})"
+        )
+
+
+if __name__ == "__main__":
+    main()
