@@ -1,6 +1,6 @@
 """Training M on the series (paper, section 3.2; authors' code for the schedule).
 
-Adam with lr_step = max(min_lr, lr_0 * decay^step) (the authors' Doom decay;
+Adam with lr_step = (lr_0 - min_lr) * decay^step + min_lr (the authors' Doom decay;
 decay 1 keeps lr_0 for CarRacing), gradients clipped by value, `num_steps`
 batches of windows (rnn/data.py). Logs a metrics line every `log_every` steps
 (terminal, DIR/rnn/metrics.jsonl, TensorBoard under DIR/rnn/tensorboard/).
@@ -30,14 +30,14 @@ CHECKPOINT_NAME = "checkpoint.npz"
 
 @keras.saving.register_keras_serializable(package="world_models")
 class DecayedLearningRate(keras.optimizers.schedules.LearningRateSchedule):
-    """lr = max(min_lr, lr_0 * decay^step) (authors' Doom code)."""
+    """lr = (lr_0 - min_lr) * decay^step + min_lr (authors' Doom code): starts at lr_0, tends to min_lr."""
 
     def __init__(self, initial: float, decay: float, minimum: float):
         self.initial, self.decay, self.minimum = initial, decay, minimum
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
-        return tf.maximum(self.minimum, self.initial * tf.pow(self.decay, step))
+        return (self.initial - self.minimum) * tf.pow(self.decay, step) + self.minimum
 
     def get_config(self):
         return {"initial": self.initial, "decay": self.decay, "minimum": self.minimum}
