@@ -223,7 +223,9 @@ def train_controller(
     first_generation = workers.broadcast(strategy.generation if root else None)
     if scorer is None:
         scorer = workers.guarded(lambda: make_scorer(config, run_dir))
-    if root:
+    if root and first_generation >= settings.num_generations:
+        log(f"train_controller: all {settings.num_generations} generations are done; raise controller.num_generations (--set) to continue")
+    elif root:
         mode = f"{settings.mode} (tau {settings.temperature})" if settings.mode == "dream" else settings.mode
         log(
             f"train_controller: {shape.describe()}; CMA-ES population {population_size} x {rollouts} rollouts, mode {mode}, "

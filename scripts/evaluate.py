@@ -37,6 +37,9 @@ def main(argv=None):
     stage.clear_done(run_dir, STAGE)
 
     from controller.evaluate import evaluate
+    from scripts.train_controller import configure_devices
+
+    configure_devices("real")  # the agent is NumPy: keep off the GPU
 
     summary = evaluate(config, run_dir)
     stage.mark_done(run_dir, STAGE, config, summary=summary)

@@ -35,6 +35,22 @@ def main(argv=None):
         sys.exit(status)
 
 
+def configure_devices(mode: str) -> None:
+    """GPUs and many ranks (design.md section 6): in real mode the agent is NumPy and the envs
+    are CPU-bound, so ranks keep off the GPU; in dream mode they share it (memory growth)
+    instead of each grabbing all of its memory. Before TensorFlow builds anything."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return
+    if mode == "real":
+        tf.config.set_visible_devices([], "GPU")
+    else:
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)
+
+
 def _train(argv, workers):
     from controller.train import train_controller
 
@@ -61,6 +77,7 @@ def _train(argv, workers):
             stage.require_done(run_dir, "train_vae")
 
     workers.guarded(prerequisites)
+    configure_devices(config.controller.mode)
     summary = train_controller(config, run_dir, workers)
     if workers.is_root:
         stage.mark_done(run_dir, STAGE, config, summary=summary)
