@@ -184,10 +184,11 @@ def plot_curve(records: list[dict], path: Path, title: str) -> None:
             yerr=[r["mean_params_return_std"] for r in evaluated],
             fmt="o",
             capsize=3,
-            label="distribution mean, scored on eval rollouts",
+            label="return of the distribution mean (eval rollouts, ± std)",
         )
     axes.set_xlabel("generation")
-    axes.set_ylabel("fitness (mean return - weight decay)")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.set_ylabel("fitness = mean return - weight decay;  return")
     axes.set_title(title)
     axes.legend(loc="best")
     axes.grid(alpha=0.3)
