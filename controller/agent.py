@@ -34,8 +34,8 @@ class NumpyMirror:
     """V's encoder, M's LSTM and C in NumPy, with the trained weights copied from the Keras models.
 
     Equal to the Keras models up to float32 rounding (tests/test_controller_agent.py). It
-    runs on the calling thread: no hand-off to TensorFlow's thread pool at each step, which
-    costs more than the arithmetic when batches are small and cores are shared.
+    runs on the calling thread with NumPy's BLAS only: an alternative to the compiled
+    TensorFlow step where TensorFlow is unwanted in the acting processes.
     """
 
     def __init__(self, encoder, mdn_rnn, shape: ControllerShape, restart_input: bool):
@@ -92,11 +92,12 @@ class NumpyMirror:
 class Agent:
     """V + M + C for a batch of real environments: one batched call per lockstep step.
 
-    backend 'numpy' (default): the NumPy mirror of the trained weights; 'tf': one compiled
-    tf.function around the Keras models. Both are tested equal to eager Keras calls.
+    backend 'tf' (default): one compiled tf.function around the Keras models; 'numpy': the
+    NumPy mirror of the trained weights (about 25% more CPU per step here, measured by
+    scripts/bench_controller.py). Both are tested equal to eager Keras calls.
     """
 
-    def __init__(self, encoder, mdn_rnn, shape: ControllerShape, sample_z: bool = True, backend: str = "numpy"):
+    def __init__(self, encoder, mdn_rnn, shape: ControllerShape, sample_z: bool = True, backend: str = "tf"):
         if mdn_rnn.hidden_size != shape.hidden_size or mdn_rnn.z_size != shape.z_size or mdn_rnn.action_size != shape.action_size:
             raise ValueError(f"M (z {mdn_rnn.z_size}, h {mdn_rnn.hidden_size}, actions {mdn_rnn.action_size}) does not fit the controller ({shape.describe()})")
         if backend not in ("numpy", "tf"):
