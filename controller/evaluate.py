@@ -8,6 +8,7 @@ never ones the controller was trained on. Writes DIR/eval/:
   summary.json  mean, std (population, ddof 0), min, max, episodes, controller used
   histogram.png the returns
   episode.mp4   the first episode: the real frame beside V's reconstruction of z
+  partial.json  while running: the episodes finished so far (a rerun resumes from them)
 """
 
 import time
@@ -18,7 +19,7 @@ import numpy as np
 
 from controller import linear
 from controller.train import BEST_NAME, MEAN_NAME, TRAINING_SEED_BASE, load_agent
-from env.files import ArtifactError, atomic_path, write_json
+from env.files import ArtifactError, atomic_path, read_json, write_json
 
 VIDEO_HEIGHT = 256
 VIDEO_FPS = 30
@@ -45,8 +46,30 @@ def load_controller(config, run_dir: Path, kind: str) -> tuple[np.ndarray, dict,
     return params, extras, path
 
 
+CHUNK_ROUNDS = 4  # episodes are run (and saved) in chunks of CHUNK_ROUNDS x envs episodes
+PARTIAL_NAME = "partial.json"
+
+
+def _partial_key(params: np.ndarray, params_path: Path, config) -> dict:
+    """What the saved partial results were made with: the same key resumes them."""
+    import hashlib
+
+    return {
+        "controller": str(params_path),
+        "params_sha256": hashlib.sha256(params.tobytes()).hexdigest(),
+        "first_seed": int(config.evaluate.seed),
+        "sample_z": bool(config.controller.sample_z),
+        "env": config.env.name,
+        "max_steps": int(config.env.max_steps),
+    }
+
+
 def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress: bool = True) -> dict:
-    """Run config.evaluate.episodes fresh real episodes with the chosen controller; write DIR/eval/."""
+    """Run config.evaluate.episodes fresh real episodes with the chosen controller; write DIR/eval/.
+
+    Resumable: finished episodes are kept in DIR/eval/partial.json after every chunk, and a
+    rerun with the same controller and seeds runs only the others.
+    """
     from env.batch import BatchEnv
 
     run_dir = Path(run_dir)
@@ -55,35 +78,60 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     params, extras, params_path = load_controller(config, run_dir, settings.params)
     seeds = evaluation_seeds(settings.seed, settings.episodes)
     shape = linear.ControllerShape.from_config(config)
+    key = _partial_key(params, params_path, config)
+    partial_path = eval_dir / PARTIAL_NAME
+    done = {}  # episode index -> record
+    if partial_path.exists():
+        partial = read_json(partial_path)
+        if partial.get("key") == key:
+            done = {record["episode"]: record for record in partial["episodes"] if record["episode"] < settings.episodes}
+    todo = [index for index in range(settings.episodes) if index not in done]
     agent = load_agent(config, run_dir)
     num_envs = max(1, min(config.controller.envs_per_worker, settings.episodes))
-    log(f"evaluate: {settings.episodes} {config.env.name} episodes with {params_path} ({shape.describe()}), {num_envs} envs in lockstep")
-    weights, biases = linear.stack(np.repeat(params[None], settings.episodes, axis=0), shape)
-    batch_env = BatchEnv(config.env, num_envs)
+    resumed = f", {len(done)} already done" if done else ""
+    log(f"evaluate: {settings.episodes} {config.env.name} episodes with {params_path} ({shape.describe()}), {num_envs} envs in lockstep{resumed}")
+    video = settings.video and (0 in todo or not (eval_dir / "episode.mp4").exists())
+    if video and 0 not in todo:
+        todo.insert(0, 0)  # the video's episode was scored but its video never written
+    batch_envs = {}
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=settings.episodes, desc="episodes", unit="ep", leave=False)
+        bar = tqdm(total=settings.episodes, initial=settings.episodes - len(todo), desc="episodes", unit="ep", leave=False)
     started = time.perf_counter()
+    steps = 0
     try:
-        result = agent.run_episodes(batch_env, weights, biases, seeds, record=0 if settings.video else None, progress=bar.update if bar else None)
+        chunk_size = CHUNK_ROUNDS * num_envs
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            rows = min(num_envs, len(chunk))
+            if rows not in batch_envs:
+                batch_envs[rows] = BatchEnv(config.env, rows)
+            weights, biases = linear.stack(np.repeat(params[None], len(chunk), axis=0), shape)
+            record = chunk.index(0) if video and 0 in chunk else None
+            result = agent.run_episodes(batch_envs[rows], weights, biases, seeds[chunk], record=record, progress=bar.update if bar else None)
+            if record is not None:
+                write_video(result, run_dir, config, eval_dir / "episode.mp4")
+            steps += int(result["lengths"].sum())
+            for position, index in enumerate(chunk):
+                done[index] = {
+                    "episode": index,
+                    "seed": int(seeds[index]),
+                    "return": float(result["returns"][position]),
+                    "length": int(result["lengths"][position]),
+                }
+            write_json(partial_path, {"key": key, "episodes": [done[index] for index in sorted(done)]})
     finally:
-        batch_env.close()
+        for batch_env in batch_envs.values():
+            batch_env.close()
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - started
-    returns = result["returns"].astype(np.float64)
-    write_json(
-        eval_dir / "returns.json",
-        {
-            "controller": str(params_path),
-            "episodes": [
-                {"episode": index, "seed": int(seed), "return": float(value), "length": int(length)}
-                for index, (seed, value, length) in enumerate(zip(seeds, returns, result["lengths"], strict=True))
-            ],
-        },
-    )
+    episodes = [done[index] for index in range(settings.episodes)]
+    returns = np.array([episode["return"] for episode in episodes], np.float64)
+    lengths = np.array([episode["length"] for episode in episodes], np.int64)
+    write_json(eval_dir / "returns.json", {"controller": str(params_path), "episodes": episodes})
     summary = {
         "env": config.env.name,
         "controller": str(params_path),
@@ -95,14 +143,12 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
         "std": float(returns.std()),
         "min": float(returns.min()),
         "max": float(returns.max()),
-        "mean_length": float(result["lengths"].mean()),
-        "steps_per_second": float(result["lengths"].sum() / seconds),
-        "seconds": seconds,
+        "mean_length": float(lengths.mean()),
+        "steps_per_second_this_run": float(steps / seconds) if steps else None,
     }
     write_json(eval_dir / "summary.json", summary)
     plot_histogram(returns, eval_dir / "histogram.png", f"{config.env.name}, {settings.params} controller: {summary['mean']:.1f} ± {summary['std']:.1f}")
-    if settings.video:
-        write_video(agent, result, run_dir, config, eval_dir / "episode.mp4")
+    partial_path.unlink(missing_ok=True)
     log(f"evaluate: return {summary['mean']:.2f} ± {summary['std']:.2f} over {settings.episodes} episodes (min {summary['min']:.2f}, max {summary['max']:.2f})")
     return summary
 
@@ -133,7 +179,7 @@ def _to_height(frame: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(frame[..., :3]), (width, height), interpolation=cv2.INTER_NEAREST)
 
 
-def write_video(agent, result: dict, run_dir: Path, config, path: Path) -> None:
+def write_video(result: dict, run_dir: Path, config, path: Path) -> None:
     """episode.mp4: each step's real frame (full resolution if the env keeps it) beside V's
     decoding of the z the controller saw."""
     import imageio.v2 as imageio

@@ -46,3 +46,28 @@ def test_a_controller_for_another_env_or_size_is_refused(tmp_path, capsys):
     assert str(run_dir / "controller" / "mean.npz") in error
     assert "made for another environment or size" in error and "env_name='carracing' (expected 'doom')" in error
     assert not (run_dir / "eval" / "returns.json").exists()
+
+
+def test_a_killed_evaluation_resumes_with_the_same_returns(tmp_path):
+    from controller.evaluate import PARTIAL_NAME, _partial_key
+    from env.files import write_json
+
+    run_dir = tmp_path / "run"
+    config = make_run(run_dir, "doom-smoke", TINY + ["evaluate.video=false"])
+    shape = linear.ControllerShape.from_config(config)
+    params = np.random.default_rng(1).normal(scale=0.3, size=shape.num_params).astype(np.float32)
+    linear.save_params(run_dir / "controller" / "mean.npz", params, shape, generation=0)
+    evaluate.main(["--run-dir", str(run_dir), "--episodes", "3"])
+    uninterrupted = json.loads((run_dir / "eval" / "returns.json").read_text())
+    assert not (run_dir / "eval" / PARTIAL_NAME).exists()
+    # as if killed after episodes 0 and 1 were saved; episode 1 marked so its reuse shows
+    (run_dir / "eval" / "returns.json").unlink()
+    kept = [dict(uninterrupted["episodes"][0]), dict(uninterrupted["episodes"][1], length=999)]
+    config.evaluate.seed = 1_000_000
+    key = _partial_key(params, run_dir / "controller" / "mean.npz", config)
+    write_json(run_dir / "eval" / PARTIAL_NAME, {"key": key, "episodes": kept})
+    evaluate.main(["--run-dir", str(run_dir), "--episodes", "3"])
+    resumed = json.loads((run_dir / "eval" / "returns.json").read_text())
+    assert resumed["episodes"][1]["length"] == 999  # reused, not rerun
+    resumed["episodes"][1]["length"] = uninterrupted["episodes"][1]["length"]
+    assert resumed == uninterrupted  # episode 2, run again, gives the same return
