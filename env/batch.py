@@ -4,6 +4,8 @@ Design.md section 6: evaluation runs V, M and C on a whole batch at once, so
 the environments are stepped together and their frames stacked. A row whose
 episode has ended is frozen (not stepped, reward 0, its last frame repeated,
 its terminated/truncated flags kept) until reset_one starts a new episode in it.
+A row that was never reset is idle in the same way (counted as finished), so a
+batch can hold more environments than there are episodes left to play.
 """
 
 import numpy as np
@@ -30,7 +32,7 @@ class BatchEnv:
         self.action_size = self.envs[0].action_size
         self.frames = np.zeros((num_envs, 64, 64, 3), dtype=np.uint8)
         self.terminated = np.zeros(num_envs, dtype=bool)
-        self.truncated = np.zeros(num_envs, dtype=bool)
+        self.truncated = np.ones(num_envs, dtype=bool)  # idle until the row's first reset_one
 
     @property
     def finished(self) -> np.ndarray:

@@ -172,3 +172,17 @@ def test_batch_env_carracing():
         assert (rewards == 0).all() and truncated.all()
     finally:
         batch.close()
+
+
+def test_batch_env_rows_never_reset_stay_idle():
+    # More environments than episodes left: the unused rows are not stepped (gymnasium would refuse).
+    batch = BatchEnv(EnvConfig(name="carracing", max_steps=5), 3)
+    try:
+        assert batch.finished.all()
+        batch.reset_one(1, 0)
+        frames, rewards, _, truncated = batch.step(np.zeros((3, 3), np.float32))
+        np.testing.assert_array_equal(batch.finished, [True, False, True])
+        assert rewards[0] == 0 and rewards[2] == 0
+        assert (frames[[0, 2]] == 0).all()
+    finally:
+        batch.close()
