@@ -335,7 +335,7 @@ def _summary_writer(controller_dir: Path):
 
 
 def _write_summaries(writer, record: dict) -> None:
-    from vae.summaries import write_scalars  # TensorBoard scalars without the tensorboard package
+    from vae.summaries import write_scalars
 
     keys = ("fitness_mean", "fitness_best", "fitness_worst", "return_mean", "sigma", "mean_params_return")
     write_scalars(writer, {key: record[key] for key in keys if key in record}, step=record["generation"])

@@ -25,6 +25,15 @@ class ArtifactError(ValueError):
     """
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` on success.
@@ -39,6 +48,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     handle, temporary_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(handle)
     temporary = Path(temporary_name)
+    os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the final file the usual mode
     try:
         yield temporary
         os.replace(temporary, path)
