@@ -16,7 +16,9 @@ class RnnConfig:
     sequence_length: int = setting(999, "steps per training window (CarRacing 999, Doom 500)", "steps", "authors' code")
     batch_size: int = setting(100, "windows per training batch", "windows", "authors' code")
     learning_rate: float = setting(1e-3, "Adam learning rate at step 0", "1", "authors' code")
-    learning_rate_decay: float = setting(1.0, "lr = (lr_0 - min_lr) * decay^step + min_lr; 1 keeps lr_0 (CarRacing), Doom 0.99999", "1 per step", "authors' code (Doom)")
+    learning_rate_decay: float = setting(
+        1.0, "lr = (lr_0 - min_lr) * decay^step + min_lr; 1 keeps lr_0 (CarRacing), Doom 0.99999", "1 per step", "authors' code (Doom)"
+    )
     min_learning_rate: float = setting(1e-5, "the value the decayed learning rate tends to", "1", "authors' code (Doom)")
     gradient_clip: float = setting(1.0, "gradients clipped by value to [-clip, clip]", "1", "authors' code")
     num_steps: int = setting(4000, "training batches (authors' Doom code: 400 passes over the windows)", "steps", "paper / authors' code", locked=False)
