@@ -101,6 +101,10 @@ class MdnRnn(keras.Model):
             self.reward_loss_tracker.update_state(losses["reward_loss"])
         return {tracker.name: tracker.result() for tracker in self.metrics}
 
+    def optimizer_targets(self) -> list:
+        """(optimizer, variables it updates) pairs: what a checkpoint must keep (vae/checkpoint.py)."""
+        return [(self.optimizer, self.trainable_variables)]
+
     def train_step(self, batch):
         with tf.GradientTape() as tape:
             losses = self.compute_losses(batch, training=True)

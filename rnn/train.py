@@ -14,15 +14,15 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from env.files import ArtifactError, append_jsonl, atomic_path, read_jsonl, save_npz, write_text
+from env.files import append_jsonl, atomic_path, read_jsonl, write_text
 from rnn.config import RnnConfig
 from rnn.data import SeriesData
 from rnn.model import MdnRnn, build_mdn_rnn
 from rnn.store import WEIGHTS_NAME
+from vae.checkpoint import load_checkpoint, save_checkpoint
 from vae.summaries import write_scalars
 
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -53,32 +53,6 @@ def build_trainable(rnn_config: RnnConfig, z_size: int, action_size: int) -> Mdn
     return model
 
 
-def save_checkpoint(path: Path, model: MdnRnn, step: int) -> None:
-    arrays = {f"model_{index:03d}": weight for index, weight in enumerate(model.get_weights())}
-    arrays.update({f"optimizer_{index:03d}": variable.numpy() for index, variable in enumerate(model.optimizer.variables)})
-    save_npz(path, step=np.array(step, np.int64), **arrays)
-
-
-def load_checkpoint(path: Path, model: MdnRnn) -> int:
-    """Restore weights and optimizer state; returns the step to continue from."""
-    fix = f"delete {path.parent} (or rerun with --force) to start training over"
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise ArtifactError(f"{path}: unreadable checkpoint ({error}); {fix}") from error
-    weights = [arrays.get(f"model_{index:03d}") for index in range(len(model.weights))]
-    states = [arrays.get(f"optimizer_{index:03d}") for index in range(len(model.optimizer.variables))]
-    expected = [tuple(weight.shape) for weight in model.weights] + [tuple(variable.shape) for variable in model.optimizer.variables]
-    found = [None if array is None else array.shape for array in weights + states]
-    if found != expected or "step" not in arrays:
-        raise ArtifactError(f"{path}: checkpoint shapes {found} do not match this config's M and optimizer {expected}; {fix}")
-    model.set_weights(weights)
-    for variable, value in zip(model.optimizer.variables, states, strict=True):
-        variable.assign(value)
-    return int(arrays["step"])
-
-
 def train_rnn(series_dir: str | Path, rnn_dir: str | Path, rnn_config: RnnConfig, z_size: int, action_size: int, progress: bool = True) -> dict:
     """Train (or resume training) M; returns a summary of the run."""
     rnn_dir = Path(rnn_dir)
@@ -88,7 +62,7 @@ def train_rnn(series_dir: str | Path, rnn_dir: str | Path, rnn_config: RnnConfig
     metrics_path = rnn_dir / "metrics.jsonl"
     start_step = 0
     if checkpoint_path.exists():
-        start_step = load_checkpoint(checkpoint_path, model)
+        start_step = load_checkpoint(checkpoint_path, model)["step"]
         # metrics written after the checkpoint are replayed: drop them
         kept = [record for record in read_jsonl(metrics_path) if record.get("step", 0) <= start_step]
         write_text(metrics_path, "".join(_json_line(record) for record in kept))
@@ -113,9 +87,9 @@ def train_rnn(series_dir: str | Path, rnn_dir: str | Path, rnn_config: RnnConfig
             for tracker in model.metrics:
                 tracker.reset_state()
         if time.monotonic() - last_checkpoint > 60 * rnn_config.checkpoint_every_minutes:
-            save_checkpoint(checkpoint_path, model, done_steps)
+            save_checkpoint(checkpoint_path, model, {"step": done_steps})
             last_checkpoint = time.monotonic()
-    save_checkpoint(checkpoint_path, model, rnn_config.num_steps)
+    save_checkpoint(checkpoint_path, model, {"step": rnn_config.num_steps})
     # The final file holds M's weights only (a compiled model would add the optimizer's state).
     final_model = build_mdn_rnn(rnn_config, z_size, action_size)
     final_model.set_weights(model.get_weights())

@@ -1,4 +1,6 @@
-"""Training checkpoints of V: weights, optimizer state and progress counters in one file.
+"""Training checkpoints of V and M: weights, optimizer state and progress counters in one file.
+
+A model here is any keras.Model with `optimizer_targets()`, its (optimizer, variables) pairs.
 
 One .npz written atomically (env.files.atomic_path): a kill during the write
 leaves the previous checkpoint intact, and the weights, the optimizer state
@@ -35,7 +37,7 @@ def save_checkpoint(path: str | Path, model, counters: dict[str, int]) -> None:
 
 
 def load_checkpoint(path: str | Path, model) -> dict[str, int]:
-    """Restore a checkpoint into a model built by vae.model.build_model; returns the counters."""
+    """Restore a checkpoint into a model built like the one saved (optimizers built); returns the counters."""
     path = Path(path)
     hint = f"delete {path} (training restarts from scratch) or rerun with --force"
     try:

@@ -76,19 +76,18 @@ def vae_loss(frames, reconstructions, mu, logvar, kl_tolerance: float) -> dict[s
     }
 
 
-class ConvVAE(keras.Model):
-    """Encoder + decoder trained with the loss above (Adam, learning rate from the config)."""
+class VaeBase(keras.Model):
+    """What V's two kinds share: the encoder and decoder, the training noise, Mean trackers
+    named after the losses, reconstruction from the mean code, evaluation and building."""
 
-    kind = "vae"
-
-    def __init__(self, z_size: int, kl_tolerance: float = 0.5, seed: int | None = None, **kwargs):
+    def __init__(self, z_size: int, kl_tolerance: float, seed: int | None, tracked_losses: tuple[str, ...], **kwargs):
         super().__init__(**kwargs)
         self.z_size = z_size
         self.kl_tolerance = kl_tolerance
         self.encoder = build_encoder(z_size)
         self.decoder = build_decoder(z_size)
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "reconstruction", "kl")}
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in tracked_losses}
 
     @property
     def metrics(self):
@@ -99,31 +98,20 @@ class ConvVAE(keras.Model):
         mu, _ = self.encoder(frames, training=training)
         return self.decoder(mu, training=training)
 
-    def compute_losses(self, frames, training: bool) -> dict[str, tf.Tensor]:
-        mu, logvar = self.encoder(frames, training=training)
-        # Training draws from the model's seed generator (restored by checkpoints); evaluation uses a
-        # fixed seed, so validation losses are repeatable and do not move the training random state.
-        noise_seed = self.seed_generator if training else EVALUATION_SEED
-        z = sample_z(mu, logvar, seed=noise_seed)
-        reconstructions = self.decoder(z, training=training)
-        return vae_loss(frames, reconstructions, mu, logvar, self.kl_tolerance)
+    def noise_seed(self, training: bool):
+        """Training draws from the model's seed generator (restored by checkpoints); evaluation uses a
+        fixed seed, so validation losses are repeatable and do not move the training random state."""
+        return self.seed_generator if training else EVALUATION_SEED
 
     def optimizer_targets(self) -> list:
         """(optimizer, variables it updates) pairs: what a checkpoint must keep."""
-        return [(self.optimizer, self.trainable_variables)]
+        raise NotImplementedError
 
     def build_all(self) -> None:
         """Create every weight and optimizer slot, so a checkpoint can be restored before training."""
         self(tf.zeros((1, *FRAME_SHAPE)))
         for optimizer, variables in self.optimizer_targets():
             optimizer.build(variables)
-
-    def train_step(self, frames):
-        with tf.GradientTape() as tape:
-            losses = self.compute_losses(frames, training=True)
-        gradients = tape.gradient(losses["loss"], self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        return self._track(losses)
 
     def test_step(self, frames):
         return self._track(self.compute_losses(frames, training=False))
@@ -132,6 +120,31 @@ class ConvVAE(keras.Model):
         for name, tracker in self.trackers.items():
             tracker.update_state(losses[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+
+class ConvVAE(VaeBase):
+    """Encoder + decoder trained with the loss above (Adam, learning rate from the config)."""
+
+    kind = "vae"
+
+    def __init__(self, z_size: int, kl_tolerance: float = 0.5, seed: int | None = None, **kwargs):
+        super().__init__(z_size, kl_tolerance, seed, ("loss", "reconstruction", "kl"), **kwargs)
+
+    def compute_losses(self, frames, training: bool) -> dict[str, tf.Tensor]:
+        mu, logvar = self.encoder(frames, training=training)
+        z = sample_z(mu, logvar, seed=self.noise_seed(training))
+        reconstructions = self.decoder(z, training=training)
+        return vae_loss(frames, reconstructions, mu, logvar, self.kl_tolerance)
+
+    def optimizer_targets(self) -> list:
+        return [(self.optimizer, self.trainable_variables)]
+
+    def train_step(self, frames):
+        with tf.GradientTape() as tape:
+            losses = self.compute_losses(frames, training=True)
+        gradients = tape.gradient(losses["loss"], self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self._track(losses)
 
 
 def build_model(vae_config) -> keras.Model:

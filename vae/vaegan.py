@@ -23,7 +23,7 @@ L_llike does not train the discriminator (the paper's choice: it would collapse 
 import keras
 import tensorflow as tf
 
-from vae.model import EVALUATION_SEED, FRAME_SHAPE, build_decoder, build_encoder, kl_divergence, reconstruction_error, sample_z
+from vae.model import EVALUATION_SEED, FRAME_SHAPE, VaeBase, kl_divergence, reconstruction_error, sample_z
 
 
 def build_discriminator(feature_layer: int) -> keras.Model:
@@ -48,31 +48,17 @@ def _cross_entropy(target: float, logits: tf.Tensor) -> tf.Tensor:
     return keras.losses.binary_crossentropy(tf.fill(tf.shape(logits), target), logits, from_logits=True)
 
 
-class VaeGan(keras.Model):
+class VaeGan(VaeBase):
     kind = "vaegan"
 
     def __init__(self, vae_config, **kwargs):
-        super().__init__(name="vae_gan", **kwargs)
-        self.z_size = vae_config.z_size
-        self.kl_tolerance = vae_config.kl_tolerance
+        names = ("loss", "reconstruction", "kl", "feature", "generator", "discriminator")
+        super().__init__(vae_config.z_size, vae_config.kl_tolerance, vae_config.seed, names, name="vae_gan", **kwargs)
         self.feature_weight = vae_config.gan_feature_weight
-        self.encoder = build_encoder(vae_config.z_size)
-        self.decoder = build_decoder(vae_config.z_size)
         self.discriminator = build_discriminator(vae_config.gan_feature_layer)
-        self.seed_generator = keras.random.SeedGenerator(vae_config.seed)
         self.encoder_optimizer = keras.optimizers.Adam(vae_config.learning_rate, name="encoder_adam")
         self.decoder_optimizer = keras.optimizers.Adam(vae_config.gan_learning_rate, beta_1=0.5, name="decoder_adam")
         self.discriminator_optimizer = keras.optimizers.Adam(vae_config.gan_learning_rate, beta_1=0.5, name="discriminator_adam")
-        names = ("loss", "reconstruction", "kl", "feature", "generator", "discriminator")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def call(self, frames, training=False):
-        mu, _ = self.encoder(frames, training=training)
-        return self.decoder(mu, training=training)
 
     def optimizer_targets(self) -> list:
         return [
@@ -82,17 +68,12 @@ class VaeGan(keras.Model):
         ]
 
     def build_all(self) -> None:
-        self(tf.zeros((1, *FRAME_SHAPE)))
         self.discriminator(tf.zeros((1, *FRAME_SHAPE)))
-        for optimizer, variables in self.optimizer_targets():
-            optimizer.build(variables)
+        super().build_all()
 
     def compute_losses(self, frames, training: bool) -> dict[str, tf.Tensor]:
         mu, logvar = self.encoder(frames, training=training)
-        # Training draws from the model's seed generator (restored by checkpoints); evaluation uses a
-        # fixed seed, so validation losses are repeatable and do not move the training random state.
-        noise_seed = self.seed_generator if training else EVALUATION_SEED
-        z = sample_z(mu, logvar, seed=noise_seed)
+        z = sample_z(mu, logvar, seed=self.noise_seed(training))
         reconstructions = self.decoder(z, training=training)
         prior_seed = self.seed_generator if training else EVALUATION_SEED + 1
         prior_frames = self.decoder(keras.random.normal(tf.shape(mu), seed=prior_seed), training=training)
@@ -125,11 +106,3 @@ class VaeGan(keras.Model):
             optimizer.apply(tape.gradient(losses[loss], variables), variables)
         del tape
         return self._track(losses)
-
-    def test_step(self, frames):
-        return self._track(self.compute_losses(frames, training=False))
-
-    def _track(self, losses):
-        for name, tracker in self.trackers.items():
-            tracker.update_state(losses[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
