@@ -145,6 +145,11 @@ def summary_lines(run_dir: Path) -> list[str]:
 def main(argv=None):
     arguments = parse_arguments(argv)
     run_dir = arguments.run_dir
+    if arguments.preset is None and not (run_dir / "config.json").exists():
+        raise stage.StageError(
+            f"{run_dir / 'config.json'} does not exist: start the run with a preset, e.g. "
+            f"`python -m scripts.pipeline --preset doom-smoke --run-dir {run_dir}` (presets: {', '.join(config_module.PRESETS)})"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     names = [name for name in ORDER if not (arguments.skip_dream and name == "dream")]
     if arguments.only:

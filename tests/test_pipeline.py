@@ -145,3 +145,11 @@ def test_resume_after_a_crash_reruns_only_the_unfinished_stages(finished_run):
     assert statuses == {name: ("ran" if name in ("evaluate", "dream") else "skipped") for name in pipeline.ORDER}
     assert {name: state for name, state in file_states(run_dir).items() if name in untouched} == untouched
     assert (run_dir / "eval" / "done.json").exists() and pipeline._videos(run_dir / "dream")
+
+
+def test_a_new_run_without_a_preset_names_the_command(tmp_path):
+    from scripts import stage
+
+    with pytest.raises(stage.StageError, match=r"python -m scripts.pipeline --preset doom-smoke"):
+        pipeline.main(["--run-dir", str(tmp_path / "new")])
+    assert not (tmp_path / "new").exists()
