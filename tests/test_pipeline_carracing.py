@@ -1,0 +1,57 @@
+"""End to end on CarRacing: the carracing-smoke pipeline with the controller trained in the
+real environment under `mpiexec -n 2`, then the same controller training as one process on a
+copy of the run: both must give the same CMA-ES results (episode seeds, not ranks, decide)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from env.files import read_jsonl
+from scripts import pipeline
+from tests.test_controller_mpi import MPIEXEC, run
+
+pytestmark = [pytest.mark.mpi, pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")]
+
+
+def controller_results(run_dir: Path):
+    records = read_jsonl(run_dir / "controller" / "metrics.jsonl")
+    for record in records:
+        record.pop("seconds")
+    return np.load(run_dir / "controller" / "mean.npz")["params"], np.load(run_dir / "controller" / "best.npz")["params"], records
+
+
+def test_carracing_smoke_real_mode_two_ranks_equal_one_process(tmp_path):
+    run_dir = tmp_path / "carracing-smoke"
+    pipeline.main(["--preset", "carracing-smoke", "--run-dir", str(run_dir), "--ranks", "2"])
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["controller"]["mode"] == "real" and config["env"]["name"] == "carracing"
+    mean_two, best_two, records_two = controller_results(run_dir)
+    assert mean_two.shape == (867,) and best_two.shape == (867,)  # (32 + 256) x 3 + 3
+    assert len(records_two) == config["controller"]["num_generations"]
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    returns = json.loads((run_dir / "eval" / "returns.json").read_text())
+    episode_returns = [episode["return"] for episode in returns["episodes"]]
+    assert len(episode_returns) == config["evaluate"]["episodes"]
+    assert [episode["seed"] for episode in returns["episodes"]] == [config["evaluate"]["seed"] + index for index in range(len(episode_returns))]
+    assert summary["mean"] == pytest.approx(np.mean(episode_returns)) and summary["std"] == pytest.approx(np.std(episode_returns))
+
+    single_dir = tmp_path / "single"
+    shutil.copytree(run_dir, single_dir)
+    single = run([sys.executable, "-m", "scripts.train_controller", "--run-dir", str(single_dir), "--force"])
+    assert single.returncode == 0, single.stderr[-3000:]
+    mean_one, best_one, records_one = controller_results(single_dir)
+    np.testing.assert_array_equal(mean_one, mean_two)
+    np.testing.assert_array_equal(best_one, best_two)
+    assert records_one == records_two
+
+
+def test_mpiexec_is_the_one_in_this_environment():
+    # The pipeline's --ranks uses the venv's mpiexec (mpich from PyPI); a foreign MPI would not match mpi4py.
+    output = subprocess.run([MPIEXEC, "--version"], capture_output=True, text=True, timeout=60).stdout
+    assert "HYDRA" in output.upper() or "MPICH" in output.upper()
