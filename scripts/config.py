@@ -61,6 +61,7 @@ _DOOM = {
 _SMOKE = {
     "generate.num_rollouts": 6,
     "vae.batch_size": 32,
+    "vae.epochs": 8,  # ~200 steps: enough for the smoke grid to show frames, not grey
     "vae.shuffle_buffer": 500,
     "vae.validation_fraction": 0.2,
     "rnn.batch_size": 4,
