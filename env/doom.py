@@ -10,6 +10,8 @@ The game is started once and reused: each reset is a new seeded episode.
 """
 
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import vizdoom
@@ -44,6 +46,12 @@ class DoomTakeCoverEnv:
         game.set_doom_skill(env_config.doom_skill)
         game.set_episode_timeout(0)  # the step cap is ours
         game.set_mode(vizdoom.Mode.PLAYER)  # synchronous: the game waits for each action
+        # ViZDoom writes _vizdoom.ini to the working folder and creates ./_vizdoom at init; games
+        # starting together in several processes race on both ("File exists", a dead worker).
+        # Each game gets a private ini, and the folder exists before any game looks for it.
+        self._config_folder = tempfile.mkdtemp(prefix="vizdoom-")
+        game.set_doom_config_path(os.path.join(self._config_folder, "_vizdoom.ini"))
+        os.makedirs("_vizdoom", exist_ok=True)
         game.init()
         self.game = game  # the vizdoom.DoomGame itself (benchmarks compare against it)
         self.raw_frame: np.ndarray | None = None
@@ -69,3 +77,4 @@ class DoomTakeCoverEnv:
 
     def close(self) -> None:
         self.game.close()
+        shutil.rmtree(self._config_folder, ignore_errors=True)

@@ -1,5 +1,7 @@
 """Real short CarRacing-v3 and ViZDoom TakeCover episodes through the wrappers and BatchEnv."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -186,3 +188,30 @@ def test_batch_env_rows_never_reset_stay_idle():
         assert (frames[[0, 2]] == 0).all()
     finally:
         batch.close()
+
+
+def test_doom_games_started_together_in_processes_do_not_race(tmp_path):
+    # ViZDoom creates ./_vizdoom at init; several workers starting at once must all come up.
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(4, mp_context=context) as pool:
+        lengths = list(pool.map(_short_doom_episode, [str(tmp_path)] * 4, range(4)))
+    assert lengths == [5, 5, 5, 5]
+    assert not (tmp_path / "_vizdoom.ini").exists()  # the ini goes to a private folder
+
+
+def _short_doom_episode(folder: str, seed: int) -> int:
+    os.chdir(folder)
+    env = make_env(EnvConfig(name="doom", max_steps=5))
+    try:
+        env.reset(seed)
+        steps = 0
+        truncated = terminated = False
+        while not (terminated or truncated):
+            _, _, terminated, truncated = env.step(np.zeros(1, np.float32))
+            steps += 1
+        return steps
+    finally:
+        env.close()
