@@ -30,7 +30,7 @@ import numpy as np
 from controller import linear
 from controller.es import EvolutionStrategy
 from controller.parallel import Workers
-from env.files import ArtifactError, append_jsonl, atomic_path, write_text
+from env.files import ArtifactError, append_jsonl, atomic_path, write_jsonl
 
 STATE_NAME = "es_state.pkl"
 BEST_NAME = "best.npz"
@@ -158,9 +158,8 @@ def _write_params(strategy: EvolutionStrategy, shape: linear.ControllerShape, co
 
 def _restore_logs(strategy: EvolutionStrategy, shape: linear.ControllerShape, controller_dir: Path) -> None:
     """After a kill: metrics.jsonl and the parameter files as of the last saved generation."""
-    import json
 
-    write_text(controller_dir / METRICS_NAME, "".join(json.dumps(record, sort_keys=True) + "\n" for record in strategy.records))
+    write_jsonl(controller_dir / METRICS_NAME, strategy.records)
     if strategy.generation > 0:
         _write_params(strategy, shape, controller_dir)
 

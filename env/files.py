@@ -100,7 +100,16 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, sort_keys=True) + "\n")
+        handle.write(_json_line(record))
+
+
+def write_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
+    """Replace a JSON-lines file atomically (e.g. trimmed back to a checkpoint on resume)."""
+    write_text(path, "".join(_json_line(record) for record in records))
+
+
+def _json_line(record: dict) -> str:
+    return json.dumps(record, sort_keys=True) + "\n"
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

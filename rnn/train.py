@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from env.files import append_jsonl, atomic_path, read_jsonl, write_text
+from env.files import append_jsonl, atomic_path, read_jsonl, write_jsonl
 from rnn.config import RnnConfig
 from rnn.data import SeriesData
 from rnn.model import MdnRnn, build_mdn_rnn
@@ -65,7 +65,7 @@ def train_rnn(series_dir: str | Path, rnn_dir: str | Path, rnn_config: RnnConfig
         start_step = load_checkpoint(checkpoint_path, model)["step"]
         # metrics written after the checkpoint are replayed: drop them
         kept = [record for record in read_jsonl(metrics_path) if record.get("step", 0) <= start_step]
-        write_text(metrics_path, "".join(_json_line(record) for record in kept))
+        write_jsonl(metrics_path, kept)
         print(f"resuming M training at step {start_step} from {checkpoint_path}")
     print(f"M: {model.count_params():,} parameters; {data.num_episodes} episodes, {data.num_steps:,} steps of series")
 
@@ -97,9 +97,3 @@ def train_rnn(series_dir: str | Path, rnn_dir: str | Path, rnn_config: RnnConfig
         final_model.save_weights(temporary)
     final = read_jsonl(metrics_path)
     return {"steps": rnn_config.num_steps, "parameters": model.count_params(), "final_loss": final[-1]["loss"] if final else None}
-
-
-def _json_line(record: dict) -> str:
-    import json
-
-    return json.dumps(record, sort_keys=True) + "\n"

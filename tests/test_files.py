@@ -6,7 +6,7 @@ import stat
 import numpy as np
 import pytest
 
-from env.files import ArtifactError, append_jsonl, atomic_path, read_json, read_jsonl, save_npz, write_json
+from env.files import ArtifactError, append_jsonl, atomic_path, read_json, read_jsonl, save_npz, write_json, write_jsonl
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -51,3 +51,11 @@ def test_jsonl_skips_a_line_torn_by_a_kill(tmp_path):
     with open(path, "a") as handle:
         handle.write('{"step": 3, "lo')
     assert read_jsonl(path) == [{"step": 1}, {"step": 2}]
+
+
+def test_write_jsonl_replaces_the_file_with_exactly_the_records(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    for step in range(5):
+        append_jsonl(path, {"step": step})
+    write_jsonl(path, [{"step": 0}, {"step": 1}])  # trimmed back to a checkpoint
+    assert read_jsonl(path) == [{"step": 0}, {"step": 1}]
