@@ -94,6 +94,19 @@ def read_rollout(path: str | Path, action_size: int | None = None) -> dict[str, 
     return arrays
 
 
+def episode_length(path: str | Path) -> int:
+    """Steps in one rollout file, reading only its small 'done' array (not the frames).
+
+    A file that cannot be read is a RolloutError naming it and the command that remakes it.
+    """
+    path = Path(path)
+    hint = _rollout_hint(path)
+    done = load_npz(path, {"done": np.bool_}, hint)["done"]
+    if done.ndim != 1 or len(done) == 0:
+        raise RolloutError(f"{path}: 'done' has shape {done.shape}, expected (T,) with T >= 1; {hint}")
+    return len(done)
+
+
 def write_rollout(path: str | Path, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, done: np.ndarray) -> None:
     """Write one episode atomically, in the dtypes of the format."""
     save_npz(

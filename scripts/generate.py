@@ -11,11 +11,10 @@ the same command to resume: finished episodes are skipped. --force starts over.
 import os
 import time
 
-import numpy as np
 from tqdm import tqdm
 
 from env.collect import collect_rollouts
-from env.rollouts import list_episodes
+from env.rollouts import episode_length, list_episodes
 from scripts import stage
 
 STAGE = "generate"
@@ -24,12 +23,8 @@ STAGE = "generate"
 def disk_totals(folder) -> tuple[int, int, int]:
     """(episodes, frames, bytes) of the rollout files in `folder`; reads only each file's small 'done' array."""
     episodes = list_episodes(folder)
-    frames = 0
-    size = 0
-    for path in episodes:
-        size += path.stat().st_size
-        with np.load(path, allow_pickle=False) as archive:
-            frames += len(archive["done"])
+    frames = sum(episode_length(path) for path in episodes)
+    size = sum(path.stat().st_size for path in episodes)
     return len(episodes), frames, size
 
 

@@ -110,6 +110,19 @@ def test_impossible_drop_rule_is_refused(tmp_path, capsys):
     assert "every episode would be dropped" in capsys.readouterr().err
 
 
+def test_malformed_rollout_on_rerun_names_the_file(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_generate(run_dir, *CARRACING)
+    damaged = run_dir / "rollouts" / "000001.npz"
+    damaged.write_bytes(b"not an npz")
+    with pytest.raises(SystemExit) as exit_info:
+        generate.stage.run_main(generate.main, ["--run-dir", str(run_dir)])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert str(damaged) in message and f"python -m scripts.generate --run-dir {run_dir}" in message
+    assert not (run_dir / "rollouts" / "done.json").exists()
+
+
 def test_killed_run_resumes_to_the_same_files(tmp_path):
     """SIGKILL mid-collection loses at most the episode in flight; the rerun completes the same set."""
     arguments = ["--preset", "carracing-smoke", "--set", "generate.num_rollouts=3", "--set", "env.max_steps=40", "--set", "generate.num_workers=1"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from env.files import ArtifactError
-from env.rollouts import RolloutError, episode_path, list_episodes, read_rollout, write_rollout
+from env.rollouts import RolloutError, episode_length, episode_path, list_episodes, read_rollout, write_rollout
 
 
 def good_arrays(length=5, action_size=3):
@@ -37,6 +37,12 @@ def test_round_trip_is_exact(folder):
     assert not [entry for entry in folder.iterdir() if entry.name.startswith(".")]  # no temporaries left
 
 
+def test_episode_length_reads_the_step_count(folder):
+    path = episode_path(folder, 3)
+    write_rollout(path, **good_arrays(length=7))
+    assert episode_length(path) == 7
+
+
 def expect_error(path, match, action_size=None):
     with pytest.raises(RolloutError, match=match) as error:
         read_rollout(path, action_size=action_size)
@@ -52,6 +58,8 @@ def test_truncated_file(folder):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     expect_error(path, "unreadable")
+    with pytest.raises(RolloutError, match="scripts.generate --run-dir"):
+        episode_length(path)
 
 
 def test_corrupt_file(folder):
@@ -118,6 +126,8 @@ def test_empty_episode(folder):
     path = episode_path(folder, 0)
     write_rollout(path, **good_arrays(length=0))
     expect_error(path, "empty episode")
+    with pytest.raises(RolloutError, match=r"expected \(T,\) with T >= 1"):
+        episode_length(path)
 
 
 def test_pickled_object_array_is_never_unpickled(folder):
