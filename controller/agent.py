@@ -1,8 +1,7 @@
 """The agent in the real environment: V, M and C stepped for a batch of envs (paper, section 3, figure 4).
 
 At each step t, for every running row at once (design.md section 6: never a
-Keras call per env step; one batched call per lockstep step, in a NumPy mirror
-of the trained weights or a compiled tf.function):
+Keras call per env step; one compiled tf.function call per lockstep step):
 
     mu, logvar = V(frame_t)
     z_t = mu + exp(logvar / 2) * eps      (or z_t = mu if controller.sample_z is false)
@@ -19,6 +18,7 @@ samples) comes from its own seed only, never from the row it runs in.
 """
 
 import numpy as np
+import tensorflow as tf
 
 from controller.linear import ControllerShape
 
@@ -26,93 +26,18 @@ from controller.linear import ControllerShape
 NOISE_STREAM = 0x5A
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # = 1 / (1 + exp(-x)), without overflow warnings
-
-
-class NumpyMirror:
-    """V's encoder, M's LSTM and C in NumPy, with the trained weights copied from the Keras models.
-
-    Equal to the Keras models up to float32 rounding (tests/test_controller_agent.py). It
-    runs on the calling thread with NumPy's BLAS only: an alternative to the compiled
-    TensorFlow step where TensorFlow is unwanted in the acting processes.
-    """
-
-    def __init__(self, encoder, mdn_rnn, shape: ControllerShape, restart_input: bool):
-        import keras
-
-        self.convolutions = []
-        heads = {}
-        for layer in encoder.layers:
-            if isinstance(layer, keras.layers.InputLayer) or isinstance(layer, keras.layers.Flatten):
-                continue
-            if isinstance(layer, keras.layers.Conv2D):
-                kernel, bias = layer.get_weights()
-                if layer.padding != "valid" or layer.strides[0] != layer.strides[1] or layer.activation.__name__ != "relu":
-                    raise ValueError(f"no NumPy mirror for encoder layer {layer.name} (padding {layer.padding}, strides {layer.strides})")
-                size, _, channels, filters = kernel.shape
-                # patches are laid out (channel, row, column): the kernel is reordered to match
-                self.convolutions.append((kernel.transpose(2, 0, 1, 3).reshape(channels * size * size, filters), bias, size, layer.strides[0]))
-            elif isinstance(layer, keras.layers.Dense) and layer.name in ("mu", "logvar"):
-                heads[layer.name] = layer.get_weights()
-            else:
-                raise ValueError(f"no NumPy mirror for encoder layer {layer.name} ({type(layer).__name__})")
-        self.mu_kernel, self.mu_bias = heads["mu"]
-        self.logvar_kernel, self.logvar_bias = heads["logvar"]
-        self.kernel = mdn_rnn.lstm.cell.kernel.numpy()
-        self.recurrent_kernel = mdn_rnn.lstm.cell.recurrent_kernel.numpy()
-        self.lstm_bias = mdn_rnn.lstm.cell.bias.numpy()
-        self.shape = shape
-        self.restart_input = restart_input
-
-    def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 frames (B, 64, 64, 3) -> mu, logvar (B, Z): conv k4 s2 ReLU x4, flatten, dense."""
-        features = frames.astype(np.float32) * np.float32(1.0 / 255.0)
-        for kernel, bias, size, stride in self.convolutions:
-            windows = np.lib.stride_tricks.sliding_window_view(features, (size, size), axis=(1, 2))[:, ::stride, ::stride]
-            batch, rows, columns = windows.shape[:3]
-            features = np.maximum(windows.reshape(batch * rows * columns, -1) @ kernel + bias, 0.0).reshape(batch, rows, columns, -1)
-        flat = features.reshape(len(features), -1)
-        return flat @ self.mu_kernel + self.mu_bias, flat @ self.logvar_kernel + self.logvar_bias
-
-    def step(self, frames, eps, h, c, weights, biases, restart):
-        mu, logvar = self.encode(frames)
-        z = mu + np.exp(logvar / 2.0) * eps
-        features = np.concatenate([z, c, h] if self.shape.use_cell_state else [z, h], axis=1)
-        actions = np.tanh(np.einsum("bf,bfa->ba", features, weights) + biases)
-        inputs = [z, actions] + ([restart[:, None]] if self.restart_input else [])
-        # Keras LSTM: gates = x W + h U + b, split i, f, g, o
-        gates = np.concatenate(inputs, axis=1) @ self.kernel + h @ self.recurrent_kernel + self.lstm_bias
-        input_gate, forget_gate, candidate, output_gate = np.split(gates, 4, axis=1)
-        c = _sigmoid(forget_gate) * c + _sigmoid(input_gate) * np.tanh(candidate)
-        h = _sigmoid(output_gate) * np.tanh(c)
-        return actions.astype(np.float32), z.astype(np.float32), h.astype(np.float32), c.astype(np.float32)
-
-
 class Agent:
-    """V + M + C for a batch of real environments: one batched call per lockstep step.
+    """V + M + C for a batch of real environments: one compiled call per lockstep step
+    (tested equal to eager Keras calls in tests/test_controller_agent.py)."""
 
-    backend 'tf' (default): one compiled tf.function around the Keras models; 'numpy': the
-    NumPy mirror of the trained weights (about 25% more CPU per step here, measured by
-    scripts/bench_controller.py). Both are tested equal to eager Keras calls.
-    """
-
-    def __init__(self, encoder, mdn_rnn, shape: ControllerShape, sample_z: bool = True, backend: str = "tf"):
+    def __init__(self, encoder, mdn_rnn, shape: ControllerShape, sample_z: bool = True):
         if mdn_rnn.hidden_size != shape.hidden_size or mdn_rnn.z_size != shape.z_size or mdn_rnn.action_size != shape.action_size:
             raise ValueError(f"M (z {mdn_rnn.z_size}, h {mdn_rnn.hidden_size}, actions {mdn_rnn.action_size}) does not fit the controller ({shape.describe()})")
-        if backend not in ("numpy", "tf"):
-            raise ValueError(f"backend={backend!r}: expected 'numpy' or 'tf'")
         self.encoder = encoder
         self.mdn_rnn = mdn_rnn
         self.shape = shape
         self.sample_z = sample_z
-        self.backend = backend
         self.restart_input = bool(mdn_rnn.rnn_config.restart_input)
-        if backend == "numpy":
-            self.mirror = NumpyMirror(encoder, mdn_rnn, shape, self.restart_input)
-            return
-        import tensorflow as tf
-
         z_size, hidden_size, features, actions = shape.z_size, shape.hidden_size, shape.feature_size, shape.action_size
         signature = [
             tf.TensorSpec([None, 64, 64, 3], tf.uint8),  # frames
@@ -126,8 +51,6 @@ class Agent:
         self._step = tf.function(self._step_graph, input_signature=signature)
 
     def _step_graph(self, frames, eps, h, c, weights, biases, restart):
-        import tensorflow as tf
-
         mu, logvar = self.encoder(tf.cast(frames, tf.float32) / 255.0, training=False)
         z = mu + tf.exp(logvar / 2.0) * eps
         features = tf.concat([z, c, h] if self.shape.use_cell_state else [z, h], axis=-1)
@@ -140,10 +63,6 @@ class Agent:
         """One step for a batch: returns NumPy actions (B, A), z (B, Z), h, c (B, H)."""
         if biases is None:
             biases = np.zeros((len(frames), self.shape.action_size), np.float32)
-        if self.backend == "numpy":
-            return self.mirror.step(frames, eps, h, c, weights, biases, restart)
-        import tensorflow as tf
-
         outputs = self._step(
             tf.constant(frames, tf.uint8),
             tf.constant(eps, tf.float32),

@@ -69,7 +69,7 @@ def _env_only(config, seeds, actions) -> tuple[float, float]:
         batch_env.close()
 
 
-def _agent_runner(config, num_envs: int, rng, backend: str):
+def _agent_runner(config, num_envs: int, rng):
     """A function running one episode per env with V + M + C (random weights); returns
     ((wall, CPU) steps/s, the actions of every lockstep step)."""
     import numpy as np
@@ -81,7 +81,7 @@ def _agent_runner(config, num_envs: int, rng, backend: str):
     from vae.model import build_encoder
 
     shape = linear.ControllerShape.from_config(config)
-    agent = Agent(build_encoder(config.vae.z_size), build_mdn_rnn(config.rnn, config.vae.z_size, config.env.action_size), shape, sample_z=True, backend=backend)
+    agent = Agent(build_encoder(config.vae.z_size), build_mdn_rnn(config.rnn, config.vae.z_size, config.env.action_size), shape, sample_z=True)
     params = rng.normal(scale=0.3, size=(num_envs, shape.num_params)).astype(np.float32)
     weights, biases = linear.stack(params, shape)
     hidden = np.zeros((num_envs, shape.hidden_size), np.float32)
@@ -103,32 +103,25 @@ def _agent_runner(config, num_envs: int, rng, backend: str):
 def _real_env_ratio(preset: str, num_envs: int, max_steps: int, rounds: int) -> tuple[float, float, float]:
     """Best-of-`rounds` steps/s with the agent and env only (replaying the agent's actions),
     measured alternately so a shared machine's load hits both alike.
-    Returns (agent steps/s, wall-time ratio, CPU-time ratio) for the default backend."""
+    Returns (agent steps/s, wall-time ratio, CPU-time ratio)."""
     import numpy as np
 
     from scripts import config as config_module
 
     config = config_module.build(preset, overrides={"env.max_steps": max_steps})
     seeds = np.arange(num_envs, dtype=np.int64) + 12345
-    runners = {backend: _agent_runner(config, num_envs, np.random.default_rng(0), backend) for backend in ("tf", "numpy")}
-    env_rates, agent_rates = [], {backend: [] for backend in runners}
+    run_agent = _agent_runner(config, num_envs, np.random.default_rng(0))
+    env_rates, agent_rates = [], []
     for _ in range(rounds):
-        for backend, run_agent in runners.items():
-            rates, actions = run_agent(seeds)
-            agent_rates[backend].append(rates)
-        env_rates.append(_env_only(config, seeds, actions))  # both backends act alike: same env work
+        rates, actions = run_agent(seeds)
+        agent_rates.append(rates)
+        env_rates.append(_env_only(config, seeds, actions))
     env_wall, env_cpu = (max(rate[index] for rate in env_rates) for index in (0, 1))
     name = "CarRacing-v3" if preset == "carracing" else "ViZDoom TakeCover"
     print(f"{name} (best of {rounds}, {num_envs} envs x {max_steps} steps): env only {env_wall:,.1f} steps/s wall, {env_cpu:,.1f} steps/CPU-s")
-    results = {}
-    for backend, rates in agent_rates.items():
-        wall, cpu = (max(rate[index] for rate in rates) for index in (0, 1))
-        results[backend] = (wall, wall / env_wall, cpu / env_cpu)
-        print(
-            f"  with agent ({backend} backend{', the default' if backend == 'tf' else ''}): {wall:,.1f} steps/s wall -> ratio {wall / env_wall:.3f}; "
-            f"{cpu:,.1f} steps/CPU-s -> ratio {cpu / env_cpu:.3f}"
-        )
-    return results["tf"]
+    wall, cpu = (max(rate[index] for rate in agent_rates) for index in (0, 1))
+    print(f"  with agent: {wall:,.1f} steps/s wall -> ratio {wall / env_wall:.3f}; {cpu:,.1f} steps/CPU-s -> ratio {cpu / env_cpu:.3f}")
+    return wall, wall / env_wall, cpu / env_cpu
 
 
 def _ask_tell_seconds(num_params: int, generations: int = 12) -> float:
@@ -184,9 +177,9 @@ def main(argv=None):
 
     car_agent, car_wall_ratio, car_cpu_ratio = _real_env_ratio("carracing", arguments.envs, arguments.carracing_steps, arguments.rounds)
     verdict = "met" if car_cpu_ratio >= 0.9 else "NOT met"
-    print(f"  CarRacing ratio (tf backend): {car_cpu_ratio:.3f} on CPU time, {car_wall_ratio:.3f} on wall time (goal >= 0.9 on CPU time: {verdict})")
+    print(f"  CarRacing ratio: {car_cpu_ratio:.3f} on CPU time, {car_wall_ratio:.3f} on wall time (goal >= 0.9 on CPU time: {verdict})")
     _, doom_wall_ratio, _ = _real_env_ratio("doom", arguments.envs, arguments.doom_steps, arguments.rounds)
-    print(f"  Doom ratio (tf backend): {doom_wall_ratio:.3f} on wall time (reported; no goal; CPU time leaves out the engine's own process)")
+    print(f"  Doom ratio: {doom_wall_ratio:.3f} on wall time (reported; no goal; CPU time leaves out the engine's own process)")
     ask_tell = {num_params: _ask_tell_seconds(num_params) for num_params in (867, 1088)}
     car_generation = 64 * 16 * 1000 / car_agent
     print(

@@ -39,7 +39,7 @@ def main(argv=None):
     from controller.evaluate import evaluate
     from scripts.train_controller import configure_devices
 
-    configure_devices("real")  # the agent is NumPy: keep off the GPU
+    configure_devices("real")  # CPU-bound envs, small agent batches: keep off the GPU
 
     summary = evaluate(config, run_dir)
     stage.mark_done(run_dir, STAGE, config, summary=summary)

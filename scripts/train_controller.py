@@ -36,9 +36,10 @@ def main(argv=None):
 
 
 def configure_devices(mode: str) -> None:
-    """GPUs and many ranks (design.md section 6): in real mode the agent is NumPy and the envs
-    are CPU-bound, so ranks keep off the GPU; in dream mode they share it (memory growth)
-    instead of each grabbing all of its memory. Before TensorFlow builds anything."""
+    """GPUs and many ranks (design.md section 6): in real mode each rank's step is dominated by
+    the CPU-bound envs and its agent batch is small, so ranks keep off the GPU; in dream mode
+    they share it (memory growth) instead of each grabbing all of its memory. Before
+    TensorFlow builds anything."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -73,15 +73,14 @@ def reference_episode(encoder, mdn_rnn, params, shape, seed, sample_z):
     return np.array(actions)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "tf"])
 @pytest.mark.parametrize("doom", [False, True])
-def test_batched_agent_matches_step_by_step_keras_and_resets_each_row(doom, backend):
+def test_batched_agent_matches_step_by_step_keras_and_resets_each_row(doom):
     action_size = 1 if doom else 3
     rnn_config = RnnConfig(hidden_size=HIDDEN_SIZE, num_mixtures=2, restart_input=doom, predict_done=doom)
     encoder = build_encoder(Z_SIZE)
     mdn_rnn = build_mdn_rnn(rnn_config, Z_SIZE, action_size)
     shape = linear.ControllerShape("doom" if doom else "carracing", Z_SIZE, HIDDEN_SIZE, action_size, use_cell_state=doom, use_bias=not doom)
-    agent = Agent(encoder, mdn_rnn, shape, sample_z=True, backend=backend)
+    agent = Agent(encoder, mdn_rnn, shape, sample_z=True)
     rng = np.random.default_rng(3)
     seeds = np.array([10, 21, 32, 43, 54, 65], np.int64)  # lengths 2..6: rows are refilled at different steps
     population = rng.normal(scale=0.5, size=(len(seeds), shape.num_params)).astype(np.float32)
@@ -99,13 +98,12 @@ def test_batched_agent_matches_step_by_step_keras_and_resets_each_row(doom, back
     assert result["frames"].shape == (FakeBatchEnv.length(43), 64, 64, 3)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "tf"])
-def test_z_equals_mu_when_not_sampling(backend):
+def test_z_equals_mu_when_not_sampling():
     rnn_config = RnnConfig(hidden_size=HIDDEN_SIZE, num_mixtures=2)
     encoder = build_encoder(Z_SIZE)
     mdn_rnn = build_mdn_rnn(rnn_config, Z_SIZE, 3)
     shape = linear.ControllerShape("carracing", Z_SIZE, HIDDEN_SIZE, 3, use_cell_state=False, use_bias=True)
-    agent = Agent(encoder, mdn_rnn, shape, sample_z=False, backend=backend)
+    agent = Agent(encoder, mdn_rnn, shape, sample_z=False)
     params = np.random.default_rng(0).normal(size=(1, shape.num_params)).astype(np.float32)
     weights, biases = linear.stack(params, shape)
     env = FakeBatchEnv(num_envs=1, action_size=3)
