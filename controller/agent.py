@@ -76,6 +76,7 @@ class Agent:
 
     def run_episodes(self, batch_env, weights: np.ndarray, biases: np.ndarray | None, seeds: np.ndarray, record: int | None = None, progress=None) -> dict:
         """Run one episode per job over the rows of `batch_env`, refilling rows as episodes end.
+        Rows beyond the number of jobs are never reset, so BatchEnv leaves them idle.
 
         weights (J, F, A), biases (J, A) or None, seeds (J,) int: job j's controller and seed.
         record: a job whose frames (64x64 and raw), z and actions are kept (for videos).
@@ -90,8 +91,6 @@ class Agent:
         num_rows = batch_env.num_envs
         if num_jobs == 0:  # e.g. an MPI rank with no share
             return {"returns": np.zeros(0, np.float32), "lengths": np.zeros(0, np.int64)}
-        if num_jobs < num_rows:
-            raise ValueError(f"{num_jobs} episodes for a BatchEnv of {num_rows} environments: give it at most one environment per episode")
         hidden_size, z_size = self.shape.hidden_size, self.shape.z_size
         returns = np.zeros(num_jobs, np.float64)
         lengths = np.zeros(num_jobs, np.int64)

@@ -93,7 +93,7 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     video = settings.video and (0 in todo or not (eval_dir / "episode.mp4").exists())
     if video and 0 not in todo:
         todo.insert(0, 0)  # the video's episode was scored but its video never written
-    batch_envs = {}
+    batch_env = BatchEnv(config.env, min(num_envs, len(todo))) if todo else None
     bar = None
     if progress:
         from tqdm import tqdm
@@ -105,12 +105,9 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
         chunk_size = CHUNK_ROUNDS * num_envs
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
-            rows = min(num_envs, len(chunk))
-            if rows not in batch_envs:
-                batch_envs[rows] = BatchEnv(config.env, rows)
             weights, biases = linear.stack(np.repeat(params[None], len(chunk), axis=0), shape)
             record = chunk.index(0) if video and 0 in chunk else None
-            result = agent.run_episodes(batch_envs[rows], weights, biases, seeds[chunk], record=record, progress=bar.update if bar else None)
+            result = agent.run_episodes(batch_env, weights, biases, seeds[chunk], record=record, progress=bar.update if bar else None)
             if record is not None:
                 write_video(result, run_dir, config, eval_dir / "episode.mp4")
             steps += int(result["lengths"].sum())
@@ -123,7 +120,7 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
                 }
             write_json(partial_path, {"key": key, "episodes": [done[index] for index in sorted(done)]})
     finally:
-        for batch_env in batch_envs.values():
+        if batch_env is not None:
             batch_env.close()
         if bar is not None:
             bar.close()

@@ -90,15 +90,18 @@ def real_scorer(config, run_dir: Path) -> Callable:
     from env.batch import BatchEnv
 
     agent = load_agent(config, run_dir)
-    batch_envs = {}  # by size: a rank's share of a generation, and of the periodic mean scoring
+    batch_env = None  # one per worker: rows beyond a call's jobs stay idle, so it serves every share size
 
     def score(weights, biases, seeds):
+        nonlocal batch_env
         if len(seeds) == 0:
             return np.zeros(0, np.float32)
-        num_envs = max(1, min(config.controller.envs_per_worker, len(seeds)))
-        if num_envs not in batch_envs:
-            batch_envs[num_envs] = BatchEnv(config.env, num_envs)
-        return agent.run_episodes(batch_envs[num_envs], weights, biases, seeds)["returns"]
+        wanted = min(config.controller.envs_per_worker, len(seeds))
+        if batch_env is None or batch_env.num_envs < wanted:
+            if batch_env is not None:
+                batch_env.close()
+            batch_env = BatchEnv(config.env, wanted)
+        return agent.run_episodes(batch_env, weights, biases, seeds)["returns"]
 
     return score
 

@@ -98,7 +98,7 @@ def test_batched_agent_matches_step_by_step_keras_and_resets_each_row(doom):
     assert result["frames"].shape == (FakeBatchEnv.length(43), 64, 64, 3)
 
 
-def test_z_equals_mu_when_not_sampling():
+def test_z_equals_mu_when_not_sampling_and_spare_rows_stay_idle():
     rnn_config = RnnConfig(hidden_size=HIDDEN_SIZE, num_mixtures=2)
     encoder = build_encoder(Z_SIZE)
     mdn_rnn = build_mdn_rnn(rnn_config, Z_SIZE, 3)
@@ -106,6 +106,7 @@ def test_z_equals_mu_when_not_sampling():
     agent = Agent(encoder, mdn_rnn, shape, sample_z=False)
     params = np.random.default_rng(0).normal(size=(1, shape.num_params)).astype(np.float32)
     weights, biases = linear.stack(params, shape)
-    env = FakeBatchEnv(num_envs=1, action_size=3)
-    agent.run_episodes(env, weights, biases, np.array([12]))
+    env = FakeBatchEnv(num_envs=3, action_size=3)  # more rows than episodes: the spare rows stay idle
+    result = agent.run_episodes(env, weights, biases, np.array([12]))
+    assert list(env.received) == [12] and result["lengths"].tolist() == [FakeBatchEnv.length(12)]
     np.testing.assert_allclose(np.array(env.received[12]), reference_episode(encoder, mdn_rnn, params[0], shape, 12, sample_z=False), rtol=1e-4, atol=1e-5)

@@ -10,7 +10,7 @@ from controller import linear
 from controller.train import TRAINING_SEED_BASE, generation_seeds, mean_evaluation_seeds
 from env.files import read_jsonl
 from scripts import train_controller
-from tests.controller_fixtures import TINY_DOOM, make_run
+from tests.controller_fixtures import TINY_CARRACING, TINY_DOOM, make_run
 
 
 def test_training_seeds_are_pure_and_disjoint_from_evaluation_seeds():
@@ -77,3 +77,19 @@ def test_a_changed_setting_is_refused_on_resume(tmp_path, capsys):
     # --force starts over with the new value
     train_controller.main(["--run-dir", str(run_dir), "--set", "controller.population_size=6", "--force"])
     shutil.rmtree(run_dir)
+
+
+def test_real_mode_results_do_not_depend_on_how_many_envs_a_worker_steps(tmp_path):
+    """CarRacing in the real env: 1 env stepping every episode in turn, or 3 in lockstep (the
+    periodic mean scoring then leaves rows idle): the same episodes, so the same results."""
+    outcomes = []
+    for envs in (1, 3):
+        run_dir = tmp_path / f"envs{envs}"
+        make_run(run_dir, "carracing-smoke", TINY_CARRACING + ["controller.eval_every=1", "controller.eval_rollouts=2", f"controller.envs_per_worker={envs}"])
+        train_controller.main(["--run-dir", str(run_dir)])
+        outcomes.append(read_results(run_dir))
+    (mean_one, best_one, records_one), (mean_three, best_three, records_three) = outcomes
+    assert records_one[0]["mean_params_return_std"] >= 0 and records_one[0]["fitness_best"] > records_one[0]["fitness_worst"]
+    np.testing.assert_array_equal(mean_three, mean_one)
+    np.testing.assert_array_equal(best_three, best_one)
+    assert records_three == records_one
