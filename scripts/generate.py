@@ -34,6 +34,7 @@ def main(argv=None):
     if invocation.arguments.force:
         stage.force_clean(run_dir, STAGE)
     stage.clear_done(run_dir, STAGE)
+    stage.mark_started(run_dir, STAGE, config)
     folder = run_dir / stage.STAGES[STAGE][0]
     num_workers = config.generate.num_workers or os.cpu_count() or 1
     already = len(list_episodes(folder))

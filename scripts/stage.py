@@ -7,6 +7,9 @@
 - A stage that finishes writes DIR/<its folder>/done.json with the config
   sections it read. A later --preset/--set that changes a locked field of such
   a section is refused: the stage's outputs were made with the old value.
+  A resumable stage also writes DIR/<its folder>/started.json when it starts
+  making outputs, so an interrupted stage is held to its values the same way
+  (its partial outputs are not mixed with ones made under another config).
 - A stage whose inputs are missing stops before computing anything, naming
   the file it needs and the command that makes it.
 """
@@ -59,6 +62,10 @@ def done_path(run_dir: Path, stage: str) -> Path:
     return Path(run_dir) / STAGES[stage][0] / "done.json"
 
 
+def started_path(run_dir: Path, stage: str) -> Path:
+    return Path(run_dir) / STAGES[stage][0] / "started.json"
+
+
 def locked_values(config: config_module.Config, sections: tuple[str, ...]) -> dict:
     """The locked fields of the given sections, as stored in done.json."""
     values = {}
@@ -73,15 +80,19 @@ def locked_values(config: config_module.Config, sections: tuple[str, ...]) -> di
 def check_locks(run_dir: Path, config: config_module.Config, skip_stage: str | None = None) -> None:
     """Refuse a config that contradicts what a finished stage was made with."""
     for stage, (_, sections) in STAGES.items():
-        marker = done_path(run_dir, stage)
-        if stage == skip_stage or not sections or not marker.exists():
+        if stage == skip_stage or not sections:
+            continue
+        finished = done_path(run_dir, stage).exists()
+        marker = done_path(run_dir, stage) if finished else started_path(run_dir, stage)
+        if not marker.exists():
             continue
         recorded = read_json(marker).get("locked", {})
         current = locked_values(config, sections)
         for key, old_value in recorded.items():
             if key in current and current[key] != old_value:
+                what = "was made" if finished else "has partial outputs made"
                 raise StageError(
-                    f"{key}={current[key]!r} contradicts {marker}: the finished stage '{stage}' was made with "
+                    f"{key}={current[key]!r} contradicts {marker}: the {'finished' if finished else 'unfinished'} stage '{stage}' {what} with "
                     f"{key}={old_value!r}. Use a new --run-dir, or rerun `{command_for(stage, run_dir)} --force` "
                     f"with the new value (and the stages after it)."
                 )
@@ -124,6 +135,16 @@ def require_done(run_dir: Path, stage: str) -> dict:
     if not marker.exists():
         raise StageError(f"{marker} is missing: stage '{stage}' has not finished in {run_dir}. Run `{command_for(stage, run_dir)}` first.")
     return read_json(marker)
+
+
+def mark_started(run_dir: Path, stage: str, config: config_module.Config) -> None:
+    """Record the locked values the stage's outputs are being made with (after any --force clean).
+
+    Written once: if it exists, check_locks has already found the config equal to it.
+    """
+    marker = started_path(run_dir, stage)
+    if not marker.exists():
+        write_json(marker, {"stage": stage, "locked": locked_values(config, STAGES[stage][1])})
 
 
 def mark_done(run_dir: Path, stage: str, config: config_module.Config, summary: dict | None = None) -> None:

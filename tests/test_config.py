@@ -160,3 +160,20 @@ def test_locked_field_refusal_through_an_entry_point(tmp_path, capsys):
         stage.run_main(generate.main, ["--run-dir", str(tmp_path), "--set", "generate.base_seed=5"])
     assert exit_info.value.code == 2
     assert "generate.base_seed=5 contradicts" in capsys.readouterr().err
+
+
+def test_locked_field_of_an_interrupted_stage_is_refused(tmp_path):
+    # A stage killed mid-way holds its values too: a resume must not mix outputs of two configs.
+    invocation = stage.parse("generate", "", ["--run-dir", str(tmp_path), "--preset", "carracing-smoke"])
+    stage.mark_started(tmp_path, "generate", invocation.config)
+    with pytest.raises(stage.StageError) as error:
+        stage.parse("generate", "", ["--run-dir", str(tmp_path), "--set", "env.max_steps=99"])
+    message = str(error.value)
+    assert "env.max_steps=99 contradicts" in message and "started.json" in message and "unfinished stage 'generate'" in message
+    assert "env.max_steps=60" in message and "python -m scripts.generate --run-dir" in message and "--force" in message
+    assert stage.parse("generate", "", ["--run-dir", str(tmp_path), "--set", "generate.num_workers=3"]).config.generate.num_workers == 3
+    forced = stage.parse("generate", "", ["--run-dir", str(tmp_path), "--set", "env.max_steps=99", "--force"])
+    # started.json is written once: a --force run starts over from a cleaned folder, which removes it.
+    stage.force_clean(tmp_path, "generate")
+    stage.mark_started(tmp_path, "generate", forced.config)
+    assert json.loads(stage.started_path(tmp_path, "generate").read_text())["locked"]["env.max_steps"] == 99

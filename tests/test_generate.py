@@ -142,6 +142,9 @@ def test_killed_run_resumes_to_the_same_files(tmp_path):
     process.wait()
     assert len(list_episodes(killed / "rollouts")) < 3, "killed too late to test anything"
     assert not (killed / "rollouts" / "done.json").exists()
+    # The partial folder was made with env.max_steps=40: resuming with another value is refused.
+    with pytest.raises(generate.stage.StageError, match="unfinished stage 'generate'"):
+        run_generate(killed, "--set", "env.max_steps=41")
     run_generate(killed)
     assert not [path for path in (killed / "rollouts").iterdir() if path.name.startswith(".")]  # no temporaries left
     reference = tmp_path / "reference"
