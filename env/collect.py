@@ -153,9 +153,7 @@ class _InlineExecutor(concurrent.futures.Executor):
         future = concurrent.futures.Future()
         try:
             future.set_result(function(*args, **kwargs))
-        except BaseException as error:  # noqa: B036 - handed to the caller through the future
-            if not isinstance(error, Exception):
-                raise
+        except Exception as error:  # handed to the caller through the future (KeyboardInterrupt propagates)
             future.set_exception(error)
         return future
 
