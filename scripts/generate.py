@@ -9,7 +9,6 @@ the same command to resume: finished episodes are skipped. --force starts over.
 """
 
 import os
-import time
 
 from tqdm import tqdm
 
@@ -54,15 +53,14 @@ def main(argv=None):
             dropped += 1
             bar.set_postfix(dropped=dropped)
 
-    start = time.perf_counter()
     try:
         summary = collect_rollouts(folder, config.env, config.generate, num_workers, progress=progress, thread_initializer=stage.limit_threads)
     except ValueError as error:
         raise stage.StageError(str(error)) from None
     finally:
         bar.close()
-    seconds = time.perf_counter() - start
     episodes, frames, size = disk_totals(folder)
+    seconds = summary.seconds
     steps_per_second = summary.new_steps / seconds if seconds > 0 else 0.0
     print(
         f"generate: {episodes} episodes, {frames} frames, {size / 1e6:.1f} MB on disk; this run: {summary.new_episodes} new, "
