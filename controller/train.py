@@ -30,7 +30,7 @@ import numpy as np
 from controller import linear
 from controller.es import EvolutionStrategy
 from controller.parallel import Workers
-from env.files import ArtifactError, append_jsonl, atomic_path, write_jsonl
+from env.files import ArtifactError, atomic_path, write_jsonl
 
 STATE_NAME = "es_state.pkl"
 BEST_NAME = "best.npz"
@@ -139,32 +139,24 @@ def _load_or_start(config, shape: linear.ControllerShape, controller_dir: Path) 
     return strategy
 
 
-def _save_generation(strategy: EvolutionStrategy, shape: linear.ControllerShape, controller_dir: Path) -> None:
-    """State first (it is what a resume reads), then the parameter files derived from it."""
-    strategy.save(controller_dir / STATE_NAME)
-    _write_params(strategy, shape, controller_dir)
-
-
-def _write_params(strategy: EvolutionStrategy, shape: linear.ControllerShape, controller_dir: Path) -> None:
-    last = strategy.records[-1] if strategy.records else {}
+def _write_outputs(strategy: EvolutionStrategy, shape: linear.ControllerShape, controller_dir: Path, title: str) -> None:
+    """Everything derived from the CMA-ES state (which holds every generation's record): mean.npz,
+    best.npz, metrics.jsonl, curve.png. Written after the state every generation and again when
+    a run resumes, so a kill between the state and these files loses nothing."""
+    if strategy.generation == 0:
+        return
+    last = strategy.records[-1]
     linear.save_params(controller_dir / MEAN_NAME, strategy.mean, shape, generation=strategy.generation - 1, sigma=strategy.sigma)
-    if strategy.best_params is not None:
-        linear.save_params(
-            controller_dir / BEST_NAME,
-            strategy.best_params,
-            shape,
-            generation=strategy.best_generation,
-            fitness=strategy.best_fitness,
-            last_generation=last.get("generation", -1),
-        )
-
-
-def _restore_logs(strategy: EvolutionStrategy, shape: linear.ControllerShape, controller_dir: Path) -> None:
-    """After a kill: metrics.jsonl and the parameter files as of the last saved generation."""
-
+    linear.save_params(
+        controller_dir / BEST_NAME,
+        strategy.best_params,
+        shape,
+        generation=strategy.best_generation,
+        fitness=strategy.best_fitness,
+        last_generation=last["generation"],
+    )
     write_jsonl(controller_dir / METRICS_NAME, strategy.records)
-    if strategy.generation > 0:
-        _write_params(strategy, shape, controller_dir)
+    plot_curve(strategy.records, controller_dir / CURVE_NAME, title)
 
 
 def plot_curve(records: list[dict], path: Path, title: str) -> None:
@@ -215,11 +207,13 @@ def train_controller(
     population_size, rollouts = settings.population_size, settings.rollouts_per_candidate
     root = workers.is_root
 
+    title = f"{config.env.name}: CMA-ES ({settings.mode})"
+
     def start():
         if not root:
             return None
         strategy = _load_or_start(config, shape, controller_dir)
-        _restore_logs(strategy, shape, controller_dir)
+        _write_outputs(strategy, shape, controller_dir, title)  # repairs them after a kill
         return strategy
 
     strategy = workers.guarded(start)
@@ -295,9 +289,8 @@ def train_controller(
                 return None
             record["seconds"] = time.perf_counter() - started
             strategy.records.append(record)
-            _save_generation(strategy, shape, controller_dir)
-            append_jsonl(controller_dir / METRICS_NAME, record)
-            plot_curve(strategy.records, controller_dir / CURVE_NAME, f"{config.env.name}: CMA-ES ({settings.mode})")
+            strategy.save(controller_dir / STATE_NAME)  # first: it is what a resume reads
+            _write_outputs(strategy, shape, controller_dir, title)
             writer = writer or _summary_writer(controller_dir)
             _write_summaries(writer, record)
             line = (

@@ -54,9 +54,16 @@ def test_dream_training_writes_every_file_and_resumes_exactly(tmp_path):
     resumed = tmp_path / "resumed"
     make_run(resumed, "doom-smoke", TINY_DOOM + ["controller.num_generations=2"], with_vae=False)
     train_controller.main(["--run-dir", str(resumed)])
-    # a kill after the state was saved but before the metrics line: the resume repairs it
+    two_generations = read_results(resumed)
+    # a kill after the last state was saved but before the files derived from it: a rerun repairs them
     lines = (resumed / "controller" / "metrics.jsonl").read_text().splitlines()
     (resumed / "controller" / "metrics.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    (resumed / "controller" / "mean.npz").unlink()
+    (resumed / "controller" / "done.json").unlink()
+    train_controller.main(["--run-dir", str(resumed)])
+    repaired = read_results(resumed)
+    np.testing.assert_array_equal(repaired[0], two_generations[0])
+    assert repaired[2] == two_generations[2] == records[:2]
     train_controller.main(["--run-dir", str(resumed), "--set", "controller.num_generations=4"])
     resumed_mean, resumed_best, resumed_records = read_results(resumed)
     np.testing.assert_array_equal(resumed_mean, mean)
