@@ -47,12 +47,14 @@ def test_split_is_by_episode_and_deterministic(tmp_path):
 
 
 def test_corrupt_file_is_an_error_naming_it(tmp_path):
-    paths = write_synthetic_rollouts(tmp_path, num_episodes=2, num_steps=5)
+    paths = write_synthetic_rollouts(tmp_path, num_episodes=3, num_steps=5)
     paths[1].write_bytes(b"not a zip file")
-    with pytest.raises(ArtifactError, match="000001.npz"):
-        list(data.iterate(data.frame_dataset(paths, batch_size=4, shuffle_buffer=4, seed=0)))
-    with pytest.raises(ArtifactError, match="000001.npz"):
-        data.count_frames(paths)
+    paths[2].write_bytes(paths[2].read_bytes()[: paths[2].stat().st_size // 2])  # truncated, as a full disk leaves it
+    for path in paths[1:]:
+        with pytest.raises(ArtifactError, match=f"{path.name}.*scripts.generate"):
+            list(data.iterate(data.frame_dataset([paths[0], path], batch_size=4, shuffle_buffer=4, seed=0)))
+        with pytest.raises(ArtifactError, match=f"{path.name}.*scripts.generate"):
+            data.count_frames([paths[0], path])
 
 
 def _resident_kib() -> int:

@@ -47,15 +47,19 @@ def rollout_files(rollouts_dir: str | Path) -> list[Path]:
 
 
 def count_frames(paths: list[Path]) -> int:
-    """Frames in the given rollout files, reading only the small 'done' array of each."""
+    """Frames in the given rollout files, reading only the small 'done' array of each.
+
+    A damaged file (truncated, not a zip, 'done' missing) is the RolloutError of
+    read_rollout, naming the file and the command that makes it again.
+    """
     total = 0
     for path in paths:
         try:
             with np.load(path, allow_pickle=False) as archive:
                 total += len(archive["done"])
-        except (OSError, ValueError, KeyError) as error:
-            read_rollout(path)  # raises the RolloutError that names the file and the fix
-            raise ArtifactError(f"{path}: unreadable ({error})") from error
+        except Exception:  # noqa: BLE001 - whatever the damage, read_rollout says it best
+            read_rollout(path)
+            raise
     return total
 
 

@@ -66,6 +66,7 @@ def train_vae(rollouts_dir: str | Path, vae_dir: str | Path, vae_config, log: Ca
     vae_dir = Path(vae_dir)
     training_paths, validation_paths = data.split_episodes(data.rollout_files(rollouts_dir), vae_config.validation_fraction, vae_config.seed)
     frames_per_epoch = data.count_frames(training_paths)
+    data.count_frames(validation_paths)  # a damaged held-out file stops us now, not after the first epoch
     steps_per_epoch = math.ceil(frames_per_epoch / vae_config.batch_size)
 
     keras.utils.set_random_seed(vae_config.seed)
