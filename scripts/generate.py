@@ -54,7 +54,7 @@ def main(argv=None):
             bar.set_postfix(dropped=dropped)
 
     try:
-        summary = collect_rollouts(folder, config.env, config.generate, num_workers, progress=progress, thread_initializer=stage.limit_threads)
+        summary = collect_rollouts(folder, config.env, config.generate, num_workers, progress=progress)
     except ValueError as error:
         raise stage.StageError(str(error)) from None
     finally:

@@ -175,9 +175,12 @@ def force_clean(run_dir: Path, stage: str, keep: tuple[str, ...] = ()) -> None:
 
 
 def limit_threads(threads: int = 1) -> None:
-    """One thread per worker for BLAS/OpenMP/TF, set before those libraries start.
-    TensorFlow reads these only if it is not initialised yet."""
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    """One thread per worker for BLAS/OpenMP/OpenCV (env.collect.limit_worker_threads) and TF,
+    set before those libraries start. TensorFlow reads these only if it is not initialised yet."""
+    from env.collect import limit_worker_threads  # here, not at the top: it imports OpenCV
+
+    limit_worker_threads(threads)
+    for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ[variable] = str(threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules:
@@ -188,12 +191,6 @@ def limit_threads(threads: int = 1) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:
             pass  # already initialised: keep what it has
-    try:
-        import cv2
-
-        cv2.setNumThreads(threads)
-    except ImportError:
-        pass
 
 
 @dataclasses.dataclass
