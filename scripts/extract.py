@@ -15,8 +15,7 @@ def main(argv=None):
     stage.require_done(run_dir, "generate")
     stage.require_done(run_dir, "train_vae")
     if invocation.arguments.force:
-        stage.force_clean(run_dir, "extract")
-        stage.clear_done(run_dir, "extract")
+        stage.force_clean(run_dir, "extract")  # done.json and source.json included
 
     from vae.extract import check_source, extract_series, weights_fingerprint
     from vae.store import load_part

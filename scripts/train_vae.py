@@ -15,12 +15,10 @@ def main(argv=None):
     config, run_dir = invocation.config, invocation.run_dir
     stage.require_done(run_dir, "generate")
     if invocation.arguments.force:
-        stage.force_clean(run_dir, "train_vae")
-        stage.clear_done(run_dir, "train_vae")
+        stage.force_clean(run_dir, "train_vae")  # done.json included
     elif stage.done_path(run_dir, "train_vae").exists():
         previous = stage.require_done(run_dir, "train_vae").get("summary", {})
-        cap = config.vae.max_train_steps
-        if previous.get("epochs_completed", 0) >= config.vae.epochs or (cap and previous.get("steps", 0) >= cap):
+        if config.vae.training_finished(previous.get("epochs_completed", 0), previous.get("steps", 0)):
             print(f"train_vae: already finished in {run_dir / 'vae'} (use --force to train again, or --set vae.epochs=N to train longer)")
             return
         stage.clear_done(run_dir, "train_vae")  # more epochs or steps asked for: continue from the last checkpoint

@@ -42,6 +42,14 @@ def test_stages_end_to_end_and_picture_size(generated_run, capsys):
     assert read_initial_z(run_dir / "series", 32)[0].shape == (5, 32)
     assert read_json(run_dir / "series" / "done.json")["summary"]["episodes"] == 5
 
+    # The same command again: nothing trained, nothing rewritten.
+    checkpoint = run_dir / "vae" / "checkpoints" / "last.npz"
+    before = checkpoint.stat().st_mtime_ns
+    capsys.readouterr()
+    train_vae.main(["--run-dir", str(run_dir), *FAST])
+    assert "already finished" in capsys.readouterr().out
+    assert checkpoint.stat().st_mtime_ns == before
+
     # Asking for more steps continues training from its checkpoint; series of the old V are then refused.
     train_vae.main(["--run-dir", str(run_dir), *FAST, "--set", "vae.max_train_steps=4"])
     assert read_json(run_dir / "vae" / "done.json")["summary"]["steps"] == 4

@@ -85,3 +85,10 @@ def test_resume_continues_step_counter_and_optimizer_state(tmp_path):
     records = [event_pb2.Event.FromString(record.numpy()) for path in events for record in tf.data.TFRecordDataset(str(path))]
     tags = {value.tag for event in records for value in event.summary.value if value.metadata.plugin_data.plugin_name == "scalars"}
     assert {"train_epoch/loss", "validation/loss", "validation/kl"} <= tags
+
+
+def test_training_finished_is_the_first_of_epochs_and_step_cap():
+    assert not VaeConfig(epochs=2).training_finished(epochs_completed=1, steps=10**6)  # no cap
+    assert VaeConfig(epochs=2).training_finished(epochs_completed=2, steps=0)
+    assert VaeConfig(epochs=2, max_train_steps=8).training_finished(epochs_completed=0, steps=8)
+    assert not VaeConfig(epochs=2, max_train_steps=8).training_finished(epochs_completed=1, steps=7)

@@ -24,3 +24,8 @@ class VaeConfig:
         1e-2, "VAE/GAN: gamma, weight of the feature-wise reconstruction loss in the decoder's loss", "1", "Larsen et al. 2016, eq. 9"
     )
     gan_feature_layer: int = setting(3, "VAE/GAN: index of the discriminator conv layer whose features define the reconstruction loss", "layer")
+
+    def training_finished(self, epochs_completed: int, steps: int) -> bool:
+        """Training stops after `epochs` epochs or `max_train_steps` batches, whichever comes first
+        (vae/train.py's loop; scripts/train_vae.py's "already finished", so raising either continues)."""
+        return epochs_completed >= self.epochs or (self.max_train_steps > 0 and steps >= self.max_train_steps)

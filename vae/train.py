@@ -77,13 +77,12 @@ def train_vae(rollouts_dir: str | Path, vae_dir: str | Path, vae_config, log: Ca
     if checkpoint.exists():
         counters.update(load_checkpoint(checkpoint, model))
         log(f"resuming from {checkpoint}: epoch {counters['epoch'] + 1}, step {counters['step']}")
-    max_steps = vae_config.max_train_steps or None
     writer = tf.summary.create_file_writer(str(vae_dir / "tensorboard"))
     last_checkpoint_time = time.monotonic()
     validation = {}
 
-    def reached_cap() -> bool:
-        return max_steps is not None and counters["step"] >= max_steps
+    def finished() -> bool:
+        return vae_config.training_finished(counters["epoch"], counters["step"])
 
     def end_epoch(training: dict[str, float], complete: bool) -> None:
         nonlocal validation
@@ -100,7 +99,7 @@ def train_vae(rollouts_dir: str | Path, vae_dir: str | Path, vae_config, log: Ca
         log(f"epoch {counters['epoch'] + 1}/{vae_config.epochs} step {counters['step']}: train {shown} | validation {shown_validation}{suffix}")
 
     try:
-        while counters["epoch"] < vae_config.epochs and not reached_cap():
+        while not finished():
             model.reset_metrics()
             batches = data.epoch_dataset(training_paths, vae_config.batch_size, vae_config.shuffle_buffer, vae_config.seed, counters["epoch"])
             bar = tqdm(
@@ -122,7 +121,7 @@ def train_vae(rollouts_dir: str | Path, vae_dir: str | Path, vae_config, log: Ca
                 if time.monotonic() - last_checkpoint_time > 60 * vae_config.checkpoint_every_minutes:
                     save_checkpoint(checkpoint, model, counters)
                     last_checkpoint_time = time.monotonic()
-                if reached_cap():
+                if finished():  # at vae.max_train_steps, even mid-epoch
                     break
             bar.close()
             training = _results(model)
