@@ -4,12 +4,15 @@ generate -> train_vae -> check_vae -> extract -> train_rnn -> train_controller
 -> evaluate -> dream, each by calling that stage's own entry point, so a stage
 here behaves exactly as `python -m scripts.<stage> --run-dir DIR`.
 
-Resumable: a finished stage (its done.json, or for check_vae / dream the picture
-or video it makes) is skipped without touching any file, and an unfinished one
-resumes from its own checkpoints, so rerunning the same command after a crash
-picks up where it stopped. With --ranks N > 1, train_controller runs under
-`mpiexec -n N`. Prints each stage's time and, at the end, the paths of the
-reconstruction grid, the curve, the dream video and the evaluation score.
+Resumable: a finished stage (its done.json, or for check_vae / dream the
+picture or videos it makes) is skipped without touching any file; an unfinished
+one resumes from its own checkpoints, and once a stage whose outputs later
+stages read has run, every stage after it runs too (each resumes or redoes what
+its changed inputs need). So rerunning the same command after a crash picks up
+where it stopped. A --preset/--set that changes DIR/config.json runs every
+stage (each decides what is left to do). With --ranks N > 1, train_controller
+runs under `mpiexec -n N`. Prints each stage's time and, at the end, the paths
+of the reconstruction grid, the curve, the dream video and the evaluation score.
 
     python -m scripts.pipeline --preset doom-smoke --run-dir runs/doom-smoke
 """
@@ -30,6 +33,7 @@ from scripts import stage
 
 ORDER = ("generate", "train_vae", "check_vae", "extract", "train_rnn", "train_controller", "evaluate", "dream")
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".avi")
+LEAVES = ("check_vae", "evaluate", "dream")  # no later stage reads their outputs
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -53,15 +57,15 @@ def _videos(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*") if path.suffix in VIDEO_SUFFIXES and path.is_file() and path.stat().st_size > 0)
 
 
+# Stages without a done.json of their own: the files they exist to make (each written atomically).
+OUTPUTS = {"check_vae": ("vae/reconstructions.png",), "dream": ("dream/dream.mp4", "dream/real.mp4")}
+
+
 def is_finished(run_dir: Path, name: str) -> bool:
-    """Whether a stage's outputs are complete: its done.json, or the file it exists to make."""
+    """Whether a stage's outputs are complete: its done.json, or every file it exists to make."""
     if name in stage.STAGES:
         return stage.done_path(run_dir, name).exists()
-    if name == "check_vae":
-        return (run_dir / "vae" / "reconstructions.png").exists() and stage.done_path(run_dir, "train_vae").exists()
-    if name == "dream":
-        return bool(_videos(run_dir / "dream"))
-    raise ValueError(name)
+    return all((run_dir / path).exists() for path in OUTPUTS[name])
 
 
 def config_changes(run_dir: Path, preset: str | None, assignments: list[str]) -> bool:
@@ -178,6 +182,8 @@ def main(argv=None):
             seconds = time.perf_counter() - stage_started
             print(f"[pipeline] {name} took {seconds:.1f} s", flush=True)
         timings.append((name, "ran", seconds))
+        if name not in LEAVES:
+            rerun_all = True  # the later stages' outputs were made from this one's old outputs
     total = time.perf_counter() - started
 
     print(f"\n[pipeline] finished in {total:.1f} s ({run_dir})")

@@ -147,6 +147,29 @@ def test_resume_after_a_crash_reruns_only_the_unfinished_stages(finished_run):
     assert (run_dir / "eval" / "done.json").exists() and pipeline._videos(run_dir / "dream")
 
 
+def test_a_stage_that_reran_makes_the_later_ones_run_again(finished_run):
+    """A crash in train_controller (as after a --set that asked for more generations): evaluate
+    and dream ran before with the old controller, so they must run again, not be skipped."""
+    run_dir, _ = finished_run
+    (run_dir / "controller" / "done.json").unlink()
+    old_summary = (run_dir / "eval" / "summary.json").stat().st_mtime_ns
+    timings = pipeline.main(["--run-dir", str(run_dir), "--skip-dream"])
+    statuses = {name: status for name, status, _ in timings}
+    assert statuses == {name: ("ran" if name in ("train_controller", "evaluate") else "skipped") for name in pipeline.ORDER if name != "dream"}
+    assert (run_dir / "eval" / "summary.json").stat().st_mtime_ns != old_summary
+
+
+def test_check_vae_and_dream_are_finished_only_with_every_file_they_make(tmp_path):
+    for name, paths in pipeline.OUTPUTS.items():
+        for path in paths:
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            assert not pipeline.is_finished(tmp_path, name)
+            (tmp_path / path).write_bytes(b"x")
+        assert pipeline.is_finished(tmp_path, name)
+    (tmp_path / "dream" / "real.mp4").unlink()  # killed between the dream video and the real one
+    assert not pipeline.is_finished(tmp_path, "dream")
+
+
 def test_a_new_run_without_a_preset_names_the_command(tmp_path):
     from scripts import stage
 
