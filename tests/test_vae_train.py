@@ -1,11 +1,13 @@
 """Training V: the loss goes down, weights round-trip exactly, and a resumed run equals an uninterrupted one."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 from env.files import read_jsonl
 from tests.vae_synthetic import synthetic_frames, write_synthetic_rollouts
+from vae import train
 from vae.checkpoint import load_checkpoint
 from vae.config import VaeConfig
 from vae.model import build_model
@@ -61,7 +63,7 @@ def test_resume_continues_step_counter_and_optimizer_state(tmp_path):
     train_vae(tmp_path / "rollouts", tmp_path / "resumed", interrupted, log=quiet, progress=False)
     fresh = build_model(interrupted)
     counters = load_checkpoint(checkpoint_path(tmp_path / "resumed"), fresh)
-    assert counters == {"step": 3, "epoch": 0, "step_in_epoch": 3}
+    assert counters == {"step": 3, "epoch": 0, "step_in_epoch": 3, "metrics_records": 1}
     assert int(fresh.optimizer.iterations) == 3
     # the checkpoint holds exactly the state the run ended with
     for stored, final in zip(fresh.encoder.get_weights() + fresh.decoder.get_weights(), _weights(tmp_path / "resumed", interrupted), strict=True):
@@ -73,7 +75,7 @@ def test_resume_continues_step_counter_and_optimizer_state(tmp_path):
     assert summary["steps"] == 8
     resumed_model = build_model(uninterrupted)
     counters = load_checkpoint(checkpoint_path(tmp_path / "resumed"), resumed_model)
-    assert counters == {"step": 8, "epoch": 1, "step_in_epoch": 2}
+    assert counters == {"step": 8, "epoch": 1, "step_in_epoch": 2, "metrics_records": 3}
     assert int(resumed_model.optimizer.iterations) == 8  # Adam's step count carried on, not restarted
     for resumed, straight in zip(_weights(tmp_path / "resumed", uninterrupted), _weights(tmp_path / "straight", uninterrupted), strict=True):
         np.testing.assert_allclose(resumed, straight, rtol=1e-5, atol=1e-6)
@@ -92,3 +94,26 @@ def test_training_finished_is_the_first_of_epochs_and_step_cap():
     assert VaeConfig(epochs=2).training_finished(epochs_completed=2, steps=0)
     assert VaeConfig(epochs=2, max_train_steps=8).training_finished(epochs_completed=0, steps=8)
     assert not VaeConfig(epochs=2, max_train_steps=8).training_finished(epochs_completed=1, steps=7)
+
+
+class Killed(BaseException):
+    pass
+
+
+def test_a_kill_between_an_epoch_line_and_its_checkpoint_leaves_no_duplicate_line(tmp_path, monkeypatch):
+    write_synthetic_rollouts(tmp_path / "rollouts", num_episodes=3, num_steps=10)  # 6 batches an epoch
+    config = VaeConfig(**SMALL, epochs=2)
+    save = train.save_checkpoint
+
+    def killed_at_step_12(path, model, counters):
+        if counters["step"] == 12:
+            raise Killed  # epoch 2's line is written, its checkpoint is not
+        save(path, model, counters)
+
+    monkeypatch.setattr(train, "save_checkpoint", killed_at_step_12)
+    with pytest.raises(Killed):
+        train_vae(tmp_path / "rollouts", tmp_path / "vae", config, log=quiet, progress=False)
+    assert [record["step"] for record in read_jsonl(tmp_path / "vae" / "metrics.jsonl")] == [6, 12]
+    monkeypatch.setattr(train, "save_checkpoint", save)
+    train_vae(tmp_path / "rollouts", tmp_path / "vae", config, log=quiet, progress=False)  # resumes at step 6
+    assert [record["step"] for record in read_jsonl(tmp_path / "vae" / "metrics.jsonl")] == [6, 12]

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from env.files import append_jsonl, atomic_path
+from env.files import append_jsonl, atomic_path, read_jsonl, write_jsonl
 from vae import data
 from vae.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from vae.model import FRAME_SHAPE, build_model
@@ -72,11 +72,14 @@ def train_vae(rollouts_dir: str | Path, vae_dir: str | Path, vae_config, log: Ca
     keras.utils.set_random_seed(vae_config.seed)
     model = build_model(vae_config)
     train_function, test_function = compiled_steps(model)
-    counters = {"step": 0, "epoch": 0, "step_in_epoch": 0}
+    counters = {"step": 0, "epoch": 0, "step_in_epoch": 0, "metrics_records": 0}
     checkpoint = checkpoint_path(vae_dir)
     if checkpoint.exists():
         counters.update(load_checkpoint(checkpoint, model))
         log(f"resuming from {checkpoint}: epoch {counters['epoch'] + 1}, step {counters['step']}")
+    metrics_path = vae_dir / "metrics.jsonl"
+    # Lines appended after the checkpoint (a kill between an epoch's line and its checkpoint) come again: drop them.
+    write_jsonl(metrics_path, read_jsonl(metrics_path)[: counters["metrics_records"]])
     writer = tf.summary.create_file_writer(str(vae_dir / "tensorboard"))
     last_checkpoint_time = time.monotonic()
     validation = {}
@@ -90,7 +93,8 @@ def train_vae(rollouts_dir: str | Path, vae_dir: str | Path, vae_config, log: Ca
         record = {"epoch": counters["epoch"] + 1, "step": counters["step"], "complete_epoch": complete}
         record.update({f"train_{name}": value for name, value in training.items()})
         record.update({f"val_{name}": value for name, value in validation.items()})
-        append_jsonl(vae_dir / "metrics.jsonl", record)
+        append_jsonl(metrics_path, record)
+        counters["metrics_records"] += 1
         write_scalars(writer, validation, counters["step"], prefix="validation/")
         write_scalars(writer, training, counters["step"], prefix="train_epoch/")
         shown = " ".join(f"{name} {value:.2f}" for name, value in training.items())
