@@ -8,7 +8,8 @@ first frames (design.md section 5 item 7).
 
 Resumable: a series file that exists was written atomically and is complete,
 so a rerun encodes only the missing ones; initial_z is rebuilt at the end from
-all series files. series/source.json records a fingerprint of the encoder's
+every episode's first frame (each rollout is read once, a series file made by an
+earlier run is read for its first row). series/source.json records a fingerprint of the encoder's
 weights, so series made by another V are not silently mixed in.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from env.files import ArtifactError, read_json, write_json
-from env.rollouts import episode_index, list_episodes, read_rollout
+from env.rollouts import list_episodes, read_rollout
 from vae.encode import encode_frames
 from vae.series import list_series, read_series, write_initial_z, write_series
 
@@ -64,23 +65,22 @@ def extract_series(
         raise ArtifactError(f"{rollouts_dir} holds no rollout files; run `python -m scripts.generate --run-dir {rollouts_dir.parent}`")
     z_size = encoder.output[0].shape[-1]
     missing = [path for path in rollouts if not (series_dir / path.name).exists()]
-    encoded_frames = 0
+    first_frames = {}  # rollout path -> (mu[0], logvar[0], number of frames)
     for path in tqdm(missing, desc="extract", unit="episode", disable=not progress):
         rollout = read_rollout(path, action_size)
         mu, logvar = encode_frames(encoder, rollout["obs"], batch_size)
         write_series(series_dir / path.name, mu, logvar, rollout["action"], rollout["reward"], rollout["done"])
-        encoded_frames += len(mu)
+        first_frames[path] = (mu[0], logvar[0], len(mu))
+    encoded_frames = sum(length for _, _, length in first_frames.values())
 
-    # initial_z from every series file of a rollout on disk, in episode order.
-    initial_mu, initial_logvar, total_frames = [], [], 0
-    rollout_indices = {episode_index(path) for path in rollouts}
-    for path in list_series(series_dir):
-        if episode_index(path) not in rollout_indices:
-            continue
-        series = read_series(path, z_size, action_size)
-        initial_mu.append(series["mu"][0])
-        initial_logvar.append(series["logvar"][0])
-        total_frames += len(series["mu"])
+    # initial_z: the first frame of every rollout's series, in episode order; only series made
+    # by an earlier run are read (those encoded now are in memory).
+    for path in rollouts:
+        if path not in first_frames:
+            series = read_series(series_dir / path.name, z_size, action_size)
+            first_frames[path] = (series["mu"][0], series["logvar"][0], len(series["mu"]))
+    initial_mu, initial_logvar, lengths = zip(*(first_frames[path] for path in rollouts), strict=True)
+    total_frames = sum(lengths)
     write_initial_z(series_dir, np.stack(initial_mu), np.stack(initial_logvar))
-    log(f"extract: {len(missing)} episodes encoded now ({encoded_frames} frames), {len(initial_mu)} series in {series_dir} ({total_frames} frames)")
-    return {"episodes": len(initial_mu), "frames": total_frames, "encoded_now": len(missing)}
+    log(f"extract: {len(missing)} episodes encoded now ({encoded_frames} frames), {len(rollouts)} series in {series_dir} ({total_frames} frames)")
+    return {"episodes": len(rollouts), "frames": total_frames, "encoded_now": len(missing)}
