@@ -152,20 +152,20 @@ def sample(logits, means, log_sigmas, tau, seed):
     so a row's draw never depends on the other rows), or a Python int used for every row.
     Returns z (B, Z) float32.
     """
-    logits = tf.convert_to_tensor(logits, tf.float32)
-    stacked = tf.stack([logits, tf.cast(means, tf.float32), tf.cast(log_sigmas, tf.float32)], axis=2)  # (B, Z, 3, K)
-    return _sample_slices(tf.unstack(tf.transpose(tf.reshape(stacked, [tf.shape(logits)[0], logits.shape[1], -1]), [2, 0, 1])), tau, seed)
+    parts = [tf.cast(part, tf.float32) for part in (logits, means, log_sigmas)]
+    return _sample_packed(tf.concat(parts, axis=-1), tau, seed)
 
 
 def sample_from_head(output, z_size: int, num_mixtures: int, tau, seed):
-    """`sample` applied to M's raw head output (B, head_size), without the (B, Z, K) copies of
-    split_head: the same draws, faster (the dream's hot path)."""
-    mixture = tf.reshape(output[:, : z_size * 3 * num_mixtures], [tf.shape(output)[0], z_size, 3 * num_mixtures])
-    return _sample_slices(tf.unstack(tf.transpose(mixture, [2, 0, 1])), tau, seed)
+    """`sample` on M's raw head output (B, head_size): the same draws, without split_head's
+    three (B, Z, K) copies (the dream's hot path)."""
+    mixture_width = z_size * 3 * num_mixtures
+    return _sample_packed(tf.reshape(output[:, :mixture_width], [tf.shape(output)[0], z_size, 3 * num_mixtures]), tau, seed)
 
 
-def _sample_slices(slices, tau, seed):
-    """The sampler on 3K contiguous (B, Z) slices: K logits, K means, K log-sigmas."""
+def _sample_packed(mixture, tau, seed):
+    """The sampler on the packed parameters (B, Z, 3K): K logits, K means, K log-sigmas."""
+    slices = tf.unstack(mixture, axis=-1)  # 3K slices (B, Z)
     num_mixtures = len(slices) // 3
     batch_size, z_size = tf.shape(slices[0])[0], slices[0].shape[-1]
     keys = _keys_for(seed, batch_size)
