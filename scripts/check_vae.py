@@ -20,7 +20,7 @@ def main(argv=None):
         raise stage.StageError(f"--num-frames {invocation.arguments.num_frames}: expected at least 1")
 
     from vae import data
-    from vae.reconstruction import mean_reconstruction_error, pick_frames, reconstruction_figure
+    from vae.reconstruction import reconstruction_figure, scan_episodes
     from vae.store import load_encoder_decoder
 
     encoder, decoder = load_encoder_decoder(run_dir / "vae", config.vae)
@@ -28,9 +28,8 @@ def main(argv=None):
     source = "held-out"
     if not held_out:
         held_out, source = training, "training (no episodes held out)"
-    frames = pick_frames(held_out, invocation.arguments.num_frames)
+    frames, mean_error, num_frames = scan_episodes(encoder, decoder, held_out, invocation.arguments.num_frames, config.vae.extract_batch_size)
     output = run_dir / "vae" / "reconstructions.png"
-    mean_error, num_frames = mean_reconstruction_error(encoder, decoder, held_out, config.vae.extract_batch_size)
     title = f"{config.env.name} {config.vae.kind}, z={config.vae.z_size}: mean {source} error {mean_error:.1f} over {num_frames} frames"
     reconstruction_figure(encoder, decoder, frames, output, title, seed=config.vae.seed)
     print(f"check_vae: mean {source} reconstruction error {mean_error:.2f} (summed squared error per image over {num_frames} frames); picture: {output}")

@@ -1,12 +1,16 @@
 """The V stages end to end through their entry points: train_vae -> check_vae -> extract."""
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 from env.files import ArtifactError, read_json
+from env.rollouts import read_rollout
 from scripts import check_vae, extract, stage, train_vae
 from tests.vae_synthetic import write_synthetic_rollouts
-from vae.reconstruction import figure_size_pixels
+from vae.encode import reconstruct
+from vae.model import build_decoder, build_encoder
+from vae.reconstruction import figure_size_pixels, per_image_error, scan_episodes
 from vae.series import list_series, read_initial_z
 
 FAST = ["--set", "vae.batch_size=8", "--set", "vae.max_train_steps=3", "--set", "vae.shuffle_buffer=32"]
@@ -60,3 +64,17 @@ def test_stages_end_to_end_and_picture_size(generated_run, capsys):
     # Another z size contradicts the finished training: refused before anything runs.
     with pytest.raises(stage.StageError, match="vae.z_size"):
         extract.main(["--run-dir", str(run_dir), "--set", "vae.z_size=64"])
+
+
+def test_scan_picks_frames_round_robin_and_averages_the_error_over_every_frame(tmp_path):
+    paths = write_synthetic_rollouts(tmp_path, num_episodes=3, num_steps=7)  # 7, 8 and 9 frames
+    encoder, decoder = build_encoder(8), build_decoder(8)
+    frames, mean_error, num_frames = scan_episodes(encoder, decoder, paths, num_frames=5, batch_size=4)
+    episodes = [read_rollout(path)["obs"] for path in paths]
+    # 2, 2 and 1 frames, evenly spaced inside each episode, neighbouring columns from different episodes
+    expected = [episodes[0][2], episodes[1][2], episodes[2][4], episodes[0][4], episodes[1][5]]
+    np.testing.assert_array_equal(frames, np.stack(expected))
+    every_frame = np.concatenate(episodes)
+    errors = per_image_error(every_frame.astype(np.float32) / 255.0, reconstruct(encoder, decoder, every_frame))
+    assert num_frames == 24
+    np.testing.assert_allclose(mean_error, errors.mean(), rtol=1e-5)

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 
 from env.files import atomic_path  # noqa: E402
 from env.rollouts import read_rollout  # noqa: E402
-from vae.encode import decode_z, encode_frames  # noqa: E402
+from vae.encode import decode_z, encode_frames, reconstruct  # noqa: E402
 
 UPSCALE = 3  # each frame shown at 192x192 pixels
 DPI = 100
@@ -33,29 +33,22 @@ def figure_size_pixels(num_columns: int, num_rows: int = 3) -> tuple[int, int]:
     return round(width * DPI), round(height * DPI)
 
 
-def pick_frames(paths: list[Path], num_frames: int) -> np.ndarray:
-    """num_frames uint8 frames taken round-robin from the given episodes, evenly spaced within each."""
+def scan_episodes(encoder, decoder, paths: list[Path], num_frames: int, batch_size: int = 1000) -> tuple[np.ndarray, float, int]:
+    """One pass over the episodes, each file read once: (num_frames uint8 frames for the picture,
+    taken round-robin from the episodes and evenly spaced within each; the mean summed squared error
+    per image over every frame; the number of frames)."""
     per_episode = [len(range(index, num_frames, len(paths))) for index in range(len(paths))]
-    frames = []
-    for path, count in zip(paths, per_episode, strict=True):
-        if count:
-            episode = read_rollout(path)["obs"]
-            positions = np.linspace(0, len(episode) - 1, count + 2)[1:-1].round().astype(int)
-            frames.append(episode[positions])
+    picked, total, count = [], 0.0, 0
+    for path, num_picked in zip(paths, per_episode, strict=True):
+        episode = read_rollout(path)["obs"]
+        total += float(per_image_error(episode.astype(np.float32) / 255.0, reconstruct(encoder, decoder, episode, batch_size)).sum())
+        count += len(episode)
+        if num_picked:
+            positions = np.linspace(0, len(episode) - 1, num_picked + 2)[1:-1].round().astype(int)
+            picked.append(episode[positions])
     # Interleave so neighbouring columns come from different episodes.
-    order = np.argsort([position * len(paths) + episode for episode, count in enumerate(per_episode) for position in range(count)], kind="stable")
-    return np.concatenate(frames)[order]
-
-
-def mean_reconstruction_error(encoder, decoder, paths: list[Path], batch_size: int = 1000) -> tuple[float, int]:
-    """(mean summed squared error per image, number of frames) over every frame of the given episodes."""
-    total, count = 0.0, 0
-    for path in paths:
-        frames = read_rollout(path)["obs"]
-        mu, _ = encode_frames(encoder, frames, batch_size)
-        total += float(per_image_error(frames.astype(np.float32) / 255.0, decode_z(decoder, mu, batch_size)).sum())
-        count += len(frames)
-    return total / max(count, 1), count
+    order = np.argsort([position * len(paths) + index for index, num in enumerate(per_episode) for position in range(num)], kind="stable")
+    return np.concatenate(picked)[order], total / max(count, 1), count
 
 
 def per_image_error(frames: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
