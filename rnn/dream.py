@@ -53,6 +53,8 @@ class DreamCore:
         self.action_size = model.action_size
         self.use_cell_state = use_cell_state
         self.feature_size = model.z_size + model.hidden_size * (2 if use_cell_state else 1)
+        if not temperature > 0:  # also refuses NaN
+            raise ValueError(f"temperature tau={temperature}: expected tau > 0 (logits / tau, sigma * sqrt(tau))")
         self.temperature = float(temperature)
         self.initial_mu = tf.constant(initial_mu)
         self.initial_sigma = tf.constant(np.exp(np.asarray(initial_logvar, np.float32) / 2.0))
@@ -64,13 +66,11 @@ class DreamCore:
             self._step,
             input_signature=[z_spec, state_spec, state_spec, tf.TensorSpec([None, self.action_size], tf.float32), seeds_spec, tf.TensorSpec([], tf.int32)],
         )
-        self.controller = tf.function(
-            self._controller,
-            input_signature=[
-                tf.TensorSpec([None, self.feature_size], tf.float32),
-                tf.TensorSpec([None, self.feature_size, self.action_size], tf.float32),
-                tf.TensorSpec([None, self.action_size], tf.float32),
-            ],
+        weights_spec = tf.TensorSpec([None, self.feature_size, self.action_size], tf.float32)
+        biases_spec = tf.TensorSpec([None, self.action_size], tf.float32)
+        self.controller = tf.function(self._controller, input_signature=[tf.TensorSpec([None, self.feature_size], tf.float32), weights_spec, biases_spec])
+        self.act_and_step = tf.function(
+            self._act_and_step, input_signature=[z_spec, state_spec, state_spec, weights_spec, biases_spec, seeds_spec, tf.TensorSpec([], tf.int32)]
         )
 
     def _start(self, seeds):
@@ -89,14 +89,20 @@ class DreamCore:
         output, h, c = self.model.step(inputs, h, c)
         keys = mdn.row_keys(seeds, step, mdn.STREAM_MIXTURE)
         z_next = mdn.sample_from_head(output, self.z_size, self.model.num_mixtures, self.temperature, keys)
-        index = self.z_size * 3 * self.model.num_mixtures  # the extra heads after the mixture (rnn/mdn.py layout)
-        done = output[:, index] > 0.0 if self.model.predict_done else tf.zeros([batch_size], tf.bool)
-        reward = output[:, index + int(self.model.predict_done)] if self.model.predict_reward else tf.ones([batch_size], tf.float32)
+        heads = self.model.split(output)  # only the done logit and reward are used: the rest is pruned from the graph
+        done = heads["done_logit"] > 0.0 if self.model.predict_done else tf.zeros([batch_size], tf.bool)
+        reward = heads["reward"] if self.model.predict_reward else tf.ones([batch_size], tf.float32)
         return z_next, h, c, reward, done
 
     def _controller(self, features, weights, biases):
         """a = tanh(features W + b), each row with its own W (F, A) and b (A,)."""
         return tf.tanh(tf.einsum("bf,bfa->ba", features, weights) + biases)
+
+    def _act_and_step(self, z, h, c, weights, biases, seeds, step):
+        """The controller acts on the features before the step, then M steps: one call per step
+        for the batched dream. Returns action, z_{t+1}, h, c, reward, done."""
+        action = self._controller(self.features(z, h, c), weights, biases)
+        return (action, *self._step(z, h, c, action, seeds, step))
 
     def features(self, z, h, c):
         """The controller's input, taken before (z, a) is fed to M: [z, h] or [z, c, h]."""
@@ -145,8 +151,7 @@ class BatchedDream:
         z = self.core.start(batch_seeds)
         h = c = tf.zeros([len(padded), self.core.hidden_size], tf.float32)
         for step in range(self.max_steps):
-            action = self.core.controller(self.core.features(z, h, c), batch_weights, batch_biases)
-            z, h, c, reward, done = self.core.step(z, h, c, action, batch_seeds, tf.constant(step, tf.int32))
+            action, z, h, c, reward, done = self.core.act_and_step(z, h, c, batch_weights, batch_biases, batch_seeds, tf.constant(step, tf.int32))
             live = len(rows)
             done_live = done.numpy()[:live]
             returns[rows] += reward.numpy()[:live]

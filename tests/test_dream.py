@@ -112,3 +112,23 @@ def test_render_decodes_z_with_the_decoder(dream_parts):
     frame = env.render()
     assert frame.dtype == np.uint8 and frame.shape == (64, 64, 3)
     np.testing.assert_array_equal(frame, to_uint8(decode_z(decoder, env.z[None]))[0])
+
+
+def test_reward_head_gives_the_reward_and_tau_must_be_positive(dream_parts):
+    """With predict_reward, each step's reward is M's reward head (here a constant 0.25)."""
+    _, initial_mu, initial_logvar = dream_parts
+    config = dataclasses.replace(RnnConfig(), hidden_size=HIDDEN_SIZE, num_mixtures=3, predict_done=True, predict_reward=True)
+    model = build_mdn_rnn(config, Z_SIZE, ACTION_SIZE)
+    kernel, bias = model.head.get_weights()
+    kernel[:, -1], bias[-1] = 0.0, 0.25  # the reward head: a constant 0.25
+    kernel[:, -2] = np.random.default_rng(5).normal(scale=4.0, size=HIDDEN_SIZE)  # done logit (before the reward)
+    bias[-2] = -2.5
+    model.head.set_weights([kernel, bias])
+    batched = BatchedDream(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=False)
+    weights, biases = _controllers(9, batched.feature_size)
+    returns, lengths = batched.run(weights, biases, np.arange(9), return_lengths=True)
+    assert len(set(lengths.tolist())) > 1
+    np.testing.assert_allclose(returns, 0.25 * lengths)
+    for tau in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="expected tau > 0"):
+            BatchedDream(model, initial_mu, initial_logvar, tau, MAX_STEPS, use_cell_state=False)
