@@ -49,3 +49,17 @@ def test_vaegan_encoder_feeds_extraction_unchanged(tmp_path):
     series = read_series(tmp_path / "series" / "000000.npz", z_size=32, action_size=3)
     assert series["mu"].shape == (5, 32)
     assert read_initial_z(tmp_path / "series", 32)[0].shape == (2, 32)
+
+
+def test_encoder_loss_is_the_per_image_floored_kl_plus_the_feature_loss():
+    model = build_model(VaeConfig(kind="vaegan", z_size=32))
+    frames = tf.constant(np.concatenate([synthetic_frames(2, seed=1), 255 - synthetic_frames(2, seed=5)]).astype(np.float32) / 255.0)
+    mu, logvar = (value.numpy() for value in model.encoder(frames))
+    kl = -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar), axis=1)
+    model.kl_tolerance = float(np.median(kl)) / 32  # the floor binds for some images only
+    floor = model.kl_tolerance * 32
+    assert (kl < floor).any() and (kl > floor).any()
+    losses = {name: float(value) for name, value in model.compute_losses(frames, training=False).items()}
+    np.testing.assert_allclose(losses["loss"] - losses["feature"], np.maximum(kl, floor).mean(), rtol=1e-4)
+    np.testing.assert_allclose(losses["kl"], kl.mean(), rtol=1e-4)
+    assert losses == {name: float(value) for name, value in model.compute_losses(frames, training=False).items()}  # fixed evaluation noise

@@ -60,17 +60,21 @@ def reconstruction_error(frames: tf.Tensor, reconstructions: tf.Tensor) -> tf.Te
     return tf.reduce_sum(tf.square(frames - reconstructions), axis=[1, 2, 3])
 
 
+def floored_kl(mu: tf.Tensor, logvar: tf.Tensor, kl_tolerance: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """(KL_b, max(KL_b, kl_tolerance * z_size)) per image, shape (B,) each: the floor comes before any batch mean."""
+    kl = kl_divergence(mu, logvar)
+    return kl, tf.maximum(kl, kl_tolerance * tf.cast(tf.shape(mu)[-1], mu.dtype))
+
+
 def vae_loss(frames, reconstructions, mu, logvar, kl_tolerance: float) -> dict[str, tf.Tensor]:
     """The batch loss and its parts (each a batch mean).
 
     loss = mean_b [ reconstruction_b + max(KL_b, kl_tolerance * z_size) ]
     """
-    z_size = tf.cast(tf.shape(mu)[-1], mu.dtype)
     reconstruction = reconstruction_error(frames, reconstructions)
-    kl = kl_divergence(mu, logvar)
-    floored_kl = tf.maximum(kl, kl_tolerance * z_size)  # per image, before the mean
+    kl, floored = floored_kl(mu, logvar, kl_tolerance)
     return {
-        "loss": tf.reduce_mean(reconstruction + floored_kl),
+        "loss": tf.reduce_mean(reconstruction + floored),
         "reconstruction": tf.reduce_mean(reconstruction),
         "kl": tf.reduce_mean(kl),
     }
@@ -82,7 +86,6 @@ class VaeBase(keras.Model):
 
     def __init__(self, z_size: int, kl_tolerance: float, seed: int | None, tracked_losses: tuple[str, ...], **kwargs):
         super().__init__(**kwargs)
-        self.z_size = z_size
         self.kl_tolerance = kl_tolerance
         self.encoder = build_encoder(z_size)
         self.decoder = build_decoder(z_size)
@@ -98,10 +101,17 @@ class VaeBase(keras.Model):
         mu, _ = self.encoder(frames, training=training)
         return self.decoder(mu, training=training)
 
-    def noise_seed(self, training: bool):
+    def noise_seed(self, training: bool, draw: int = 0):
         """Training draws from the model's seed generator (restored by checkpoints); evaluation uses a
-        fixed seed, so validation losses are repeatable and do not move the training random state."""
-        return self.seed_generator if training else EVALUATION_SEED
+        fixed seed per draw of a step, so validation losses are repeatable and do not move the training
+        random state."""
+        return self.seed_generator if training else EVALUATION_SEED + draw
+
+    def encode_sample_decode(self, frames, training: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(mu, logvar, reconstructions decoded from z ~ N(mu, sigma^2)), the pass both kinds train on."""
+        mu, logvar = self.encoder(frames, training=training)
+        z = sample_z(mu, logvar, seed=self.noise_seed(training))
+        return mu, logvar, self.decoder(z, training=training)
 
     def optimizer_targets(self) -> list:
         """(optimizer, variables it updates) pairs: what a checkpoint must keep."""
@@ -131,9 +141,7 @@ class ConvVAE(VaeBase):
         super().__init__(z_size, kl_tolerance, seed, ("loss", "reconstruction", "kl"), **kwargs)
 
     def compute_losses(self, frames, training: bool) -> dict[str, tf.Tensor]:
-        mu, logvar = self.encoder(frames, training=training)
-        z = sample_z(mu, logvar, seed=self.noise_seed(training))
-        reconstructions = self.decoder(z, training=training)
+        mu, logvar, reconstructions = self.encode_sample_decode(frames, training)
         return vae_loss(frames, reconstructions, mu, logvar, self.kl_tolerance)
 
     def optimizer_targets(self) -> list:

@@ -23,7 +23,7 @@ L_llike does not train the discriminator (the paper's choice: it would collapse 
 import keras
 import tensorflow as tf
 
-from vae.model import EVALUATION_SEED, FRAME_SHAPE, VaeBase, kl_divergence, reconstruction_error, sample_z
+from vae.model import FRAME_SHAPE, VaeBase, floored_kl, reconstruction_error
 
 
 def build_discriminator(feature_layer: int) -> keras.Model:
@@ -72,18 +72,14 @@ class VaeGan(VaeBase):
         super().build_all()
 
     def compute_losses(self, frames, training: bool) -> dict[str, tf.Tensor]:
-        mu, logvar = self.encoder(frames, training=training)
-        z = sample_z(mu, logvar, seed=self.noise_seed(training))
-        reconstructions = self.decoder(z, training=training)
-        prior_seed = self.seed_generator if training else EVALUATION_SEED + 1
-        prior_frames = self.decoder(keras.random.normal(tf.shape(mu), seed=prior_seed), training=training)
+        mu, logvar, reconstructions = self.encode_sample_decode(frames, training)
+        prior_frames = self.decoder(keras.random.normal(tf.shape(mu), seed=self.noise_seed(training, draw=1)), training=training)
 
         real_features, real_logits = self.discriminator(frames, training=training)
         reconstruction_features, reconstruction_logits = self.discriminator(reconstructions, training=training)
         _, prior_logits = self.discriminator(prior_frames, training=training)
 
-        kl = kl_divergence(mu, logvar)
-        prior_loss = tf.maximum(kl, self.kl_tolerance * self.z_size)  # per image, as in V
+        kl, prior_loss = floored_kl(mu, logvar, self.kl_tolerance)  # per image, as in V
         feature_loss = tf.reduce_sum(tf.square(real_features - reconstruction_features), axis=-1)
         # Decoder wants x_tilde and x_p judged real; the discriminator wants x real, the others fake.
         generator_loss = _cross_entropy(1.0, reconstruction_logits) + _cross_entropy(1.0, prior_logits)
