@@ -42,7 +42,7 @@ def write_video(path: Path, pictures: list[np.ndarray]) -> None:
 
 
 def load_controller(run_dir: Path, config):
-    """(W (F, A), b (A,) or None, description) from DIR/controller/mean.npz, or None."""
+    """(W (F, A), b (A,) or None) from DIR/controller/mean.npz, or None when there is none yet."""
     from controller import linear
 
     path = run_dir / "controller" / "mean.npz"
@@ -55,58 +55,60 @@ def load_controller(run_dir: Path, config):
 
 
 def dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau: float, max_steps: int, seed: int):
-    """Frames (decoded z) and the return of one dream episode."""
+    """Frames (each z decoded by V, in one batch at the end) and the return of one dream episode."""
     from rnn.dream import DreamEnv, linear_controller
+    from vae.encode import decode_z, to_uint8
 
-    env = DreamEnv(model, initial_mu, initial_logvar, tau, max_steps, config.controller.use_cell_state, decoder=decoder, render_mode="rgb_array")
+    env = DreamEnv(model, initial_mu, initial_logvar, tau, max_steps, config.controller.use_cell_state)
     if controller is None:
         rng = np.random.default_rng(seed)
         controller = (rng.normal(scale=0.1, size=(env.core.feature_size, env.core.action_size)).astype(np.float32), None)
     weights, biases = controller
     observation, _ = env.reset(seed=seed)
-    frames, total, finished = [env.render()], 0.0, False
+    latents, total, finished = [env.z], 0.0, False
     while not finished:
         action = linear_controller(env.core, observation[None], weights[None], None if biases is None else biases[None])[0]
         observation, reward, terminated, truncated, _ = env.step(action)
-        frames.append(env.render())
+        latents.append(env.z)
         total += reward
         finished = terminated or truncated
-    return frames, total
+    return to_uint8(decode_z(decoder, np.stack(latents))), total
 
 
 def real_episode(encoder, model, config, controller, seed: int):
-    """Real frames (64x64 and full resolution) of one episode, driven by the controller (or the random policy)."""
-    import tensorflow as tf
+    """Real frames (64x64 and full resolution) seen before each action of one episode, and its return.
 
-    from controller import linear
+    With a controller, the episode is played by the agent evaluation uses (controller/agent.py:
+    V, M and C in one compiled call per step); without one, by the random data-collection policy.
+    """
+    if controller is not None:
+        from controller.agent import Agent
+        from controller.linear import ControllerShape
+        from env.batch import BatchEnv
+
+        weights, biases = controller
+        agent = Agent(encoder, model, ControllerShape.from_config(config), sample_z=config.controller.sample_z)
+        batch_env = BatchEnv(config.env, 1)
+        try:
+            result = agent.run_episodes(batch_env, weights[None], None if biases is None else biases[None], np.array([seed]), record=0)
+        finally:
+            batch_env.close()
+        return result["frames"], result["raw_frames"], float(result["returns"][0])
+
     from env.make import make_env
     from env.policies import episode_actions
-    from rnn.model import make_step_function
-    from vae.encode import encode_frames
 
     env = make_env(config.env)
-    random_actions = episode_actions(config.generate, config.env.name, config.env.action_size, config.env.max_steps, seed)
-    step_function = make_step_function(model)
-    h = c = tf.zeros([1, model.hidden_size], tf.float32)
-    frame = env.reset(seed)
-    frames, raw_frames, total = [frame], [env.raw_frame], 0.0
+    frames, raw_frames, total = [], [], 0.0
     try:
-        for step in range(config.env.max_steps):
-            if controller is None:
-                action = random_actions[step]
-            else:
-                mu, _ = encode_frames(encoder, frame[None])
-                features = np.concatenate([mu, c.numpy(), h.numpy()] if config.controller.use_cell_state else [mu, h.numpy()], axis=-1)
-                weights, biases = controller
-                action = linear.act(features, weights[None], None if biases is None else biases[None])[0]
-                restart = tf.constant([1.0 if step == 0 else 0.0])
-                _, h, c = step_function(model.make_input(mu, action[None], restart if config.rnn.restart_input else None), h, c)
+        frame = env.reset(seed)
+        for action in episode_actions(config.generate, config.env.name, config.env.action_size, config.env.max_steps, seed):
+            frames.append(frame)
+            raw_frames.append(env.raw_frame)
             frame, reward, terminated, truncated = env.step(np.asarray(action, np.float32))
             total += reward
             if terminated or truncated:
                 break
-            frames.append(frame)
-            raw_frames.append(env.raw_frame)
     finally:
         env.close()
     return np.stack(frames), raw_frames, total
@@ -125,6 +127,10 @@ def main(argv=None):
 
     tau = config.controller.temperature if arguments.tau is None else arguments.tau
     max_steps = config.controller.max_dream_steps if arguments.max_steps is None else arguments.max_steps
+    if not tau > 0:  # also refuses NaN
+        raise stage.StageError(f"temperature tau={tau} (--tau or controller.temperature): expected a number > 0, e.g. --tau 1.15 (the paper's)")
+    if max_steps < 1:
+        raise stage.StageError(f"dream episode cap {max_steps} (--max-steps or controller.max_dream_steps): expected at least 1 step, e.g. --max-steps 2100")
     encoder, decoder = load_encoder_decoder(run_dir / "vae", config.vae)
     model = load_mdn_rnn(run_dir / "rnn", config)
     initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)

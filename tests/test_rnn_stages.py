@@ -1,5 +1,7 @@
 """The train_rnn and dream stages on a tiny run directory (doom-smoke sizes shrunk)."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -33,21 +35,39 @@ def run_dir(tmp_path):
     return run
 
 
-def test_train_rnn_then_dream_videos(run_dir):
+def test_train_rnn_then_dream_videos(run_dir, capsys):
     from scripts import dream, train_rnn
 
     train_rnn.main(["--run-dir", str(run_dir)])
     assert (run_dir / "rnn" / "mdn_rnn.weights.h5").exists()
     assert (run_dir / "rnn" / "done.json").exists()
+    weights_time = (run_dir / "rnn" / "mdn_rnn.weights.h5").stat().st_mtime_ns
     train_rnn.main(["--run-dir", str(run_dir)])  # finished: a rerun does nothing
+    assert "already finished" in capsys.readouterr().out
+    assert (run_dir / "rnn" / "mdn_rnn.weights.h5").stat().st_mtime_ns == weights_time
 
     dream.main(["--run-dir", str(run_dir), "--max-steps", "8", "--format", "gif", "--tau", "1.0"])
+    output = capsys.readouterr().out
     import imageio.v2 as imageio
 
+    dream_steps, dream_return = re.search(r"dream at tau 1.0, (\d+) steps, return ([\d.]+)", output).groups()
     dream_frames = imageio.mimread(run_dir / "dream" / "dream.gif")
-    assert 2 <= len(dream_frames) <= 9 and dream_frames[0].shape[:2] == (256, 256)
+    assert 1 <= int(dream_steps) <= 8 and float(dream_return) == int(dream_steps)  # +1 per dream step
+    # the start frame, then one per step (a GIF writer may merge identical neighbours: at most that many)
+    assert 2 <= len(dream_frames) <= int(dream_steps) + 1 and dream_frames[0].shape[:2] == (256, 256)
+    real_count = int(re.search(r"real episode \((\d+) frames", output).group(1))
     real_frames = imageio.mimread(run_dir / "dream" / "real.gif")
-    assert len(real_frames) >= 2 and real_frames[0].shape[:2] == (256, 512)
+    assert real_count == 30 and 2 <= len(real_frames) <= real_count and real_frames[0].shape[:2] == (256, 512)  # env.max_steps=30
+
+
+@pytest.mark.parametrize(("arguments", "message"), [(["--tau", "0"], r"tau=0.0 .*expected a number > 0"), (["--max-steps", "0"], r"cap 0 .*at least 1")])
+def test_dream_refuses_bad_arguments(run_dir, arguments, message):
+    from scripts import dream, train_rnn
+
+    train_rnn.main(["--run-dir", str(run_dir)])
+    with pytest.raises(stage.StageError, match=message):
+        dream.main(["--run-dir", str(run_dir), *arguments])
+    assert not (run_dir / "dream").exists()
 
 
 def test_dream_uses_the_controllers_mean(run_dir, capsys):
@@ -61,7 +81,12 @@ def test_dream_uses_the_controllers_mean(run_dir, capsys):
     dream.main(["--run-dir", str(run_dir), "--max-steps", "5"])
     output = capsys.readouterr().out
     assert "acted by the controller's mean" in output
-    assert (run_dir / "dream" / "dream.mp4").stat().st_size > 0 and (run_dir / "dream" / "real.mp4").stat().st_size > 0
+    import imageio.v2 as imageio
+
+    dream_steps = int(re.search(r"dream at tau [\d.]+, (\d+) steps", output).group(1))
+    assert len(imageio.mimread(run_dir / "dream" / "dream.mp4")) == dream_steps + 1  # the start frame, then one per step
+    real_count = int(re.search(r"real episode \((\d+) frames", output).group(1))
+    assert real_count == 30 and len(imageio.mimread(run_dir / "dream" / "real.mp4")) == real_count  # env.max_steps=30: truncated
 
 
 def test_dream_needs_a_trained_m(run_dir):
