@@ -128,16 +128,3 @@ class MdnRnn(keras.Model):
 def build_mdn_rnn(rnn_config: RnnConfig, z_size: int, action_size: int) -> MdnRnn:
     """M for this config, built (weights created, Glorot/orthogonal initial values)."""
     return MdnRnn(rnn_config, z_size, action_size, name="mdn_rnn")
-
-
-def make_step_function(model: MdnRnn):
-    """A compiled one-step function (inputs (B, I), h (B, H), c (B, H)) -> (head output, h, c).
-
-    The batch dimension is None in the signature, so calls with any batch size share one trace.
-    """
-    signature = [
-        tf.TensorSpec([None, model.input_size], tf.float32),
-        tf.TensorSpec([None, model.hidden_size], tf.float32),
-        tf.TensorSpec([None, model.hidden_size], tf.float32),
-    ]
-    return tf.function(model.step, input_signature=signature)

@@ -4,10 +4,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from env.files import ArtifactError
 from rnn.config import RnnConfig
-from rnn.model import build_mdn_rnn, make_step_function
+from rnn.model import build_mdn_rnn
 from rnn.store import WEIGHTS_NAME, load_mdn_rnn
 from scripts import config as config_module
 
@@ -38,7 +39,7 @@ def test_step_function_equals_the_sequence_model():
     model = build_mdn_rnn(_small_config(predict_reward=True), 4, 2)
     inputs = _inputs(model, rng)
     sequence_output, final_h, final_c = model(inputs)
-    step = make_step_function(model)
+    step = tf.function(model.step)  # compiled, as the dream and the agent call it
     h = np.zeros((3, 16), np.float32)
     c = np.zeros((3, 16), np.float32)
     for t in range(inputs.shape[1]):
