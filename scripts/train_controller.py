@@ -58,26 +58,22 @@ def _train(argv, workers):
     def parse():
         return stage.parse(STAGE, __doc__, argv)
 
-    # rank 0 resolves and saves DIR/config.json (and clears the stage with --force); the others
-    # read the same config after it.
+    # rank 0 resolves and saves DIR/config.json first; the other ranks then read the same config
     invocation = workers.guarded(lambda: parse() if workers.is_root else None)
-    if invocation is not None and invocation.arguments.force:
-        stage.clear_done(invocation.run_dir, STAGE)
-        stage.force_clean(invocation.run_dir, STAGE)
-    workers.barrier()
-    if not workers.is_root:
-        invocation = workers.guarded(lambda: parse())
-    else:
-        workers.guarded(lambda: None)
+    invocation = workers.guarded(lambda: invocation if workers.is_root else parse())
     config, run_dir = invocation.config, invocation.run_dir
 
-    def prerequisites():
+    def prepare():
         stage.require_done(run_dir, "train_rnn")
         stage.require_done(run_dir, "extract")
         if config.controller.mode == "real":
             stage.require_done(run_dir, "train_vae")
+        if workers.is_root:
+            stage.clear_done(run_dir, STAGE)  # unfinished until marked done again: a kill leaves no stale marker
+            if invocation.arguments.force:
+                stage.force_clean(run_dir, STAGE)
 
-    workers.guarded(prerequisites)
+    workers.guarded(prepare)
     configure_devices(config.controller.mode)
     summary = train_controller(config, run_dir, workers)
     if workers.is_root:

@@ -86,6 +86,24 @@ def test_a_changed_setting_is_refused_on_resume(tmp_path, capsys):
     shutil.rmtree(run_dir)
 
 
+def test_a_rerun_killed_before_it_finishes_leaves_the_stage_unfinished(tmp_path, monkeypatch):
+    import controller.train
+
+    run_dir = tmp_path / "run"
+    make_run(run_dir, "doom-smoke", TINY_DOOM + ["controller.num_generations=1"], with_vae=False)
+    train_controller.main(["--run-dir", str(run_dir)])
+    assert (run_dir / "controller" / "done.json").exists()
+
+    def killed(*arguments, **keywords):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(controller.train, "train_controller", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_controller.main(["--run-dir", str(run_dir), "--set", "controller.num_generations=3"])
+    # else the pipeline, evaluate and dream would take the 1-generation controller as the finished one
+    assert not (run_dir / "controller" / "done.json").exists()
+
+
 def test_real_mode_results_do_not_depend_on_how_many_envs_a_worker_steps(tmp_path):
     """CarRacing in the real env: 1 env stepping every episode in turn, or 3 in lockstep (the
     periodic mean scoring then leaves rows idle): the same episodes, so the same results."""
