@@ -73,6 +73,7 @@ def train_rnn(series_dir: str | Path, rnn_dir: str | Path, rnn_config: RnnConfig
     writer = tf.summary.create_file_writer(str(rnn_dir / "tensorboard"))
     last_checkpoint = time.monotonic()
     metrics = {}
+    done_steps = start_step  # a checkpoint past num_steps (num_steps lowered on a rerun) keeps its own count
     steps = range(start_step, rnn_config.num_steps)
     for step in tqdm(steps, desc="train_rnn", disable=not progress, initial=start_step, total=rnn_config.num_steps):
         batch = data.batch(rnn_config.batch_size, rnn_config.sequence_length, rnn_config.seed, step, rnn_config.restart_input)
@@ -89,11 +90,11 @@ def train_rnn(series_dir: str | Path, rnn_dir: str | Path, rnn_config: RnnConfig
         if time.monotonic() - last_checkpoint > 60 * rnn_config.checkpoint_every_minutes:
             save_checkpoint(checkpoint_path, model, {"step": done_steps})
             last_checkpoint = time.monotonic()
-    save_checkpoint(checkpoint_path, model, {"step": rnn_config.num_steps})
+    save_checkpoint(checkpoint_path, model, {"step": done_steps})
     # The final file holds M's weights only (a compiled model would add the optimizer's state).
     final_model = build_mdn_rnn(rnn_config, z_size, action_size)
     final_model.set_weights(model.get_weights())
     with atomic_path(rnn_dir / WEIGHTS_NAME, suffix=".weights.h5") as temporary:
         final_model.save_weights(temporary)
     final = read_jsonl(metrics_path)
-    return {"steps": rnn_config.num_steps, "parameters": model.count_params(), "final_loss": final[-1]["loss"] if final else None}
+    return {"steps": done_steps, "parameters": model.count_params(), "final_loss": final[-1]["loss"] if final else None}

@@ -104,6 +104,10 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     for expected, got in zip(whole.get_weights(), resumed.get_weights(), strict=True):
         np.testing.assert_array_equal(got, expected)
     assert [record["step"] for record in read_jsonl(tmp_path / "resumed" / "metrics.jsonl")] == [5, 10, 12, 15, 20, 25, 30]
+    # a rerun with fewer steps than already done trains nothing and keeps the true count
+    again = train_rnn(series, tmp_path / "resumed", dataclasses.replace(config, num_steps=12), Z_SIZE, ACTION_SIZE, progress=False)
+    assert again["steps"] == 30 and again["final_loss"] == records[-1]["loss"]
+    assert [record["step"] for record in read_jsonl(tmp_path / "resumed" / "metrics.jsonl")] == [5, 10, 12, 15, 20, 25, 30]
 
 
 def test_decayed_learning_rate():
