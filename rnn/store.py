@@ -22,9 +22,10 @@ def load_mdn_rnn(rnn_dir: str | Path, config) -> MdnRnn:
     weights of rnn_dir/mdn_rnn.weights.h5; ArtifactError naming the file if it is missing or
     was made for other sizes (z, action, LSTM, mixtures, heads)."""
     path = Path(rnn_dir) / WEIGHTS_NAME
-    fix = f"run `python -m scripts.train_rnn --run-dir {Path(rnn_dir).parent}` (with --force if the config changed)"
+    command = f"python -m scripts.train_rnn --run-dir {Path(rnn_dir).parent}"
     if not path.exists():
-        raise ArtifactError(f"{path} is missing; {fix}")
+        raise ArtifactError(f"{path} is missing; run `{command}`")
+    fix = f"rerun `{command} --force`"
     model = build_mdn_rnn(config.rnn, config.vae.z_size, config.env.action_size)
     expected = [tuple(weight.shape) for weight in model.weights]
     try:

@@ -2,7 +2,8 @@
 
 Reads DIR/series/*.npz (made by `scripts.extract`), trains for rnn.num_steps
 batches, writes DIR/rnn/mdn_rnn.weights.h5, checkpoints, metrics.jsonl and
-TensorBoard logs. Rerunning resumes from the last checkpoint; --force starts over.
+TensorBoard logs. Rerunning resumes from the last checkpoint (a finished run with its
+final weights is left as it is); --force starts over.
 """
 
 from scripts import stage
@@ -12,16 +13,18 @@ def main(argv=None):
     invocation = stage.parse("train_rnn", __doc__, argv)
     config, run_dir = invocation.config, invocation.run_dir
     stage.require_done(run_dir, "extract")
+    from rnn.store import WEIGHTS_NAME
+
     if invocation.arguments.force:
         stage.force_clean(run_dir, "train_rnn")
-    elif stage.done_path(run_dir, "train_rnn").exists():
+    elif stage.done_path(run_dir, "train_rnn").exists() and (run_dir / "rnn" / WEIGHTS_NAME).exists():
         print(f"train_rnn already finished in {run_dir} (use --force to train again)")
         return
     from rnn.train import train_rnn
 
     summary = train_rnn(run_dir / "series", run_dir / "rnn", config.rnn, config.vae.z_size, config.env.action_size)
     stage.mark_done(run_dir, "train_rnn", config, summary=summary)
-    print(f"train_rnn done: {run_dir / 'rnn' / 'mdn_rnn.weights.h5'} (final loss {summary['final_loss']})")
+    print(f"train_rnn done: {run_dir / 'rnn' / WEIGHTS_NAME} (final loss {summary['final_loss']})")
 
 
 if __name__ == "__main__":
