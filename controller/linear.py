@@ -3,12 +3,14 @@
 CarRacing: a = tanh(W [z, h] + b), W (Z+H, 3), b (3,): (32+256)*3 + 3 = 867 parameters.
 Doom:      a = tanh(W [z, c, h]), no bias, c the LSTM cell state: (64+512+512)*1 = 1,088.
 
-CMA-ES searches a flat float vector; this module maps it to (W, b) and back,
+CMA-ES searches a flat float vector; this module maps it to (W, b),
 stacks a population of flat vectors into the batched (P, F, A) / (P, A) arrays
 the dream and the agent consume, and saves / loads a controller with the sizes
 it was made for, so a controller for another environment is refused.
 
 Flat layout: W row-major (feature index outer, action index inner), then b.
+The action a = tanh(W [z, h] + b) itself is computed inside the compiled steps
+of the agent (controller/agent.py) and of the dream (rnn/dream.py).
 """
 
 import dataclasses
@@ -68,21 +70,6 @@ def unflatten(params: np.ndarray, shape: ControllerShape) -> tuple[np.ndarray, n
     return weights.copy(), biases
 
 
-def flatten(weights: np.ndarray, biases: np.ndarray | None, shape: ControllerShape) -> np.ndarray:
-    """W (F, A) and b (A,) or None -> flat float32 vector (N,); the inverse of unflatten."""
-    weights = np.asarray(weights, dtype=np.float32)
-    if weights.shape != (shape.feature_size, shape.action_size):
-        raise ValueError(f"W has shape {weights.shape}, expected ({shape.feature_size}, {shape.action_size})")
-    parts = [weights.reshape(-1)]
-    if shape.use_bias:
-        if biases is None or np.shape(biases) != (shape.action_size,):
-            raise ValueError(f"b has shape {np.shape(biases) if biases is not None else None}, expected ({shape.action_size},)")
-        parts.append(np.asarray(biases, dtype=np.float32))
-    elif biases is not None:
-        raise ValueError("this controller has no bias (controller.use_bias=false) but b was given")
-    return np.concatenate(parts).astype(np.float32)
-
-
 def stack(population: np.ndarray, shape: ControllerShape) -> tuple[np.ndarray, np.ndarray | None]:
     """P flat vectors (P, N) -> weights (P, F, A) float32 and biases (P, A) float32 or None."""
     population = np.asarray(population, dtype=np.float32)
@@ -92,17 +79,6 @@ def stack(population: np.ndarray, shape: ControllerShape) -> tuple[np.ndarray, n
     weights = population[:, :weight_count].reshape(len(population), shape.feature_size, shape.action_size)
     biases = population[:, weight_count:] if shape.use_bias else None
     return np.ascontiguousarray(weights), (np.ascontiguousarray(biases) if biases is not None else None)
-
-
-def act(features: np.ndarray, weights: np.ndarray, biases: np.ndarray | None) -> np.ndarray:
-    """a = tanh(features W + b) for a batch whose rows each have their own controller.
-
-    features (B, F), weights (B, F, A), biases (B, A) or None -> actions (B, A) in (-1, 1).
-    """
-    pre_activation = np.einsum("bf,bfa->ba", features, weights)
-    if biases is not None:
-        pre_activation = pre_activation + biases
-    return np.tanh(pre_activation).astype(np.float32)
 
 
 # --- the controller file: DIR/controller/best.npz and mean.npz -------------------------------

@@ -19,37 +19,29 @@ def test_parameter_counts_match_the_paper():
 
 
 @pytest.mark.parametrize("shape", [CARRACING, DOOM])
-def test_flat_vector_round_trip_both_ways(shape):
-    rng = np.random.default_rng(0)
-    params = rng.normal(size=shape.num_params).astype(np.float32)
+def test_flat_layout_is_w_row_major_then_b(shape):
+    params = np.arange(shape.num_params, dtype=np.float32)
     weights, biases = linear.unflatten(params, shape)
     assert weights.shape == (shape.feature_size, shape.action_size)
-    assert (biases is None) == (not shape.use_bias)
-    np.testing.assert_array_equal(linear.flatten(weights, biases, shape), params)
-    # and from (W, b) to the vector and back
-    weights = rng.normal(size=(shape.feature_size, shape.action_size)).astype(np.float32)
-    biases = rng.normal(size=shape.action_size).astype(np.float32) if shape.use_bias else None
-    again_weights, again_biases = linear.unflatten(linear.flatten(weights, biases, shape), shape)
-    np.testing.assert_array_equal(again_weights, weights)
+    feature, action = shape.feature_size - 2, shape.action_size - 1
+    assert weights[feature, action] == feature * shape.action_size + action
     if shape.use_bias:
-        np.testing.assert_array_equal(again_biases, biases)
+        np.testing.assert_array_equal(biases, params[shape.feature_size * shape.action_size :])
+    else:
+        assert biases is None
 
 
 @pytest.mark.parametrize("shape", [CARRACING, DOOM])
-def test_stack_agrees_with_unflatten_and_the_equation(shape):
-    rng = np.random.default_rng(1)
-    population = rng.normal(size=(5, shape.num_params)).astype(np.float32) * 3
+def test_stack_agrees_with_unflatten(shape):
+    population = np.random.default_rng(1).normal(size=(5, shape.num_params)).astype(np.float32)
     weights, biases = linear.stack(population, shape)
     assert weights.shape == (5, shape.feature_size, shape.action_size)
-    features = rng.normal(size=(5, shape.feature_size)).astype(np.float32)
-    actions = linear.act(features, weights, biases)
+    assert (biases is None) == (not shape.use_bias)
     for row in range(5):
         row_weights, row_biases = linear.unflatten(population[row], shape)
         np.testing.assert_array_equal(weights[row], row_weights)
-        expected = np.tanh(features[row] @ row_weights + (row_biases if row_biases is not None else 0))
-        np.testing.assert_allclose(actions[row], expected, rtol=1e-5, atol=1e-6)
-    # a = tanh(...) lies in [-1, 1], even for huge weights
-    assert np.all(np.abs(actions) <= 1)
+        if shape.use_bias:
+            np.testing.assert_array_equal(biases[row], row_biases)
 
 
 def test_action_ranges_after_mapping_to_the_environments():
@@ -67,8 +59,8 @@ def test_action_ranges_after_mapping_to_the_environments():
 def test_wrong_sizes_are_refused():
     with pytest.raises(ValueError, match="expected \\(867,\\)"):
         linear.unflatten(np.zeros(1088, np.float32), CARRACING)
-    with pytest.raises(ValueError, match="no bias"):
-        linear.flatten(np.zeros((1088, 1)), np.zeros(1), DOOM)
+    with pytest.raises(ValueError, match="expected \\(P, 1088\\)"):
+        linear.stack(np.zeros((2, 867), np.float32), DOOM)
 
 
 def test_save_load_checks_env_and_size(tmp_path):
