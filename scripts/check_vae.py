@@ -15,7 +15,7 @@ def add_arguments(parser):
 def main(argv=None):
     invocation = stage.parse("check_vae", __doc__, argv, add_arguments=add_arguments)
     config, run_dir = invocation.config, invocation.run_dir
-    stage.require_done(run_dir, "train_vae")
+    stage.begin(invocation, requires=("train_vae",))
     if invocation.arguments.num_frames < 1:
         raise stage.StageError(f"--num-frames {invocation.arguments.num_frames}: expected at least 1")
 

@@ -117,7 +117,7 @@ def real_episode(encoder, model, config, controller, seed: int):
 def main(argv=None):
     invocation = stage.parse("dream", __doc__, argv, add_arguments=_add_arguments)
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
-    stage.require_done(run_dir, "train_rnn")
+    stage.begin(invocation, requires=("train_rnn",))
     import cv2
 
     from rnn.store import load_mdn_rnn

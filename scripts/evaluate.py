@@ -28,12 +28,9 @@ def main(argv=None):
         config.evaluate.episodes = arguments.episodes
     if arguments.params is not None:
         config.evaluate.params = arguments.params
-    stage.require_done(run_dir, "train_vae")
-    stage.require_done(run_dir, "train_rnn")
+    stage.begin(invocation, requires=("train_vae", "train_rnn"))
     if not stage.done_path(run_dir, "train_controller").exists():
         print(f"evaluate: note: train_controller has not finished in {run_dir}; scoring the controller of its last saved generation")
-    if arguments.force:
-        stage.force_clean(run_dir, STAGE)
     stage.clear_done(run_dir, STAGE)
 
     from controller.evaluate import evaluate

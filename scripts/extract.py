@@ -12,10 +12,7 @@ from scripts import stage
 def main(argv=None):
     invocation = stage.parse("extract", __doc__, argv)
     config, run_dir = invocation.config, invocation.run_dir
-    stage.require_done(run_dir, "generate")
-    stage.require_done(run_dir, "train_vae")
-    if invocation.arguments.force:
-        stage.force_clean(run_dir, "extract")  # done.json and source.json included
+    stage.begin(invocation, requires=("generate", "train_vae"))  # --force: source.json goes too
 
     from vae.extract import check_source, extract_series, weights_fingerprint
     from vae.store import load_part

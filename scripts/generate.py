@@ -30,10 +30,8 @@ def disk_totals(folder) -> tuple[int, int, int]:
 def main(argv=None):
     invocation = stage.parse(STAGE, __doc__, argv)
     config, run_dir = invocation.config, invocation.run_dir
-    if invocation.arguments.force:
-        stage.force_clean(run_dir, STAGE)
-    stage.clear_done(run_dir, STAGE)
-    stage.mark_started(run_dir, STAGE, config)
+    stage.begin(invocation)
+    stage.clear_done(run_dir, STAGE)  # a rerun may add episodes (num_rollouts is not locked)
     folder = run_dir / stage.STAGES[STAGE][0]
     num_workers = config.generate.num_workers or os.cpu_count() or 1
     already = len(list_episodes(folder))

@@ -74,17 +74,9 @@ def config_changes(run_dir: Path, preset: str | None, assignments: list[str]) ->
     config_path = run_dir / "config.json"
     if not config_path.exists():
         return True
-    try:
-        stored = read_json(config_path)
-        overrides = config_module.parse_overrides(assignments)
-        stored_preset = stored.get("preset")
-        if preset is not None and preset != stored_preset:
-            return True
-        sections = {name: stored[name] for name in config_module.SECTIONS if name in stored}
-        resolved = config_module.build(stored_preset, sections, overrides).to_dict()
-    except (ValueError, TypeError) as error:
-        raise stage.StageError(f"{config_path}: {error}") from None
-    return any(resolved[name] != stored.get(name) for name in config_module.SECTIONS)
+    stored = read_json(config_path)
+    resolved = stage.build_config(run_dir, preset, assignments).to_dict()
+    return any(resolved[name] != stored.get(name) for name in (*config_module.SECTIONS, "preset"))
 
 
 def mpiexec_path() -> str:

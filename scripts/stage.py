@@ -98,34 +98,37 @@ def check_locks(run_dir: Path, config: config_module.Config, skip_stage: str | N
                 )
 
 
-def resolve_config(run_dir: Path, preset: str | None, assignments: list[str], force_stage: str | None = None) -> config_module.Config:
-    """Load DIR/config.json (or start it from --preset), apply --set, check the locks, save."""
+def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> config_module.Config:
+    """The config a stage would run with: DIR/config.json (or --preset for a new run), then --set.
+    Read-only: nothing is checked against finished stages and nothing is written."""
     config_path = run_dir / "config.json"
     try:
         overrides = config_module.parse_overrides(assignments)
         if config_path.exists():
             stored = read_json(config_path)
-            stored_preset = stored.get("preset")
-            if preset is not None and preset != stored_preset:
+            if preset is not None and preset != stored.get("preset"):
                 # A different preset rebuilds everything from that preset; the locks decide if that is allowed.
-                config = config_module.build(preset, None, overrides)
-            else:
-                sections = {name: stored[name] for name in config_module.SECTIONS if name in stored}
-                config = config_module.build(stored_preset, sections, overrides)
-        else:
-            if preset is None:
-                raise StageError(
-                    f"{config_path} does not exist: start the run with a preset, e.g. "
-                    f"`python -m scripts.generate --run-dir {run_dir} --preset doom-smoke` "
-                    f"(presets: {', '.join(config_module.PRESETS)})"
-                )
-            config = config_module.build(preset, None, overrides)
+                return config_module.build(preset, None, overrides)
+            sections = {name: stored[name] for name in config_module.SECTIONS if name in stored}
+            return config_module.build(stored.get("preset"), sections, overrides)
+        if preset is None:
+            raise StageError(
+                f"{config_path} does not exist: start the run with a preset, e.g. "
+                f"`python -m scripts.generate --run-dir {run_dir} --preset doom-smoke` "
+                f"(presets: {', '.join(config_module.PRESETS)})"
+            )
+        return config_module.build(preset, None, overrides)
     except (ValueError, TypeError) as error:
-        raise StageError(str(error)) from None
+        raise StageError(f"{config_path}: {error}") from None
+
+
+def resolve_config(run_dir: Path, preset: str | None, assignments: list[str], force_stage: str | None = None) -> config_module.Config:
+    """build_config, then refuse what contradicts a finished (or started) stage, then save config.json."""
+    config = build_config(run_dir, preset, assignments)
     check_locks(run_dir, config, skip_stage=force_stage)
     record = config.to_dict()
     record["versions"] = _versions()
-    write_json(config_path, record)
+    write_json(run_dir / "config.json", record)
     return config
 
 
@@ -197,6 +200,7 @@ def limit_threads(threads: int = 1) -> None:
 class Invocation:
     """What an entry point gets: the run folder, the resolved config, the parsed arguments."""
 
+    stage: str
     run_dir: Path
     config: config_module.Config
     arguments: argparse.Namespace
@@ -220,7 +224,21 @@ def parse(stage: str, description: str, argv: list[str] | None = None, add_argum
     run_dir = arguments.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     config = resolve_config(run_dir, arguments.preset, arguments.assignments, force_stage=stage if arguments.force else None)
-    return Invocation(run_dir=run_dir, config=config, arguments=arguments)
+    return Invocation(stage=stage, run_dir=run_dir, config=config, arguments=arguments)
+
+
+def begin(invocation: Invocation, requires: tuple[str, ...] = (), write: bool = True) -> None:
+    """The start every stage shares, in this order: the upstream stages in `requires` have
+    finished (else an error naming them, before anything is deleted); --force discards this
+    stage's outputs; the locked values its outputs are made with are recorded (started.json).
+    write=False (MPI ranks other than 0) only checks."""
+    for upstream in requires:
+        require_done(invocation.run_dir, upstream)
+    if not write or invocation.stage not in STAGES:
+        return
+    if invocation.arguments.force:
+        force_clean(invocation.run_dir, invocation.stage)  # done.json and started.json included
+    mark_started(invocation.run_dir, invocation.stage, invocation.config)
 
 
 def run_main(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:

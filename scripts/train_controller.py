@@ -64,14 +64,10 @@ def _train(argv, workers):
     config, run_dir = invocation.config, invocation.run_dir
 
     def prepare():
-        stage.require_done(run_dir, "train_rnn")
-        stage.require_done(run_dir, "extract")
-        if config.controller.mode == "real":
-            stage.require_done(run_dir, "train_vae")
+        requires = ("train_rnn", "extract") + (("train_vae",) if config.controller.mode == "real" else ())
+        stage.begin(invocation, requires, write=workers.is_root)
         if workers.is_root:
             stage.clear_done(run_dir, STAGE)  # unfinished until marked done again: a kill leaves no stale marker
-            if invocation.arguments.force:
-                stage.force_clean(run_dir, STAGE)
 
     workers.guarded(prepare)
     configure_devices(config.controller.mode)

@@ -12,12 +12,10 @@ from scripts import stage
 def main(argv=None):
     invocation = stage.parse("train_rnn", __doc__, argv)
     config, run_dir = invocation.config, invocation.run_dir
-    stage.require_done(run_dir, "extract")
+    stage.begin(invocation, requires=("extract",))
     from rnn.store import WEIGHTS_NAME
 
-    if invocation.arguments.force:
-        stage.force_clean(run_dir, "train_rnn")
-    elif stage.done_path(run_dir, "train_rnn").exists() and (run_dir / "rnn" / WEIGHTS_NAME).exists():
+    if stage.done_path(run_dir, "train_rnn").exists() and (run_dir / "rnn" / WEIGHTS_NAME).exists():
         print(f"train_rnn already finished in {run_dir} (use --force to train again)")
         return
     from rnn.train import train_rnn

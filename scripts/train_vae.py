@@ -13,10 +13,8 @@ from scripts import stage
 def main(argv=None):
     invocation = stage.parse("train_vae", __doc__, argv)
     config, run_dir = invocation.config, invocation.run_dir
-    stage.require_done(run_dir, "generate")
-    if invocation.arguments.force:
-        stage.force_clean(run_dir, "train_vae")  # done.json included
-    elif stage.done_path(run_dir, "train_vae").exists():
+    stage.begin(invocation, requires=("generate",))
+    if stage.done_path(run_dir, "train_vae").exists():
         previous = stage.require_done(run_dir, "train_vae").get("summary", {})
         if config.vae.training_finished(previous.get("epochs_completed", 0), previous.get("steps", 0)):
             print(f"train_vae: already finished in {run_dir / 'vae'} (use --force to train again, or --set vae.epochs=N to train longer)")

@@ -1,0 +1,50 @@
+"""The start every stage shares (scripts.stage.begin): inputs first, then --force, then the record."""
+
+import json
+
+import pytest
+
+from env.files import write_json
+from scripts import stage
+
+
+def _invocation(tmp_path, *arguments):
+    return stage.parse("train_rnn", "test", ["--run-dir", str(tmp_path), "--preset", "doom-smoke", *arguments])
+
+
+def test_force_with_a_missing_input_deletes_nothing(tmp_path):
+    (tmp_path / "rnn").mkdir()
+    (tmp_path / "rnn" / "mdn_rnn.weights.h5").write_bytes(b"weights of an earlier run")
+    invocation = _invocation(tmp_path, "--force")
+    with pytest.raises(stage.StageError, match=r"series/done.json is missing.*scripts.extract"):
+        stage.begin(invocation, requires=("extract",))
+    assert (tmp_path / "rnn" / "mdn_rnn.weights.h5").read_bytes() == b"weights of an earlier run"
+
+
+def test_force_with_inputs_present_discards_outputs_and_records_the_locked_values(tmp_path):
+    write_json(tmp_path / "series" / "done.json", {"stage": "extract", "locked": {}})
+    (tmp_path / "rnn").mkdir()
+    (tmp_path / "rnn" / "mdn_rnn.weights.h5").write_bytes(b"old")
+    invocation = _invocation(tmp_path, "--force")
+    stage.begin(invocation, requires=("extract",))
+    assert sorted(path.name for path in (tmp_path / "rnn").iterdir()) == ["started.json"]
+    locked = json.loads((tmp_path / "rnn" / "started.json").read_text())["locked"]
+    assert locked["rnn.hidden_size"] == 512 and "rnn.num_steps" not in locked  # num_steps is not locked
+
+
+def test_other_mpi_ranks_only_check(tmp_path):
+    write_json(tmp_path / "series" / "done.json", {"stage": "extract", "locked": {}})
+    (tmp_path / "rnn").mkdir()
+    (tmp_path / "rnn" / "checkpoint.npz").write_bytes(b"kept")
+    stage.begin(_invocation(tmp_path, "--force"), requires=("extract",), write=False)
+    assert sorted(path.name for path in (tmp_path / "rnn").iterdir()) == ["checkpoint.npz"]
+
+
+def test_build_config_is_read_only_and_names_the_file_on_a_bad_value(tmp_path):
+    stage.resolve_config(tmp_path, "doom-smoke", [])
+    before = (tmp_path / "config.json").read_bytes()
+    config = stage.build_config(tmp_path, None, ["rnn.num_steps=7"])
+    assert config.rnn.num_steps == 7 and config.preset == "doom-smoke"
+    assert (tmp_path / "config.json").read_bytes() == before
+    with pytest.raises(stage.StageError, match=r"config.json: --set rnn.num_steps=many: expected a number"):
+        stage.build_config(tmp_path, None, ["rnn.num_steps=many"])
