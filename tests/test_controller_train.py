@@ -80,7 +80,9 @@ def test_a_changed_setting_is_refused_on_resume(tmp_path, capsys):
         train_controller.stage.run_main(train_controller.main, ["--run-dir", str(run_dir), "--set", "controller.population_size=6"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
-    assert "es_state.pkl" in error and "controller.population_size=6" in error and "--force" in error
+    # refused by the stage's lock (controller/started.json) before anything loads: nothing is lost
+    assert "controller.population_size=6" in error and "started.json" in error and "--force" in error
+    assert (run_dir / "controller" / "es_state.pkl").exists()
     # --force starts over with the new value
     train_controller.main(["--run-dir", str(run_dir), "--set", "controller.population_size=6", "--force"])
     shutil.rmtree(run_dir)
