@@ -21,9 +21,6 @@ from controller import linear
 from controller.train import BEST_NAME, MEAN_NAME, TRAINING_SEED_BASE, load_agent
 from env.files import ArtifactError, atomic_path, read_json, write_json
 
-VIDEO_HEIGHT = 256
-VIDEO_FPS = 30
-
 
 def evaluation_seeds(first_seed: int, episodes: int) -> np.ndarray:
     seeds = first_seed + np.arange(episodes, dtype=np.int64)
@@ -169,29 +166,15 @@ def plot_histogram(returns: np.ndarray, path: Path, title: str) -> None:
     plt.close(figure)
 
 
-def _to_height(frame: np.ndarray, height: int) -> np.ndarray:
-    import cv2
-
-    width = int(round(frame.shape[1] * height / frame.shape[0]))
-    return cv2.resize(np.ascontiguousarray(frame[..., :3]), (width, height), interpolation=cv2.INTER_NEAREST)
-
-
 def write_video(result: dict, run_dir: Path, config, path: Path) -> None:
     """episode.mp4: each step's real frame (full resolution if the env keeps it) beside V's
     decoding of the z the controller saw."""
-    import imageio.v2 as imageio
-
     from vae.encode import decode_z, to_uint8
     from vae.store import load_part
+    from vae.video import side_by_side
+    from vae.video import write_video as write_pictures
 
     decoder = load_part(run_dir / "vae", "decoder", config.vae.z_size)
     reconstructions = to_uint8(decode_z(decoder, result["z"]))
     raw_frames = result["raw_frames"] if len(result["raw_frames"]) == len(reconstructions) else result["frames"]
-    pictures = []
-    for real, reconstruction in zip(raw_frames, reconstructions, strict=True):
-        real = np.asarray(real if real is not None else np.zeros((64, 64, 3), np.uint8))
-        picture = np.concatenate([_to_height(real, VIDEO_HEIGHT), _to_height(reconstruction, VIDEO_HEIGHT)], axis=1)
-        padding = -picture.shape[1] % 16  # H.264 wants sizes in multiples of 16
-        pictures.append(np.pad(picture, ((0, 0), (0, padding), (0, 0))))
-    with atomic_path(path, suffix=".mp4") as temporary:
-        imageio.mimwrite(temporary, pictures, fps=VIDEO_FPS, macro_block_size=16)
+    write_pictures(path, side_by_side(raw_frames, reconstructions))

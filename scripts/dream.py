@@ -14,31 +14,12 @@ import numpy as np
 
 from scripts import stage
 
-VIDEO_FPS = 30
-VIDEO_SCALE = 4  # 64x64 frames shown at 256x256
-
 
 def _add_arguments(parser):
     parser.add_argument("--tau", type=float, default=None, help="dream temperature (default: controller.temperature)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the dream episode and of the real episode")
     parser.add_argument("--max-steps", type=int, default=None, help="dream episode cap (default: controller.max_dream_steps)")
     parser.add_argument("--format", choices=("mp4", "gif"), default="mp4", help="video container")
-
-
-def _enlarge(frame: np.ndarray) -> np.ndarray:
-    return np.repeat(np.repeat(frame, VIDEO_SCALE, axis=0), VIDEO_SCALE, axis=1)
-
-
-def write_video(path: Path, pictures: list[np.ndarray]) -> None:
-    import imageio.v2 as imageio
-
-    from env.files import atomic_path
-
-    with atomic_path(path, suffix=path.suffix) as temporary:
-        if path.suffix == ".gif":
-            imageio.mimwrite(temporary, pictures, duration=1000 / VIDEO_FPS, loop=0)
-        else:
-            imageio.mimwrite(temporary, pictures, fps=VIDEO_FPS, macro_block_size=16)
 
 
 def load_controller(run_dir: Path, config):
@@ -118,12 +99,12 @@ def main(argv=None):
     invocation = stage.parse("dream", __doc__, argv, add_arguments=_add_arguments)
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
     stage.begin(invocation, requires=("train_rnn",))
-    import cv2
 
     from rnn.store import load_mdn_rnn
     from vae.encode import reconstruct, to_uint8
     from vae.series import read_initial_z
     from vae.store import load_encoder_decoder
+    from vae.video import side_by_side, to_height, write_video
 
     tau = config.controller.temperature if arguments.tau is None else arguments.tau
     max_steps = config.controller.max_dream_steps if arguments.max_steps is None else arguments.max_steps
@@ -140,16 +121,12 @@ def main(argv=None):
 
     frames, dream_return = dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau, max_steps, arguments.seed)
     dream_path = output_dir / f"dream.{arguments.format}"
-    write_video(dream_path, [_enlarge(frame) for frame in frames])
+    write_video(dream_path, [to_height(frame) for frame in frames])
     print(f"{dream_path}: dream at tau {tau}, {len(frames) - 1} steps, return {dream_return:.1f}, acted by {who}")
 
     frames, raw_frames, real_return = real_episode(encoder, model, config, controller, arguments.seed)
     reconstructions = to_uint8(reconstruct(encoder, decoder, frames))
-    size = 64 * VIDEO_SCALE
-    pictures = []
-    for frame, raw, reconstruction in zip(frames, raw_frames, reconstructions, strict=True):
-        real = _enlarge(frame) if raw is None else cv2.resize(np.ascontiguousarray(raw[..., :3]), (size, size), interpolation=cv2.INTER_AREA)
-        pictures.append(np.concatenate([real, _enlarge(reconstruction)], axis=1))
+    pictures = side_by_side([frame if raw is None else raw for frame, raw in zip(frames, raw_frames, strict=True)], reconstructions)
     real_path = output_dir / f"real.{arguments.format}"
     write_video(real_path, pictures)
     print(f"{real_path}: real episode ({len(frames)} frames, return {real_return:.1f}) beside V's reconstruction")
