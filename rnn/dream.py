@@ -40,6 +40,12 @@ def _pad_rows(array: np.ndarray) -> np.ndarray:
     return np.concatenate([array, np.repeat(array[-1:], missing, axis=0)]) if missing else array
 
 
+def controller_actions(features, weights, biases):
+    """C (paper, section 3.3): a = tanh(features W + b), each row with its own W (F, A) and b (A,).
+    The one place actions are computed, in the dream and in the real-env agent alike."""
+    return tf.tanh(tf.einsum("bf,bfa->ba", features, weights) + biases)
+
+
 class DreamCore:
     """M, the start table and tau, as compiled batch functions (batch dimension None)."""
 
@@ -95,8 +101,7 @@ class DreamCore:
         return z_next, h, c, reward, done
 
     def _controller(self, features, weights, biases):
-        """a = tanh(features W + b), each row with its own W (F, A) and b (A,)."""
-        return tf.tanh(tf.einsum("bf,bfa->ba", features, weights) + biases)
+        return controller_actions(features, weights, biases)
 
     def _act_and_step(self, z, h, c, weights, biases, seeds, step):
         """The controller acts on the features before the step, then M steps: one call per step
