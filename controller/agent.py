@@ -1,6 +1,6 @@
 """The agent in the real environment: V, M and C stepped for a batch of envs (paper, section 3, figure 4).
 
-At each step t, for every running row at once (design.md section 6: never a
+At each step t, for every running row at once (docs/design.md section 6: never a
 Keras call per env step; one compiled tf.function call per lockstep step):
 
     mu, logvar = V(frame_t)

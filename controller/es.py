@@ -20,7 +20,8 @@ from pathlib import Path
 import cma
 import numpy as np
 
-from env.files import ArtifactError, atomic_path
+from common.errors import ArtifactError
+from common.files import atomic_path
 
 STATE_FORMAT = 1
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import ArtifactError
+from common.files import atomic_path, read_json, write_json
 from controller import linear
 from controller.train import BEST_NAME, MEAN_NAME, TRAINING_SEED_BASE, load_agent
-from env.files import ArtifactError, atomic_path, read_json, write_json
 
 
 def evaluation_seeds(first_seed: int, episodes: int) -> np.ndarray:
@@ -169,10 +170,10 @@ def plot_histogram(returns: np.ndarray, path: Path, title: str) -> None:
 def write_video(result: dict, run_dir: Path, config, path: Path) -> None:
     """episode.mp4: each step's real frame (full resolution if the env keeps it) beside V's
     decoding of the z the controller saw."""
+    from common.video import side_by_side
+    from common.video import write_video as write_pictures
     from vae.encode import decode_z, to_uint8
     from vae.store import load_part
-    from vae.video import side_by_side
-    from vae.video import write_video as write_pictures
 
     decoder = load_part(run_dir / "vae", "decoder", config.vae.z_size)
     reconstructions = to_uint8(decode_z(decoder, result["z"]))

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from env.files import ArtifactError, save_npz
+from common.errors import ArtifactError
+from common.files import save_npz
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from env.files import ArtifactError
+from common.errors import UserError
 
 
 class RankError(RuntimeError):
@@ -107,7 +107,7 @@ class Workers:
 
 
 def _describe(error: BaseException, rank: int, size: int) -> tuple[str, bool]:
-    user_error = isinstance(error, ArtifactError) or type(error).__name__ in ("StageError",)
+    user_error = isinstance(error, UserError)
     where = f"rank {rank} of {size}" if size > 1 else "the worker"
     message = f"{where} failed: {type(error).__name__}: {error}"
     if not user_error:

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import ArtifactError
+from common.files import atomic_path, write_jsonl
 from controller import linear
 from controller.es import EvolutionStrategy
 from controller.parallel import Workers
-from env.files import ArtifactError, atomic_path, write_jsonl
 
 STATE_NAME = "es_state.pkl"
 BEST_NAME = "best.npz"
@@ -330,7 +331,7 @@ def _summary_writer(controller_dir: Path):
 
 
 def _write_summaries(writer, record: dict) -> None:
-    from vae.summaries import write_scalars
+    from common.summaries import write_scalars
 
     keys = ("fitness_mean", "fitness_best", "fitness_worst", "return_mean", "sigma", "mean_params_return")
     write_scalars(writer, {key: record[key] for key in keys if key in record}, step=record["generation"])

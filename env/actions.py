@@ -1,6 +1,6 @@
 """Controller outputs (in [-1, 1], from a = tanh(...)) -> environment actions.
 
-Paper, appendix A.3 / authors' code; design.md section 5, items 3 and 4:
+Paper, appendix A.3 / authors' code; docs/design.md section 5, items 3 and 4:
 - CarRacing: steer = a0, gas = (a1 + 1) / 2, brake = clip(a2, 0, 1). The brake
   is clipped, not rescaled: (a2 + 1) / 2 would brake half way at a2 = 0.
 - Doom TakeCover: a < -1/3 -> move left, a > 1/3 -> move right, else no-op.

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.files import write_json
 from env.config import EnvConfig, GenerateConfig
-from env.files import write_json
 from env.frames import FRAME_SIZE
 from env.make import make_env
 from env.policies import episode_actions
@@ -78,7 +78,7 @@ def dropped_indices(folder: str | Path) -> set[int]:
 
 
 def remove_stale_temporaries(folder: str | Path) -> None:
-    """Delete temporary files left by a writer killed mid-write (env.files.atomic_path names them .<name>.*.tmp*)."""
+    """Delete temporary files left by a writer killed mid-write (common.files.atomic_path names them .<name>.*.tmp*)."""
     for path in Path(folder).glob(".*.tmp*"):
         path.unlink(missing_ok=True)
 

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from env.settings import setting
+from common.settings import setting
 
 
 @dataclasses.dataclass
@@ -10,9 +10,9 @@ class EnvConfig:
     name: str = setting("carracing", "environment: 'carracing' (gymnasium CarRacing-v3) or 'doom' (ViZDoom TakeCover)")
     frame_size: int = setting(64, "side of the square RGB frame given to V", "pixels", "paper, section 3")
     max_steps: int = setting(1000, "hard cap on episode length (CarRacing-v3 truncates at 1000 itself)", "steps", "paper, appendix (Doom 2100)")
-    doom_skill: int = setting(4, "ViZDoom difficulty; today's 4 behaves like the original setup's 5", "level 1-5", "design.md section 8")
+    doom_skill: int = setting(4, "ViZDoom difficulty; today's 4 behaves like the original setup's 5", "level 1-5", "docs/design.md section 8")
     doom_resolution: str = setting(
-        "RES_160X120", "ViZDoom screen resolution (the smallest is ~4x faster than 320x240)", "vizdoom.ScreenResolution name", "design.md section 8"
+        "RES_160X120", "ViZDoom screen resolution (the smallest is ~4x faster than 320x240)", "vizdoom.ScreenResolution name", "docs/design.md section 8"
     )
 
     @property

@@ -2,7 +2,7 @@
 
 Paper, section 5: the agent only moves left or right to dodge fireballs;
 reward +1 per step survived. We use the raw vizdoom.DoomGame API at the
-smallest resolution, ~4x faster than the gymnasium wrapper (design.md
+smallest resolution, ~4x faster than the gymnasium wrapper (docs/design.md
 section 8): the scenario's take_cover.cfg, RGB frames, no window, no sound,
 no HUD, 1 tic per step, skill env_config.doom_skill (default 4). The game has
 no time-out of its own; we truncate at env_config.max_steps (paper: 2100).

@@ -2,7 +2,7 @@
 
 Paper, section 3 / appendix A.1: V sees 64x64 RGB frames. The same functions
 are used when collecting rollouts and when the controller acts, so V never
-sees a frame prepared differently from its training data (design.md
+sees a frame prepared differently from its training data (docs/design.md
 section 5, item 1: crop before resizing, same resize everywhere).
 """
 
@@ -18,7 +18,7 @@ CARRACING_VIEW_ROWS = 84
 # OpenCV interpolation. CarRacing: INTER_AREA averages the pixels each output
 # pixel covers (no aliasing), ~40 us per frame, nothing next to a ~6 ms env
 # step. Doom: the engine steps in ~170 us, so the ~4x cheaper INTER_LINEAR
-# keeps collection close to env speed (design.md section 8).
+# keeps collection close to env speed (docs/design.md section 8).
 CARRACING_INTERPOLATION = cv2.INTER_AREA
 DOOM_INTERPOLATION = cv2.INTER_LINEAR
 

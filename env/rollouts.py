@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from env.files import ArtifactError, save_npz
+from common.errors import ArtifactError
+from common.files import save_npz
 
 FRAME_SHAPE = (64, 64, 3)
 ROLLOUT_FIELDS = {"obs": np.uint8, "action": np.float32, "reward": np.float32, "done": np.bool_}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from env.files import ArtifactError
+from common.errors import ArtifactError
 from vae.series import list_series, read_series
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from env.files import ArtifactError
+from common.errors import ArtifactError
 from rnn.model import MdnRnn, build_mdn_rnn
 
 WEIGHTS_NAME = "mdn_rnn.weights.h5"

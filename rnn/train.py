@@ -17,13 +17,13 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from env.files import append_jsonl, atomic_path, read_jsonl, write_jsonl
+from common.checkpoint import load_checkpoint, save_checkpoint
+from common.files import append_jsonl, atomic_path, read_jsonl, write_jsonl
+from common.summaries import write_scalars
 from rnn.config import RnnConfig
 from rnn.data import SeriesData
 from rnn.model import MdnRnn, build_mdn_rnn
 from rnn.store import WEIGHTS_NAME
-from vae.checkpoint import load_checkpoint, save_checkpoint
-from vae.summaries import write_scalars
 
 CHECKPOINT_NAME = "checkpoint.npz"
 

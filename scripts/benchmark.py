@@ -1,5 +1,5 @@
 """Benchmarks of the hot paths, each printing figures measured in one run and
-their ratio against its goal (design.md section 6). Not tests: nothing here
+their ratio against its goal (docs/design.md section 6). Not tests: nothing here
 asserts a timing.
 
     python -m scripts.benchmark rollouts     env-only vs collection steps/s
@@ -15,10 +15,10 @@ import importlib
 import sys
 
 BENCHMARKS = {
-    "rollouts": "scripts.bench_rollouts",
-    "vae": "scripts.bench_vae",
-    "dream": "scripts.bench_dream",
-    "controller": "scripts.bench_controller",
+    "rollouts": "scripts.benchmarks.rollouts",
+    "vae": "scripts.benchmarks.vae",
+    "dream": "scripts.benchmarks.dream",
+    "controller": "scripts.benchmarks.controller",
 }
 
 

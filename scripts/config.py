@@ -2,15 +2,15 @@
 
 One source of truth for every hyperparameter: the sections are defined next to
 the code that uses them (env/, vae/, rnn/, controller/), and the presets below
-hold the paper's values (design.md section 4). `--help` prints every field.
+hold the paper's values (docs/design.md section 4). `--help` prints every field.
 """
 
 import dataclasses
 from typing import Any
 
+from common.settings import describe
 from controller.config import ControllerConfig, EvaluateConfig
 from env.config import EnvConfig, GenerateConfig
-from env.settings import describe
 from rnn.config import RnnConfig
 from vae.config import VaeConfig
 

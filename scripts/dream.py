@@ -100,11 +100,11 @@ def main(argv=None):
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
     stage.begin(invocation, requires=("train_rnn",))
 
+    from common.video import side_by_side, to_height, write_video
     from rnn.store import load_mdn_rnn
     from vae.encode import reconstruct, to_uint8
     from vae.series import read_initial_z
     from vae.store import load_encoder_decoder
-    from vae.video import side_by_side, to_height, write_video
 
     tau = config.controller.temperature if arguments.tau is None else arguments.tau
     max_steps = config.controller.max_dream_steps if arguments.max_steps is None else arguments.max_steps

@@ -1,4 +1,4 @@
-"""Run the whole World Models pipeline in one run directory (design.md section 1).
+"""Run the whole World Models pipeline in one run directory (docs/design.md section 1).
 
 generate -> train_vae -> check_vae -> extract -> train_rnn -> train_controller
 -> evaluate -> dream, each by calling that stage's own entry point, so a stage
@@ -27,7 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-from env.files import ArtifactError, read_json
+from common.errors import ArtifactError
+from common.files import read_json
 from scripts import config as config_module
 from scripts import stage
 

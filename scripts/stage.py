@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from env.files import ArtifactError, read_json, write_json
+from common.errors import StageError, UserError
+from common.files import read_json, write_json
 from scripts import config as config_module
 
 # stage -> (folder it writes, config sections whose locked fields it depends on)
@@ -35,11 +36,6 @@ STAGES = {
     "train_controller": ("controller", ("controller",)),
     "evaluate": ("eval", ()),
 }
-
-
-class StageError(RuntimeError):
-    """A stage cannot run: bad input, missing prerequisite or contradicting config.
-    Entry points print its message and exit with status 2, without a traceback."""
 
 
 def command_for(stage: str, run_dir: Path) -> str:
@@ -245,7 +241,7 @@ def run_main(main: Callable[[list[str] | None], object], argv: list[str] | None 
     """Run an entry point; a StageError becomes one clear line and exit status 2."""
     try:
         main(argv)
-    except (StageError, ArtifactError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

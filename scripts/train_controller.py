@@ -36,7 +36,7 @@ def main(argv=None):
 
 
 def configure_devices(mode: str) -> None:
-    """GPUs and many ranks (design.md section 6): in real mode each rank's step is dominated by
+    """GPUs and many ranks (docs/design.md section 6): in real mode each rank's step is dominated by
     the CPU-bound envs and its agent batch is small, so ranks keep off the GPU; in dream mode
     they share it (memory growth) instead of each grabbing all of its memory. Before
     TensorFlow builds anything."""

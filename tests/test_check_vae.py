@@ -4,7 +4,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from env.files import ArtifactError, read_json
+from common.errors import ArtifactError
+from common.files import read_json
 from env.rollouts import read_rollout
 from scripts import check_vae, extract, stage, train_vae
 from tests.vae_synthetic import write_synthetic_rollouts

@@ -1,4 +1,4 @@
-"""Presets hold the paper's values (design.md section 4); --set typing; locks; config.json reuse."""
+"""Presets hold the paper's values (docs/design.md section 4); --set typing; locks; config.json reuse."""
 
 import json
 

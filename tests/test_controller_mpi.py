@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from env.files import read_jsonl
+from common.files import read_jsonl
 from tests.controller_fixtures import TINY_DOOM, make_run
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,9 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
+from common.files import read_jsonl
 from controller import linear
 from controller.train import TRAINING_SEED_BASE, generation_seeds, mean_evaluation_seeds
-from env.files import read_jsonl
 from scripts import train_controller
 from tests.controller_fixtures import TINY_CARRACING, TINY_DOOM, make_run
 

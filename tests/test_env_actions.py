@@ -1,4 +1,4 @@
-"""Controller output -> env action (design.md section 5, items 3 and 4)."""
+"""Controller output -> env action (docs/design.md section 5, items 3 and 4)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Frame preprocessing (design.md section 5, item 1): crop before resize, 64x64x3 uint8."""
+"""Frame preprocessing (docs/design.md section 5, item 1): crop before resize, 64x64x3 uint8."""
 
 import cv2
 import numpy as np

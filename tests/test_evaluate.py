@@ -49,8 +49,8 @@ def test_a_controller_for_another_env_or_size_is_refused(tmp_path, capsys):
 
 
 def test_a_killed_evaluation_resumes_with_the_same_returns(tmp_path):
+    from common.files import write_json
     from controller.evaluate import PARTIAL_NAME, _partial_key
-    from env.files import write_json
 
     run_dir = tmp_path / "run"
     config = make_run(run_dir, "doom-smoke", TINY + ["evaluate.video=false"])

@@ -6,7 +6,8 @@ import stat
 import numpy as np
 import pytest
 
-from env.files import ArtifactError, append_jsonl, atomic_path, read_json, read_jsonl, save_npz, write_json, write_jsonl
+from common.errors import ArtifactError
+from common.files import append_jsonl, atomic_path, read_json, read_jsonl, save_npz, write_json, write_jsonl
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from env.files import read_jsonl
+from common.files import read_jsonl
 from scripts import pipeline
 from tests.test_controller_mpi import MPIEXEC, run
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from env.files import ArtifactError
+from common.errors import ArtifactError
 from rnn.config import RnnConfig
 from rnn.model import build_mdn_rnn
 from rnn.store import WEIGHTS_NAME, load_mdn_rnn

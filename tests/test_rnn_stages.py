@@ -57,7 +57,9 @@ def test_train_rnn_then_dream_videos(run_dir, capsys):
     assert 2 <= len(dream_frames) <= int(dream_steps) + 1 and dream_frames[0].shape[:2] == (256, 256)
     real_count = int(re.search(r"real episode \((\d+) frames", output).group(1))
     real_frames = imageio.mimread(run_dir / "dream" / "real.gif")
-    assert real_count == 30 and 2 <= len(real_frames) <= real_count and real_frames[0].shape[:2] == (256, 608)  # env.max_steps=30; 160x120 kept at 341x256 + 256, padded to 16
+    assert (
+        real_count == 30 and 2 <= len(real_frames) <= real_count and real_frames[0].shape[:2] == (256, 608)
+    )  # env.max_steps=30; 160x120 kept at 341x256 + 256, padded to 16
 
 
 @pytest.mark.parametrize(("arguments", "message"), [(["--tau", "0"], r"tau=0.0 .*expected a number > 0"), (["--max-steps", "0"], r"cap 0 .*at least 1")])
@@ -97,7 +99,7 @@ def test_dream_needs_a_trained_m(run_dir):
 
 
 def test_series_of_another_z_size_are_refused(run_dir):
-    from env.files import ArtifactError
+    from common.errors import ArtifactError
     from rnn.data import SeriesData
 
     with pytest.raises(ArtifactError, match=r"000000\.npz: 'mu' has shape \(30, 4\), expected \(T, 8\)"):

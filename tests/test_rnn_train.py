@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from env.files import read_jsonl
+from common.files import read_jsonl
 from rnn.config import RnnConfig
 from rnn.data import SeriesData
 from rnn.store import WEIGHTS_NAME
@@ -119,7 +119,7 @@ def test_decayed_learning_rate():
 
 
 def test_missing_series_is_a_clear_error(tmp_path):
-    from env.files import ArtifactError
+    from common.errors import ArtifactError
 
     with pytest.raises(ArtifactError, match="scripts.extract"):
         SeriesData(tmp_path / "series", Z_SIZE, ACTION_SIZE)

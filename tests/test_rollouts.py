@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from env.files import ArtifactError
+from common.errors import ArtifactError
 from env.rollouts import RolloutError, episode_length, episode_path, list_episodes, read_rollout, write_rollout
 
 

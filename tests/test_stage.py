@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from env.files import write_json
+from common.files import write_json
 from scripts import stage
 
 

@@ -5,7 +5,7 @@ import gc
 import numpy as np
 import pytest
 
-from env.files import ArtifactError
+from common.errors import ArtifactError
 from tests.vae_synthetic import write_synthetic_rollouts
 from vae import data
 

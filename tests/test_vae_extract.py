@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from env.files import ArtifactError
+from common.errors import ArtifactError
 from env.rollouts import read_rollout
 from tests.vae_synthetic import write_synthetic_rollouts
 from vae.config import VaeConfig

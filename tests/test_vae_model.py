@@ -1,4 +1,4 @@
-"""V's architecture and loss (paper appendix A.1; design.md section 5 item 2)."""
+"""V's architecture and loss (paper appendix A.1; docs/design.md section 5 item 2)."""
 
 import numpy as np
 import pytest

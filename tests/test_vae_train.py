@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
-from env.files import read_jsonl
+from common.checkpoint import load_checkpoint
+from common.files import read_jsonl
 from tests.vae_synthetic import synthetic_frames, write_synthetic_rollouts
 from vae import train
-from vae.checkpoint import load_checkpoint
 from vae.config import VaeConfig
 from vae.model import build_model
 from vae.store import load_encoder_decoder

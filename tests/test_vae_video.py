@@ -3,7 +3,7 @@
 import imageio.v3 as iio
 import numpy as np
 
-from vae.video import side_by_side, to_height, write_video
+from common.video import side_by_side, to_height, write_video
 
 
 def test_side_by_side_sizes_and_pixels():

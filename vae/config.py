@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from env.settings import setting
+from common.settings import setting
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from env.files import ArtifactError
+from common.errors import ArtifactError
 from env.rollouts import FRAME_SHAPE, list_episodes, read_rollout
 
 

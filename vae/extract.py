@@ -4,7 +4,7 @@ For rollout DIR/rollouts/<NNNNNN>.npz, DIR/series/<NNNNNN>.npz holds mu and
 logvar of every frame (M is trained on z sampled from them each batch) with the
 episode's actions, rewards and dones (vae/series.py). DIR/series/initial_z.npz
 holds the first frame's (mu, logvar) of every episode: dreams start from real
-first frames (design.md section 5 item 7).
+first frames (docs/design.md section 5 item 7).
 
 Resumable: a series file that exists was written atomically and is complete,
 so a rerun encodes only the missing ones; initial_z is rebuilt at the end from
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from env.files import ArtifactError, read_json, write_json
+from common.errors import ArtifactError
+from common.files import read_json, write_json
 from env.rollouts import list_episodes, read_rollout
 from vae.encode import encode_frames
 from vae.series import list_series, read_series, write_initial_z, write_series

@@ -6,7 +6,7 @@ logvar (z_size each). Decoder: z -> dense 1024 -> 1x1x1024 -> four stride-2
 transposed convolutions (128 k5, 64 k5, 32 k6 with ReLU, 3 k6 with sigmoid)
 -> 64x64x3 in [0, 1]. 4,348,547 parameters for z = 32, 4,446,915 for z = 64.
 
-Loss per image (authors' code, design.md section 5 item 2):
+Loss per image (authors' code, docs/design.md section 5 item 2):
     L = sum over pixels (x - x_hat)^2 + max(KL(q(z|x) || N(0, I)), kl_tolerance * z_size)
 and the batch loss is the mean of L over the images. The floor is applied per
 image, before the mean; the reconstruction error is summed, not averaged.

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from env.files import atomic_path  # noqa: E402
+from common.files import atomic_path  # noqa: E402
 from env.rollouts import read_rollout  # noqa: E402
 from vae.encode import decode_z, encode_frames, reconstruct  # noqa: E402
 

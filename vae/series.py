@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from env.files import save_npz
+from common.files import save_npz
 from env.rollouts import RolloutError, check_lengths, list_episodes, load_npz
 
 SERIES_FIELDS = {"mu": np.float32, "logvar": np.float32, "action": np.float32, "reward": np.float32, "done": np.bool_}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import h5py
 
-from env.files import ArtifactError
+from common.errors import ArtifactError
 from vae.model import build_decoder, build_encoder
 
 

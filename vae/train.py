@@ -21,11 +21,11 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from env.files import append_jsonl, atomic_path, read_jsonl, write_jsonl
+from common.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from common.files import append_jsonl, atomic_path, read_jsonl, write_jsonl
+from common.summaries import write_scalars
 from vae import data
-from vae.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from vae.model import FRAME_SHAPE, build_model
-from vae.summaries import write_scalars
 
 TENSORBOARD_EVERY_STEPS = 10
 

@@ -1,4 +1,4 @@
-"""Benchmark: the batched dream at Doom size (paper, section 5; design.md section 6).
+"""Benchmark: the batched dream at Doom size (paper, section 5; docs/design.md section 6).
 
 M with z 64, LSTM 512, 5 mixtures, restart input and done head (random weights),
 tau 1.15, a fixed random linear controller [z, c, h] -> a. Prints
@@ -10,7 +10,7 @@ tau 1.15, a fixed random linear controller [z, c, h] -> a. Prints
 - and the ratio to the goal (<= 60 s per generation on 2 cores; the authors'
   64-core machine needed about 80 s).
 
-python -m scripts.bench_dream [--ranks 2] [--max-steps 2100] [--batch 1024]
+python -m scripts.benchmark dream [--ranks 2] [--max-steps 2100] [--batch 1024]
 """
 
 import argparse
@@ -18,7 +18,7 @@ import time
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench_dream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m scripts.benchmark dream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=1024, help="agents per generation (population x rollouts)")
     parser.add_argument("--ranks", type=int, default=2, help="processes sharing the generation (one per core)")
     parser.add_argument("--max-steps", type=int, default=2100, help="dream episode cap")

@@ -1,4 +1,4 @@
-"""Benchmark: V's training input pipeline and series extraction (design.md section 6).
+"""Benchmark: V's training input pipeline and series extraction (docs/design.md section 6).
 
 Training (this process, TensorFlow's default threads: training is one process
 and may use every core):

@@ -1,4 +1,4 @@
-"""Benchmark: the controller's hot paths (design.md section 6), all measured in this one run.
+"""Benchmark: the controller's hot paths (docs/design.md section 6), all measured in this one run.
 
 1. CarRacing-v3, real environment: steps/s of N lockstep envs driven by the full
    agent (V z 32 + M LSTM 256 + C, paper sizes, random weights, one compiled call
@@ -15,7 +15,7 @@
    batched dream's measured time per step of 1,024 rows (episodes of 100 steps,
    the shortest kept, and of the 2,100-step cap). Goal < 1%. Per core (one rank).
 
-python -m scripts.bench_controller [--envs 8] [--carracing-steps 100] [--doom-steps 300]
+python -m scripts.benchmark controller [--envs 8] [--carracing-steps 100] [--doom-steps 300]
 """
 
 import argparse
@@ -161,7 +161,7 @@ def _dream_seconds_per_step(rows: int, steps: int) -> float:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench_controller", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m scripts.benchmark controller", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", type=int, default=8, help="environments in lockstep")
     parser.add_argument("--carracing-steps", type=int, default=60, help="steps per CarRacing episode timed")
     parser.add_argument("--rounds", type=int, default=2, help="alternating env-only / agent measurements; the best of each counts")

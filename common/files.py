@@ -16,13 +16,7 @@ from typing import Any
 
 import numpy as np
 
-
-class ArtifactError(ValueError):
-    """A run-directory file that is missing, malformed, or made with another config.
-
-    Library code raises it with a message naming the file, what was expected and
-    the command that makes it; entry points print that message and exit 2.
-    """
+from common.errors import ArtifactError
 
 
 def _current_umask() -> int:

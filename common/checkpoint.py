@@ -2,7 +2,7 @@
 
 A model here is any keras.Model with `optimizer_targets()`, its (optimizer, variables) pairs.
 
-One .npz written atomically (env.files.atomic_path): a kill during the write
+One .npz written atomically (common.files.atomic_path): a kill during the write
 leaves the previous checkpoint intact, and the weights, the optimizer state
 (Adam's step count and moments, the random-number state) and the counters can
 never come from different moments.
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from env.files import ArtifactError, atomic_path
+from common.errors import ArtifactError
+from common.files import atomic_path
 
 CHECKPOINT_NAME = "last.npz"
 

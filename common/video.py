@@ -32,7 +32,7 @@ def write_video(path: str | Path, pictures: list[np.ndarray], fps: int = VIDEO_F
     """pictures (each H x W x 3 uint8) as an MP4, or a looping GIF if path ends in .gif."""
     import imageio.v2 as imageio
 
-    from env.files import atomic_path
+    from common.files import atomic_path
 
     path = Path(path)
     with atomic_path(path, suffix=path.suffix) as temporary:

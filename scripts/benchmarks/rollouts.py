@@ -1,4 +1,4 @@
-"""Benchmark: rollout collection against the bare environment (design.md section 6).
+"""Benchmark: rollout collection against the bare environment (docs/design.md section 6).
 
 For each environment the same episodes (same seeds, same random-policy
 actions) are played in this one process, one thread, each episode in turn
@@ -25,11 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from common.files import save_npz
 from env.actions import carracing_actions, doom_actions
 from env.collect import collect_and_save, collect_episode, limit_worker_threads
 from env.config import EnvConfig, GenerateConfig
 from env.doom import DOOM_BUTTONS, TICS_PER_STEP
-from env.files import save_npz
 from env.make import make_env
 from env.policies import episode_actions
 
