@@ -126,6 +126,8 @@ def test_help_lists_every_field_with_unit_and_source():
 
 def test_config_json_written_by_first_stage_and_reused(tmp_path):
     first = stage.parse("generate", "", ["--run-dir", str(tmp_path), "--preset", "doom-smoke", "--set", "vae.epochs=3"])
+    assert not (tmp_path / "config.json").exists()  # parsing writes nothing; the stage's start does
+    stage.begin(first)
     stored = json.loads((tmp_path / "config.json").read_text())
     assert stored["preset"] == "doom-smoke" and stored["vae"]["epochs"] == 3 and "versions" in stored
     later = stage.parse("train_vae", "", ["--run-dir", str(tmp_path)])  # no --preset needed
