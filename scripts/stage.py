@@ -278,6 +278,15 @@ def check_checkpoint(path: Path, stage: str, run_dir: Path) -> None:
         raise StageError(f"{path}: not a training checkpoint (no counters among {names[:5]}...); {fix}")
 
 
+def remove_temporaries(folder: Path) -> None:
+    """Temporary files of a writer killed mid-write (common.files.atomic_path names them
+    .<name>.*.tmp*). Safe only while holding the folder's lock: no other writer is mid-write."""
+    if folder.is_dir():
+        for path in folder.rglob(".*.tmp*"):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+
+
 # --- one writer per folder ----------------------------------------------------------------------
 
 _held_locks: dict[Path, int] = {}  # lock file -> open descriptor holding its flock, in this process
@@ -417,8 +426,8 @@ def begin(
     2. the upstream stages (`requires`, by default the table's) have finished;
     3. validate(invocation) checks (and may load) every input the stage reads, its own
        checkpoints included unless --force discards them; its result is kept in invocation.inputs;
-    4. (writer only) save DIR/config.json, --force discards the stage's outputs, and the locked
-       values its outputs are made with are recorded (started.json).
+    4. (writer only) save DIR/config.json, --force discards the stage's outputs, temporary files
+       of a killed writer go, and the locked values its outputs are made with are recorded (started.json).
     Any error in 1-3 leaves every file of the run as it was. write=False (MPI ranks other than 0)
     only checks (steps 2-3). Returns invocation.inputs."""
     run_dir, name = invocation.run_dir, invocation.stage
@@ -437,6 +446,7 @@ def begin(
         return invocation.inputs
     if invocation.arguments.force:
         force_clean(run_dir, name)  # done.json and started.json included
+    remove_temporaries(run_dir / spec.folder)
     if spec.has_done:
         mark_started(run_dir, name, invocation.config)
     return invocation.inputs
