@@ -7,7 +7,10 @@ from common.errors import StageError
 
 
 def megabytes(size: float) -> str:
-    return f"{size / 1e6:,.0f} MB" if size < 1e10 else f"{size / 1e9:,.1f} GB"
+    """A byte count for people: kB, MB or GB."""
+    if size < 1e6:
+        return f"{size / 1e3:,.0f} kB"
+    return f"{size / 1e6:,.1f} MB" if size < 1e10 else f"{size / 1e9:,.1f} GB"
 
 
 def free_bytes(folder: str | Path) -> int:
