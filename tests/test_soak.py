@@ -65,6 +65,7 @@ def artifacts(run_dir: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3 * 3600)  # a reference pipeline, ten killed ones and a final rerun
 def test_killed_ten_times_the_pipeline_ends_with_the_artifacts_of_an_uninterrupted_run(tmp_path):
     reference_dir = tmp_path / "reference"
     started = time.monotonic()
