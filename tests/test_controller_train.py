@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from common.files import read_jsonl
-from controller import linear
-from controller.train import TRAINING_SEED_BASE, generation_seeds, mean_evaluation_seeds
+from controller import linear, store
+from controller.seeds import TRAINING_SEED_BASE, generation_seeds, mean_evaluation_seeds
 from scripts import train_controller
 from tests.controller_fixtures import TINY_CARRACING, TINY_DOOM, make_run
 
@@ -48,7 +48,7 @@ def test_dream_training_writes_every_file_and_resumes_exactly(tmp_path):
     shape = linear.ControllerShape("doom", 8, 16, 1, use_cell_state=True, use_bias=False)
     assert config["controller"]["mode"] == "dream"
     assert mean.shape == (shape.num_params,)
-    linear.load_params(controller_dir / "mean.npz", shape)
+    store.load_params(controller_dir / "mean.npz", shape)
 
     # 2 generations, "killed", then resumed to 4: the same as 4 in one go
     resumed = tmp_path / "resumed"
