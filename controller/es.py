@@ -43,10 +43,6 @@ class EvolutionStrategy:
         self._pending: np.ndarray | None = None
 
     @property
-    def population_size(self) -> int:
-        return self.strategy.popsize
-
-    @property
     def mean(self) -> np.ndarray:
         """The distribution mean, float32 (N,)."""
         return np.asarray(self.strategy.mean, dtype=np.float32)

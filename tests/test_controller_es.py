@@ -68,7 +68,10 @@ def test_a_non_finite_return_is_refused_naming_the_candidate_generation_and_seed
     returns[2] = np.nan
     returns[3] = np.inf
     seeds = np.arange(8, dtype=np.int64).reshape(4, 2) + 2**31
-    with pytest.raises(ValueError, match=r"generation 2: candidate 2 of 4 has a non-finite mean return nan \(episode seeds \[2147483652, 2147483653\]\); 2 candidate\(s\) in all: \[2, 3\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"generation 2: candidate 2 of 4 has a non-finite mean return nan \(episode seeds \[2147483652, 2147483653\]\); 2 candidate\(s\) in all: \[2, 3\]",
+    ):
         strategy.tell(returns, seeds)
     # nothing was told: the same generation can be scored again
     assert strategy.generation == 2

@@ -120,3 +120,21 @@ def test_real_mode_results_do_not_depend_on_how_many_envs_a_worker_steps(tmp_pat
     np.testing.assert_array_equal(mean_three, mean_one)
     np.testing.assert_array_equal(best_three, best_one)
     assert records_three == records_one
+
+
+def test_a_non_finite_return_names_the_generation_candidate_and_episode_seeds(tmp_path):
+    """Issue 11: CMA-ES cannot rank a NaN; the error says which candidate and episodes gave it."""
+    from controller.parallel import Workers
+    from controller.train import train_controller as train
+
+    run_dir = tmp_path / "run"
+    config = make_run(run_dir, "doom-smoke", TINY_DOOM + ["controller.num_generations=1"], with_vae=False)
+    seeds = generation_seeds(config.controller.seed, 0, 4, 2)  # job j: candidate j // 2, rollout j % 2
+
+    def scorer(weights, biases, job_seeds):
+        return np.where(job_seeds == seeds[3], np.nan, 1.0).astype(np.float32)  # candidate 1, rollout 1
+
+    expected = rf"generation 0: candidate 1 of 4 has a non-finite mean return nan \(episode seeds \[{seeds[2]}, {seeds[3]}\]\)"
+    with pytest.raises(ValueError, match=expected):
+        train(config, run_dir, Workers(communicator=None), scorer=scorer, log=lambda line: None, progress=False)
+    assert not (run_dir / "controller" / "es_state.pkl").exists()  # nothing told, nothing saved
