@@ -53,8 +53,6 @@ def configure_devices(mode: str) -> None:
 
 
 def _train(argv, workers):
-    from controller.train import train_controller
-
     def parse():
         return stage.parse(STAGE, __doc__, argv)
 
@@ -62,6 +60,7 @@ def _train(argv, workers):
     invocation = workers.guarded(lambda: parse() if workers.is_root else None)
     invocation = workers.guarded(lambda: invocation if workers.is_root else parse())
     config, run_dir = invocation.config, invocation.run_dir
+    from controller.train import train_controller  # TensorFlow loads after parsing: --help stays fast
 
     def prepare():
         requires = ("train_rnn", "extract") + (("train_vae",) if config.controller.mode == "real" else ())
