@@ -20,8 +20,7 @@ samples) comes from its own seed only, never from the row it runs in.
 import numpy as np
 import tensorflow as tf
 
-from controller.linear import ControllerShape
-from rnn.dream import controller_actions
+from controller.linear import ControllerShape, controller_actions, controller_features
 
 # The eps of an episode's z samples come from SeedSequence([seed, NOISE_STREAM]).
 NOISE_STREAM = 0x5A
@@ -54,8 +53,7 @@ class Agent:
     def _step_graph(self, frames, eps, h, c, weights, biases, restart):
         mu, logvar = self.encoder(tf.cast(frames, tf.float32) / 255.0, training=False)
         z = mu + tf.exp(logvar / 2.0) * eps
-        features = tf.concat([z, c, h] if self.shape.use_cell_state else [z, h], axis=-1)
-        actions = controller_actions(features, weights, biases)
+        actions = controller_actions(controller_features(z, h, c, self.shape.use_cell_state), weights, biases)
         inputs = self.mdn_rnn.make_input(z, actions, restart if self.restart_input else None)
         _, h, c = self.mdn_rnn.step(inputs, h, c)
         return actions, z, h, c

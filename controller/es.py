@@ -43,10 +43,6 @@ class EvolutionStrategy:
         self._pending: np.ndarray | None = None
 
     @property
-    def population_size(self) -> int:
-        return self.strategy.popsize
-
-    @property
     def mean(self) -> np.ndarray:
         """The distribution mean, float32 (N,)."""
         return np.asarray(self.strategy.mean, dtype=np.float32)
@@ -65,15 +61,26 @@ class EvolutionStrategy:
         """fitness = mean return - weight_decay * mean(params^2), per candidate (higher is better)."""
         return np.asarray(mean_returns, dtype=np.float64) - self.weight_decay * np.mean(np.square(candidates, dtype=np.float64), axis=1)
 
-    def tell(self, mean_returns: np.ndarray) -> np.ndarray:
-        """Report each candidate's mean return (P,); returns the fitness (P,) it was ranked by."""
+    def tell(self, mean_returns: np.ndarray, episode_seeds: np.ndarray | None = None) -> np.ndarray:
+        """Report each candidate's mean return (P,); returns the fitness (P,) it was ranked by.
+
+        episode_seeds (P, R): the seeds of each candidate's episodes, named if its return is
+        not finite (CMA-ES cannot rank it; the generation is then not told, and can be rerun).
+        """
         if self._pending is None:
             raise RuntimeError("tell() without a pending ask()")
         mean_returns = np.asarray(mean_returns, dtype=np.float64)
         if mean_returns.shape != (len(self._pending),):
             raise ValueError(f"expected {len(self._pending)} mean returns, got shape {mean_returns.shape}")
-        if not np.all(np.isfinite(mean_returns)):
-            raise ValueError(f"non-finite returns: {mean_returns}")
+        bad = np.flatnonzero(~np.isfinite(mean_returns))
+        if len(bad):
+            seeds = "" if episode_seeds is None else f" (episode seeds {np.asarray(episode_seeds)[bad[0]].tolist()})"
+            raise ValueError(
+                f"generation {self.generation}: candidate {bad[0]} of {len(mean_returns)} has a non-finite mean return "
+                f"{mean_returns[bad[0]]}{seeds}; {len(bad)} candidate(s) in all: {bad.tolist()}. CMA-ES cannot rank it. "
+                f"A NaN or infinite return comes from M (NaN weights or reward head) or the environment: check those, "
+                f"then rerun to redo this generation"
+            )
         fitness = self.fitness(mean_returns, self._pending)
         # pycma minimises: the one and only sign flip.
         self.strategy.tell(list(self._pending), list(-fitness))

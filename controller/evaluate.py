@@ -2,7 +2,7 @@
 and standard deviation over 100 fresh episodes, never a best episode).
 
 Episode k uses seed evaluate.seed + k, below 2^31, while training episodes use
-seeds in [2^31, 2^32) (controller/train.py): evaluation tracks and games are
+seeds in [2^31, 2^32) (controller/seeds.py): evaluation tracks and games are
 never ones the controller was trained on. Writes DIR/eval/:
   returns.json  every episode: seed, return, length
   summary.json  mean, std (population, ddof 0), min, max, episodes, controller used
@@ -11,38 +11,24 @@ never ones the controller was trained on. Writes DIR/eval/:
   partial.json  while running: the episodes finished so far (a rerun resumes from them)
 """
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+from tqdm import tqdm
 
-from common.errors import ArtifactError
 from common.files import atomic_path, read_json, write_json
+from common.video import side_by_side
+from common.video import write_video as write_pictures
 from controller import linear
-from controller.train import BEST_NAME, MEAN_NAME, TRAINING_SEED_BASE, load_agent
-
-
-def evaluation_seeds(first_seed: int, episodes: int) -> np.ndarray:
-    seeds = first_seed + np.arange(episodes, dtype=np.int64)
-    if episodes < 1 or first_seed < 0 or seeds[-1] >= TRAINING_SEED_BASE:
-        raise ArtifactError(
-            f"evaluate.seed={first_seed} with {episodes} episodes: evaluation seeds must lie in [0, 2^31) "
-            f"(training uses [2^31, 2^32)); pick a smaller --set evaluate.seed"
-        )
-    return seeds
-
-
-def load_controller(config, run_dir: Path, kind: str) -> tuple[np.ndarray, dict, Path]:
-    """The saved 'best' or 'mean' parameters, refused if made for another env or size."""
-    path = Path(run_dir) / "controller" / {"best": BEST_NAME, "mean": MEAN_NAME}[kind]
-    params, extras = linear.load_params(
-        path,
-        linear.ControllerShape.from_config(config),
-        fix_hint=f"run `python -m scripts.train_controller --run-dir {run_dir}` first",
-    )
-    return params, extras, path
-
+from controller.seeds import evaluation_seeds
+from controller.store import load_agent, load_controller
+from env.batch import BatchEnv
+from vae.encode import decode_z, to_uint8
+from vae.store import load_part
 
 CHUNK_ROUNDS = 4  # episodes are run (and saved) in chunks of CHUNK_ROUNDS x envs episodes
 PARTIAL_NAME = "partial.json"
@@ -50,8 +36,6 @@ PARTIAL_NAME = "partial.json"
 
 def _partial_key(params: np.ndarray, params_path: Path, config) -> dict:
     """What the saved partial results were made with: the same key resumes them."""
-    import hashlib
-
     return {
         "controller": str(params_path),
         "params_sha256": hashlib.sha256(params.tobytes()).hexdigest(),
@@ -68,8 +52,6 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     Resumable: finished episodes are kept in DIR/eval/partial.json after every chunk, and a
     rerun with the same controller and seeds runs only the others.
     """
-    from env.batch import BatchEnv
-
     run_dir = Path(run_dir)
     eval_dir = run_dir / "eval"
     settings = config.evaluate
@@ -94,8 +76,6 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     batch_env = BatchEnv(config.env, min(num_envs, len(todo))) if todo else None
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=settings.episodes, initial=settings.episodes - len(todo), desc="episodes", unit="ep", leave=False)
     started = time.perf_counter()
     steps = 0
@@ -149,12 +129,8 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
 
 
 def plot_histogram(returns: np.ndarray, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4))
+    figure = Figure(figsize=(7, 4))
+    axes = figure.subplots()
     axes.hist(returns, bins=min(30, max(5, len(returns) // 3)))
     axes.axvline(returns.mean(), color="black", linestyle="--", label=f"mean {returns.mean():.1f}")
     axes.set_xlabel("episode return")
@@ -164,17 +140,11 @@ def plot_histogram(returns: np.ndarray, path: Path, title: str) -> None:
     figure.tight_layout()
     with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=100)
-    plt.close(figure)
 
 
 def write_video(result: dict, run_dir: Path, config, path: Path) -> None:
     """episode.mp4: each step's real frame (full resolution if the env keeps it) beside V's
     decoding of the z the controller saw."""
-    from common.video import side_by_side
-    from common.video import write_video as write_pictures
-    from vae.encode import decode_z, to_uint8
-    from vae.store import load_part
-
     decoder = load_part(run_dir / "vae", "decoder", config.vae.z_size)
     reconstructions = to_uint8(decode_z(decoder, result["z"]))
     raw_frames = result["raw_frames"] if len(result["raw_frames"]) == len(reconstructions) else result["frames"]

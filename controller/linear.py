@@ -3,23 +3,35 @@
 CarRacing: a = tanh(W [z, h] + b), W (Z+H, 3), b (3,): (32+256)*3 + 3 = 867 parameters.
 Doom:      a = tanh(W [z, c, h]), no bias, c the LSTM cell state: (64+512+512)*1 = 1,088.
 
-CMA-ES searches a flat float vector; this module maps it to (W, b),
+CMA-ES searches a flat float vector; this module maps it to (W, b) and
 stacks a population of flat vectors into the batched (P, F, A) / (P, A) arrays
-the dream and the agent consume, and saves / loads a controller with the sizes
-it was made for, so a controller for another environment is refused.
+the dream and the agent consume. It also holds C itself in TensorFlow, the one
+definition of its input and of its action, traced into the compiled steps of
+the agent (controller/agent.py) and of the dream (controller/dream_scoring.py).
+Saving and loading a controller file: controller/store.py.
 
 Flat layout: W row-major (feature index outer, action index inner), then b.
-The action a = tanh(W [z, h] + b) itself is computed inside the compiled steps
-of the agent (controller/agent.py) and of the dream (rnn/dream.py).
 """
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
-from common.errors import ArtifactError
-from common.files import save_npz
+
+def feature_size(z_size: int, hidden_size: int, use_cell_state: bool) -> int:
+    """F: size of the controller input [z, h] or [z, c, h]."""
+    return z_size + hidden_size * (2 if use_cell_state else 1)
+
+
+def controller_features(z, h, c, use_cell_state: bool):
+    """C's input, taken before (z, a) is fed to M: [z, h], or [z, c, h] (Doom, c the LSTM cell state)."""
+    return tf.concat([z, c, h] if use_cell_state else [z, h], axis=-1)
+
+
+def controller_actions(features, weights, biases):
+    """C (paper, section 3.3): a = tanh(features W + b), each row with its own W (F, A) and b (A,)."""
+    return tf.tanh(tf.einsum("bf,bfa->ba", features, weights) + biases)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +60,7 @@ class ControllerShape:
     @property
     def feature_size(self) -> int:
         """F: size of the controller input [z, h] or [z, c, h]."""
-        return self.z_size + self.hidden_size * (2 if self.use_cell_state else 1)
+        return feature_size(self.z_size, self.hidden_size, self.use_cell_state)
 
     @property
     def num_params(self) -> int:
@@ -80,50 +92,3 @@ def stack(population: np.ndarray, shape: ControllerShape) -> tuple[np.ndarray, n
     weights = population[:, :weight_count].reshape(len(population), shape.feature_size, shape.action_size)
     biases = population[:, weight_count:] if shape.use_bias else None
     return np.ascontiguousarray(weights), (np.ascontiguousarray(biases) if biases is not None else None)
-
-
-# --- the controller file: DIR/controller/best.npz and mean.npz -------------------------------
-
-
-def save_params(path: str | Path, params: np.ndarray, shape: ControllerShape, **extra) -> None:
-    """Save a flat parameter vector with the sizes it was made for (plus scalar extras such as
-    generation and fitness), atomically."""
-    params = np.asarray(params, dtype=np.float32)
-    if params.shape != (shape.num_params,):
-        raise ValueError(f"parameters have shape {params.shape}, expected ({shape.num_params},)")
-    fields = {key: np.asarray(value) for key, value in dataclasses.asdict(shape).items()}
-    save_npz(path, params=params, **fields, **{key: np.asarray(value) for key, value in extra.items()})
-
-
-def load_params(path: str | Path, expected: ControllerShape, fix_hint: str = "") -> tuple[np.ndarray, dict]:
-    """Load a controller file and check it was made for `expected` (env and sizes).
-
-    Returns (params float32 (N,), the other stored fields as Python scalars). Raises
-    ArtifactError naming the file and the mismatch.
-    """
-    path = Path(path)
-    hint = f"; {fix_hint}" if fix_hint else ""
-    if not path.exists():
-        raise ArtifactError(f"{path} is missing{hint}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            stored = {key: archive[key] for key in archive.files}
-    except Exception as error:  # zip, pickle refusal, truncated file
-        raise ArtifactError(f"{path}: unreadable controller file ({type(error).__name__}: {error}){hint}") from error
-    missing = [key for key in ("params", *dataclasses.asdict(expected)) if key not in stored]
-    if missing:
-        raise ArtifactError(f"{path}: not a controller file, missing {missing}{hint}")
-    recorded = {key: stored[key].item() for key in dataclasses.asdict(expected)}
-    wanted = dataclasses.asdict(expected)
-    mismatches = [f"{key}={recorded[key]!r} (expected {wanted[key]!r})" for key in wanted if recorded[key] != wanted[key]]
-    if mismatches:
-        raise ArtifactError(
-            f"{path}: this controller was made for another environment or size: {', '.join(mismatches)}. "
-            f"The run's config wants {expected.describe()}. Use the run directory it was trained in, "
-            f"or retrain it with `python -m scripts.train_controller --run-dir DIR --force`."
-        )
-    params = stored["params"]
-    if params.dtype != np.float32 or params.shape != (expected.num_params,):
-        raise ArtifactError(f"{path}: 'params' has {params.dtype} {params.shape}, expected float32 ({expected.num_params},){hint}")
-    extras = {key: value.item() for key, value in stored.items() if key != "params" and key not in wanted and value.ndim == 0}
-    return params, extras

@@ -15,24 +15,19 @@ Head layout (the contract shared with the dream and the controller):
 
 Sampling with temperature tau (paper, section 4.4 / 5): logits / tau, sigma *
 sqrt(tau), the component drawn independently for each z dimension. `sample`
-is the one sampling function of the project. Its randomness is counter-based:
-every number drawn for a row is a hash of that row's key (seed, step, stream),
-never of its position in the batch, so a batch can be split (MPI ranks) or
-compacted (finished dream episodes) without changing any row's draws.
+is the one sampling function of the project. Its randomness is counter-based
+(rnn/counter_random.py): every number drawn for a row is a hash of that row's
+key (seed, step, stream), never of its position in the batch, so a batch can be
+split (MPI ranks) or compacted (finished dream episodes) without changing any
+row's draws.
 """
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from rnn.counter_random import uniform
+
 tfd = tfp.distributions
-
-LOG_SQRT_TWO_PI = float(0.5 * np.log(2.0 * np.pi))
-
-# Streams keep the draws made for different purposes independent.
-STREAM_START_INDEX = 1  # which real first frame a dream episode starts from
-STREAM_START_Z = 2  # z sampled from that frame's (mu, sigma)
-STREAM_MIXTURE = 3  # the mixture samples of every step
 
 
 def head_size(z_size: int, num_mixtures: int, predict_done: bool, predict_reward: bool) -> int:
@@ -56,12 +51,11 @@ def split_head(output, z_size: int, num_mixtures: int, predict_done: bool, predi
     return {"logits": logits, "means": means, "log_sigmas": log_sigmas, "done_logit": done_logit, "reward": reward}
 
 
-def mixture(logits, means, log_sigmas, tau: float = 1.0) -> tfd.Distribution:
-    """The per-dimension Gaussian mixture at temperature tau (batch shape (..., Z))."""
-    tau = tf.cast(tau, logits.dtype)
+def mixture(logits, means, log_sigmas) -> tfd.Distribution:
+    """The per-dimension Gaussian mixture M predicts (batch shape (..., Z)); the training loss's."""
     return tfd.MixtureSameFamily(
-        mixture_distribution=tfd.Categorical(logits=logits / tau),
-        components_distribution=tfd.Normal(loc=means, scale=tf.exp(log_sigmas) * tf.sqrt(tau)),
+        mixture_distribution=tfd.Categorical(logits=logits),
+        components_distribution=tfd.Normal(loc=means, scale=tf.exp(log_sigmas)),
     )
 
 
@@ -98,77 +92,29 @@ def _masked_mean(values, mask):
     return tf.reduce_sum(values * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
-# ---------------------------------------------------------------------------
-# Counter-based random numbers: uniform(keys) is a pure function of each row's key.
-
-
-def _hash(x):
-    """PCG-style 32-bit integer hash (O'Neill 2014 output permutation), elementwise on uint32."""
-    state = x * tf.constant(747796405, tf.uint32) + tf.constant(2891336453, tf.uint32)
-    shift = tf.bitwise.right_shift(state, 28) + tf.constant(4, tf.uint32)
-    word = tf.bitwise.bitwise_xor(tf.bitwise.right_shift(state, shift), state) * tf.constant(277803737, tf.uint32)
-    return tf.bitwise.bitwise_xor(tf.bitwise.right_shift(word, 22), word)
-
-
-def row_keys(seeds, step, stream: int):
-    """Keys (B,) uint32 from per-row seeds (B,) int64, a step number and a stream.
-
-    The 64-bit seed is folded in as its two 32-bit halves, then the step, then the stream.
-    """
-    seeds = tf.cast(seeds, tf.int64)
-    low = tf.cast(tf.bitwise.bitwise_and(seeds, 0xFFFFFFFF), tf.uint32)
-    high = tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(seeds, 32), 0xFFFFFFFF), tf.uint32)
-    step = tf.cast(tf.bitwise.bitwise_and(tf.cast(step, tf.int64), 0xFFFFFFFF), tf.uint32)
-    key = _hash(low)
-    key = _hash(tf.bitwise.bitwise_xor(key, high))
-    key = _hash(tf.bitwise.bitwise_xor(key, step))
-    return _hash(tf.bitwise.bitwise_xor(key, tf.constant(stream, tf.uint32)))
-
-
-def uniform(keys, count: int):
-    """(B, count) float32 uniforms in (0, 1), number j of row b a hash of (keys[b], j)."""
-    counters = tf.cast(tf.range(count, dtype=tf.int32), tf.uint32)
-    bits = _hash(tf.bitwise.bitwise_xor(keys[:, None], _hash(counters + tf.constant(0x9E3779B9, tf.uint32))[None, :]))
-    # 24 high bits -> (k + 0.5) / 2^24: strictly inside (0, 1), exact in float32.
-    return (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (1.0 / 16777216.0)
-
-
-def normal(keys, count: int):
-    """(B, count) standard normal draws by the inverse CDF of `uniform`."""
-    return tf.math.ndtri(uniform(keys, count))
-
-
-def _keys_for(seed, batch_size):
-    if isinstance(seed, (int, np.integer)):
-        return row_keys(tf.fill([batch_size], tf.constant(int(seed), tf.int64)), 0, STREAM_MIXTURE)
-    return seed
-
-
-def sample(logits, means, log_sigmas, tau, seed):
+def sample(logits, means, log_sigmas, tau, keys):
     """Draw z ~ mixture at temperature tau, the component chosen independently per dimension.
 
     logits, means, log_sigmas: (B, Z, K). tau: > 0 (tau -> 0 gives the most likely
-    component's mean). seed: (B,) uint32 row keys from `row_keys` (one per row,
-    so a row's draw never depends on the other rows), or a Python int used for every row.
-    Returns z (B, Z) float32.
+    component's mean). keys: (B,) uint32 row keys from rnn.counter_random.row_keys (one per
+    row, so a row's draw never depends on the other rows). Returns z (B, Z) float32.
     """
     parts = [tf.cast(part, tf.float32) for part in (logits, means, log_sigmas)]
-    return _sample_packed(tf.concat(parts, axis=-1), tau, seed)
+    return _sample_packed(tf.concat(parts, axis=-1), tau, keys)
 
 
-def sample_from_head(output, z_size: int, num_mixtures: int, tau, seed):
+def sample_from_head(output, z_size: int, num_mixtures: int, tau, keys):
     """`sample` on M's raw head output (B, head_size): the same draws, without split_head's
     three (B, Z, K) copies (the dream's hot path)."""
     mixture_width = z_size * 3 * num_mixtures
-    return _sample_packed(tf.reshape(output[:, :mixture_width], [tf.shape(output)[0], z_size, 3 * num_mixtures]), tau, seed)
+    return _sample_packed(tf.reshape(output[:, :mixture_width], [tf.shape(output)[0], z_size, 3 * num_mixtures]), tau, keys)
 
 
-def _sample_packed(mixture, tau, seed):
+def _sample_packed(mixture, tau, keys):
     """The sampler on the packed parameters (B, Z, 3K): K logits, K means, K log-sigmas."""
     slices = tf.unstack(mixture, axis=-1)  # 3K slices (B, Z)
     num_mixtures = len(slices) // 3
     batch_size, z_size = tf.shape(slices[0])[0], slices[0].shape[-1]
-    keys = _keys_for(seed, batch_size)
     tau = tf.cast(tau, tf.float32)
     draws = tf.reshape(uniform(keys, 2 * z_size), [batch_size, z_size, 2])
     logit_slices = [logit / tau for logit in slices[:num_mixtures]]

@@ -24,31 +24,30 @@ def _add_arguments(parser):
 
 def load_controller(run_dir: Path, config):
     """(W (F, A), b (A,) or None) from DIR/controller/mean.npz, or None when there is none yet."""
-    from controller import linear
+    from controller import linear, store
 
-    path = run_dir / "controller" / "mean.npz"
-    if not path.exists():
+    if not store.params_path(run_dir, "mean").exists():
         return None
-    shape = linear.ControllerShape.from_config(config)
-    params, _ = linear.load_params(path, shape, f"rerun `python -m scripts.train_controller --run-dir {run_dir}`")
-    weights, biases = linear.unflatten(params, shape)
-    return weights, biases
+    params, _, _ = store.load_controller(config, run_dir, "mean")
+    return linear.unflatten(params, linear.ControllerShape.from_config(config))
 
 
 def dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau: float, max_steps: int, seed: int):
     """Frames (each z decoded by V, in one batch at the end) and the return of one dream episode."""
-    from rnn.dream import DreamEnv, linear_controller
+    from controller.dream_scoring import LinearDreamPolicy
+    from rnn.dream import DreamEnv
     from vae.encode import decode_z, to_uint8
 
-    env = DreamEnv(model, initial_mu, initial_logvar, tau, max_steps, config.controller.use_cell_state)
+    env = DreamEnv(model, initial_mu, initial_logvar, tau, max_steps)
+    policy = LinearDreamPolicy(model.z_size, model.hidden_size, model.action_size, config.controller.use_cell_state)
     if controller is None:
         rng = np.random.default_rng(seed)
-        controller = (rng.normal(scale=0.1, size=(env.core.feature_size, env.core.action_size)).astype(np.float32), None)
+        controller = (rng.normal(scale=0.1, size=(policy.feature_size, policy.action_size)).astype(np.float32), None)
     weights, biases = controller
     observation, _ = env.reset(seed=seed)
     latents, total, finished = [env.z], 0.0, False
     while not finished:
-        action = linear_controller(env.core, observation[None], weights[None], None if biases is None else biases[None])[0]
+        action = policy.episode_action(observation, weights, biases)
         observation, reward, terminated, truncated, _ = env.step(action)
         latents.append(env.z)
         total += reward

@@ -21,7 +21,7 @@ def add_arguments(parser):
 def validate(invocation) -> None:
     """Before done.json is cleared: the controller, V's encoder and decoder and M all load for this config."""
     from common.files import read_json
-    from controller.evaluate import load_controller
+    from controller.store import load_controller
     from rnn.store import load_mdn_rnn
     from vae.store import load_encoder_decoder
 
@@ -43,9 +43,8 @@ def main(argv=None):
         config.evaluate.episodes = arguments.episodes
     if arguments.params is not None:
         config.evaluate.params = arguments.params
-    from scripts.train_controller import configure_devices
 
-    configure_devices("real")  # CPU-bound envs, small agent batches: keep off the GPU (before validation builds models)
+    stage.configure_devices("real")  # CPU-bound envs, small agent batches: keep off the GPU (before validation builds models)
     stage.begin(invocation, validate=validate)
     if not stage.done_path(run_dir, "train_controller").exists():
         print(f"evaluate: note: train_controller has not finished in {run_dir}; scoring the controller of its last saved generation")

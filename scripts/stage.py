@@ -474,3 +474,20 @@ def run_main(main: Callable[[list[str] | None], object], argv: list[str] | None 
         signum = signal_of(interrupt)
         print(stopped_message(signum), file=sys.stderr, flush=True)
         sys.exit(128 + signum)
+
+
+def configure_devices(mode: str) -> None:
+    """GPUs and many ranks (docs/design.md section 6): in real mode each rank's step is dominated by
+    the CPU-bound envs and its agent batch is small, so ranks keep off the GPU; in dream mode
+    they share it (memory growth) instead of each grabbing all of its memory. Before
+    TensorFlow builds anything."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return
+    if mode == "real":
+        tf.config.set_visible_devices([], "GPU")
+    else:
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)

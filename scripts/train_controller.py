@@ -35,28 +35,12 @@ def main(argv=None):
         sys.exit(status)
 
 
-def configure_devices(mode: str) -> None:
-    """GPUs and many ranks (docs/design.md section 6): in real mode each rank's step is dominated by
-    the CPU-bound envs and its agent batch is small, so ranks keep off the GPU; in dream mode
-    they share it (memory growth) instead of each grabbing all of its memory. Before
-    TensorFlow builds anything."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return
-    if mode == "real":
-        tf.config.set_visible_devices([], "GPU")
-    else:
-        for gpu in gpus:
-            tf.config.experimental.set_memory_growth(gpu, True)
-
-
 def validate(invocation) -> None:
     """Before done.json is cleared or anything written: M's weights, the first-frame table (dream
     mode) or V's encoder (real mode), and the CMA-ES state a resume would load all fit the config."""
     from controller import linear
-    from controller.train import _load_or_start
+    from controller.es import EvolutionStrategy
+    from controller.train import STATE_NAME
     from rnn.store import load_mdn_rnn
     from vae.series import read_initial_z
     from vae.store import load_part
@@ -67,17 +51,18 @@ def validate(invocation) -> None:
         read_initial_z(run_dir / "series", config.vae.z_size)
     else:
         load_part(run_dir / "vae", "encoder", config.vae.z_size)
-    if not invocation.arguments.force:
-        _load_or_start(config, linear.ControllerShape.from_config(config), run_dir / "controller")
+    state_path = run_dir / "controller" / STATE_NAME
+    if not invocation.arguments.force and state_path.exists():
+        EvolutionStrategy.load(state_path, linear.ControllerShape.from_config(config).num_params)
 
 
 def _train(argv, workers):
-    from controller.train import train_controller
-
     # every rank parses and reads the same config; only rank 0 writes (in stage.begin)
     invocation = workers.guarded(lambda: stage.parse(STAGE, __doc__, argv))
     config, run_dir = invocation.config, invocation.run_dir
-    configure_devices(config.controller.mode)  # before validation builds M
+    from controller.train import train_controller  # TensorFlow loads after parsing: --help stays fast
+
+    stage.configure_devices(config.controller.mode)  # before validation builds M
 
     def prepare():
         if workers.is_root:  # the one writer: takes the lock, validates every input, then writes

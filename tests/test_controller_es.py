@@ -1,6 +1,7 @@
 """CMA-ES wrapper: maximises, penalises large weights, resumes exactly."""
 
 import numpy as np
+import pytest
 
 from controller.es import EvolutionStrategy
 
@@ -57,3 +58,23 @@ def test_resume_k_plus_k_equals_2k_uninterrupted(tmp_path):
     np.testing.assert_array_equal(resumed.mean, uninterrupted.mean)
     assert resumed.sigma == uninterrupted.sigma
     np.testing.assert_array_equal(resumed.best_params, uninterrupted.best_params)
+
+
+def test_a_non_finite_return_is_refused_naming_the_candidate_generation_and_seeds():
+    strategy = EvolutionStrategy(num_params=3, sigma_init=0.1, population_size=4, weight_decay=0.0, seed=0)
+    run(strategy, 2)
+    candidates = strategy.ask()
+    returns = shifted_sphere_return(candidates)
+    returns[2] = np.nan
+    returns[3] = np.inf
+    seeds = np.arange(8, dtype=np.int64).reshape(4, 2) + 2**31
+    with pytest.raises(
+        ValueError,
+        match=r"generation 2: candidate 2 of 4 has a non-finite mean return nan \(episode seeds \[2147483652, 2147483653\]\); 2 candidate\(s\) in all: \[2, 3\]",
+    ):
+        strategy.tell(returns, seeds)
+    # nothing was told: the same generation can be scored again
+    assert strategy.generation == 2
+    np.testing.assert_array_equal(strategy.ask(), candidates)
+    strategy.tell(shifted_sphere_return(candidates), seeds)
+    assert strategy.generation == 3

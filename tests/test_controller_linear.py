@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from common.errors import ArtifactError
-from controller import linear
+from controller import linear, store
 from scripts import config as config_module
 
 CARRACING = linear.ControllerShape("carracing", z_size=32, hidden_size=256, action_size=3, use_cell_state=False, use_bias=True)
@@ -66,11 +66,11 @@ def test_wrong_sizes_are_refused():
 def test_save_load_checks_env_and_size(tmp_path):
     params = np.arange(CARRACING.num_params, dtype=np.float32)
     path = tmp_path / "best.npz"
-    linear.save_params(path, params, CARRACING, generation=3, fitness=1.5)
-    loaded, extras = linear.load_params(path, CARRACING)
+    store.save_params(path, params, CARRACING, generation=3, fitness=1.5)
+    loaded, extras = store.load_params(path, CARRACING)
     np.testing.assert_array_equal(loaded, params)
     assert extras == {"generation": 3, "fitness": 1.5}
     with pytest.raises(ArtifactError, match="best.npz.*another environment or size.*env_name='carracing'"):
-        linear.load_params(path, DOOM)
+        store.load_params(path, DOOM)
     with pytest.raises(ArtifactError, match="missing"):
-        linear.load_params(tmp_path / "mean.npz", CARRACING)
+        store.load_params(tmp_path / "mean.npz", CARRACING)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from common.files import read_jsonl
-from controller import linear
-from controller.train import TRAINING_SEED_BASE, generation_seeds, mean_evaluation_seeds
+from controller import linear, store
+from controller.seeds import TRAINING_SEED_BASE, generation_seeds, mean_evaluation_seeds
 from scripts import train_controller
 from tests.controller_fixtures import TINY_CARRACING, TINY_DOOM, make_run
 
@@ -48,7 +48,7 @@ def test_dream_training_writes_every_file_and_resumes_exactly(tmp_path):
     shape = linear.ControllerShape("doom", 8, 16, 1, use_cell_state=True, use_bias=False)
     assert config["controller"]["mode"] == "dream"
     assert mean.shape == (shape.num_params,)
-    linear.load_params(controller_dir / "mean.npz", shape)
+    store.load_params(controller_dir / "mean.npz", shape)
 
     # 2 generations, "killed", then resumed to 4: the same as 4 in one go
     resumed = tmp_path / "resumed"
@@ -120,3 +120,21 @@ def test_real_mode_results_do_not_depend_on_how_many_envs_a_worker_steps(tmp_pat
     np.testing.assert_array_equal(mean_three, mean_one)
     np.testing.assert_array_equal(best_three, best_one)
     assert records_three == records_one
+
+
+def test_a_non_finite_return_names_the_generation_candidate_and_episode_seeds(tmp_path):
+    """Issue 11: CMA-ES cannot rank a NaN; the error says which candidate and episodes gave it."""
+    from controller.parallel import Workers
+    from controller.train import train_controller as train
+
+    run_dir = tmp_path / "run"
+    config = make_run(run_dir, "doom-smoke", TINY_DOOM + ["controller.num_generations=1"], with_vae=False)
+    seeds = generation_seeds(config.controller.seed, 0, 4, 2)  # job j: candidate j // 2, rollout j % 2
+
+    def scorer(weights, biases, job_seeds):
+        return np.where(job_seeds == seeds[3], np.nan, 1.0).astype(np.float32)  # candidate 1, rollout 1
+
+    expected = rf"generation 0: candidate 1 of 4 has a non-finite mean return nan \(episode seeds \[{seeds[2]}, {seeds[3]}\]\)"
+    with pytest.raises(ValueError, match=expected):
+        train(config, run_dir, Workers(communicator=None), scorer=scorer, log=lambda line: None, progress=False)
+    assert not (run_dir / "controller" / "es_state.pkl").exists()  # nothing told, nothing saved

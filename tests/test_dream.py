@@ -1,4 +1,5 @@
-"""The dream: gymnasium compliance, batched == single-episode, per-row seeding."""
+"""The dream: gymnasium compliance, batched == single-episode, per-row seeding, any actions,
+and the controller's scoring loop over it."""
 
 import dataclasses
 
@@ -6,8 +7,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from controller.dream_scoring import DreamScorer
 from rnn.config import RnnConfig
-from rnn.dream import BatchedDream, DreamEnv, linear_controller
+from rnn.dream import BatchedDream, DreamEnv
 from rnn.model import build_mdn_rnn
 
 Z_SIZE, ACTION_SIZE, HIDDEN_SIZE, MAX_STEPS = 4, 1, 16, 40
@@ -40,29 +42,29 @@ def _controllers(num_rows, feature_size, seed=1):
 
 def test_dream_env_passes_check_env(dream_parts):
     model, initial_mu, initial_logvar = dream_parts
-    env = DreamEnv(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=True)
+    env = DreamEnv(model, initial_mu, initial_logvar, 1.15, MAX_STEPS)
     check_env(env, skip_render_check=True)
     observation, _ = env.reset(seed=3)
-    assert observation.shape == (Z_SIZE + 2 * HIDDEN_SIZE,)
-    np.testing.assert_array_equal(observation[Z_SIZE:], 0.0)  # zero LSTM state at the start
+    assert {key: value.shape for key, value in observation.items()} == {"z": (Z_SIZE,), "h": (HIDDEN_SIZE,), "c": (HIDDEN_SIZE,)}
+    np.testing.assert_array_equal(np.concatenate([observation["c"], observation["h"]]), 0.0)  # zero LSTM state at the start
 
 
 def test_batched_and_single_episode_dreams_agree(dream_parts):
     model, initial_mu, initial_logvar = dream_parts
     num_rows = 21
     seeds = np.arange(100, 100 + num_rows, dtype=np.int64)
-    batched = BatchedDream(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=True)
+    batched = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=True)
     weights, biases = _controllers(num_rows, batched.feature_size)
     returns, lengths = batched.run(weights, biases, seeds, return_lengths=True)
     assert len(set(lengths.tolist())) > 3, f"episode lengths should vary: {lengths}"  # compaction is exercised
     np.testing.assert_array_equal(returns, lengths.astype(np.float32))  # +1 per step
 
-    env = DreamEnv(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=True)
+    env = DreamEnv(model, initial_mu, initial_logvar, 1.15, MAX_STEPS)
     for row in range(num_rows):
         observation, _ = env.reset(seed=int(seeds[row]))
         total, finished = 0.0, False
         while not finished:
-            action = linear_controller(env.core, observation[None], weights[row : row + 1], biases[row : row + 1])[0]
+            action = batched.policy.episode_action(observation, weights[row], biases[row])
             observation, reward, terminated, truncated, _ = env.step(action)
             total += reward
             finished = terminated or truncated
@@ -73,7 +75,7 @@ def test_same_seeds_same_returns_and_split_batches_agree(dream_parts):
     model, initial_mu, initial_logvar = dream_parts
     num_rows = 37
     seeds = np.arange(7, 7 + num_rows, dtype=np.int64) * 1_000_003
-    batched = BatchedDream(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=False)
+    batched = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=False)
     weights, biases = _controllers(num_rows, batched.feature_size, seed=2)
     whole = batched.run(weights, biases, seeds)
     np.testing.assert_array_equal(batched.run(weights, biases, seeds), whole)
@@ -90,7 +92,7 @@ def test_same_seeds_same_returns_and_split_batches_agree(dream_parts):
 
 def test_no_bias_and_hook(dream_parts):
     model, initial_mu, initial_logvar = dream_parts
-    batched = BatchedDream(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=True)
+    batched = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=True)
     weights, _ = _controllers(3, batched.feature_size)
     steps = []
     returns, lengths = batched.run(weights, None, np.array([1, 2, 3]), return_lengths=True, on_step=lambda step, rows, z, action, done: steps.append(len(rows)))
@@ -106,7 +108,7 @@ def test_render_decodes_z_with_the_decoder(dream_parts):
 
     model, initial_mu, initial_logvar = dream_parts
     decoder = build_decoder(Z_SIZE)
-    env = DreamEnv(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=False, decoder=decoder, render_mode="rgb_array")
+    env = DreamEnv(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, decoder=decoder, render_mode="rgb_array")
     env.reset(seed=5)
     env.step(np.zeros(ACTION_SIZE, np.float32))
     frame = env.render()
@@ -124,11 +126,89 @@ def test_reward_head_gives_the_reward_and_tau_must_be_positive(dream_parts):
     kernel[:, -2] = np.random.default_rng(5).normal(scale=4.0, size=HIDDEN_SIZE)  # done logit (before the reward)
     bias[-2] = -2.5
     model.head.set_weights([kernel, bias])
-    batched = BatchedDream(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=False)
+    batched = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=False)
     weights, biases = _controllers(9, batched.feature_size)
     returns, lengths = batched.run(weights, biases, np.arange(9), return_lengths=True)
     assert len(set(lengths.tolist())) > 1
     np.testing.assert_allclose(returns, 0.25 * lengths)
     for tau in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="expected tau > 0"):
-            BatchedDream(model, initial_mu, initial_logvar, tau, MAX_STEPS, use_cell_state=False)
+            BatchedDream(model, initial_mu, initial_logvar, tau, MAX_STEPS)
+
+
+def _held_actions(seed, num_steps):
+    """A data-collection-like policy: random actions in [-1, 1], each held for 1-10 steps."""
+    rng = np.random.default_rng(seed)
+    actions = []
+    while len(actions) < num_steps:
+        actions += [rng.uniform(-1, 1, ACTION_SIZE).astype(np.float32)] * int(rng.integers(1, 11))
+    return np.array(actions[:num_steps])
+
+
+def test_any_actions_drive_the_batched_dream_as_they_drive_dream_env(dream_parts):
+    """The fidelity report's use: M stepped by per-row action sequences (not a controller),
+    finished rows dropped, each row's trajectory that of a single-episode DreamEnv."""
+    model, initial_mu, initial_logvar = dream_parts
+    seeds = np.arange(50, 69, dtype=np.int64)
+    plans = {row: _held_actions(row, MAX_STEPS) for row in range(len(seeds))}
+    dream = BatchedDream(model, initial_mu, initial_logvar, 1.15, MAX_STEPS)
+    observation = dream.reset(seeds)
+    assert observation.z.shape == (len(seeds), Z_SIZE) and observation.h.shape == observation.c.shape == (len(seeds), HIDDEN_SIZE)
+    batched = {row: [] for row in range(len(seeds))}  # row -> [(z_{t+1}, reward)]
+    ends = {}
+    while not dream.finished:
+        step = dream.step_count
+        transition = dream.step(np.stack([plans[row][step] for row in dream.rows]))
+        assert transition.step == step
+        np.testing.assert_array_equal(transition.actions, np.stack([plans[row][step] for row in transition.rows]))
+        for index, row in enumerate(transition.rows):
+            batched[row].append((transition.observation.z[index], transition.reward[index]))
+            if transition.terminated[index] or transition.truncated[index]:
+                ends[row] = (bool(transition.terminated[index]), bool(transition.truncated[index]))
+        assert not np.isin(dream.rows, [row for row in transition.rows[transition.terminated | transition.truncated]]).any()
+    assert len({len(steps) for steps in batched.values()}) > 3  # rows were dropped at different steps
+    with pytest.raises(RuntimeError, match="call reset"):
+        dream.step(np.zeros((0, ACTION_SIZE), np.float32))
+
+    env = DreamEnv(model, initial_mu, initial_logvar, 1.15, MAX_STEPS)
+    for row, seed in enumerate(seeds):
+        first, _ = env.reset(seed=int(seed))
+        np.testing.assert_array_equal(first["z"], observation.z[row])
+        for step, (z_next, reward) in enumerate(batched[row]):
+            single, single_reward, terminated, truncated, _ = env.step(plans[row][step])
+            np.testing.assert_array_equal(single["z"], z_next)
+            assert single_reward == reward
+        assert (terminated, truncated) == ends[row]
+
+
+def test_the_controller_traced_into_the_step_acts_as_the_controller_outside_it(dream_parts):
+    """DreamScorer's one compiled call per step (C traced into the dream's step) gives the
+    actions and returns of C computed separately on each observation and passed as actions."""
+    model, initial_mu, initial_logvar = dream_parts
+    scorer = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=True)
+    seeds = np.arange(300, 317, dtype=np.int64)
+    weights, biases = _controllers(len(seeds), scorer.feature_size, seed=4)
+    fused_actions = {}
+    returns = scorer.run(
+        weights,
+        biases,
+        seeds,
+        on_step=lambda step, rows, z, action, done: fused_actions.update({(step, int(row)): a for row, a in zip(rows, action, strict=True)}),
+    )
+
+    dream = BatchedDream(model, initial_mu, initial_logvar, 1.15, MAX_STEPS)
+    observation = dream.reset(seeds)
+    separate = np.zeros(len(seeds), np.float64)
+    while not dream.finished:
+        rows, step = dream.rows, dream.step_count
+        actions = scorer.policy.actions(observation, weights[rows], biases[rows])
+        np.testing.assert_array_equal(actions, np.stack([fused_actions[(step, int(row))] for row in rows]))
+        transition = dream.step(actions)
+        separate[transition.rows] += transition.reward
+        observation = dream.observation() if not dream.finished else None
+    np.testing.assert_array_equal(separate.astype(np.float32), returns)
+    with pytest.raises(ValueError, match="needs a policy"):
+        dream.reset(seeds)
+        dream.step()
+    with pytest.raises(ValueError, match="actions have shape"):
+        dream.step(np.zeros((3, ACTION_SIZE), np.float32))

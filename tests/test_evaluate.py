@@ -6,7 +6,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from controller import linear
+from controller import linear, store
 from scripts import evaluate
 from tests.controller_fixtures import make_run
 
@@ -18,7 +18,7 @@ def test_evaluate_writes_every_return_summary_histogram_and_video(tmp_path):
     config = make_run(run_dir, "doom-smoke", TINY)
     shape = linear.ControllerShape.from_config(config)
     params = np.random.default_rng(0).normal(scale=0.3, size=shape.num_params).astype(np.float32)
-    linear.save_params(run_dir / "controller" / "best.npz", params, shape, generation=0)
+    store.save_params(run_dir / "controller" / "best.npz", params, shape, generation=0)
     evaluate.main(["--run-dir", str(run_dir), "--episodes", "3", "--params", "best"])
     returns = json.loads((run_dir / "eval" / "returns.json").read_text())["episodes"]
     assert [episode["episode"] for episode in returns] == [0, 1, 2]
@@ -38,7 +38,7 @@ def test_a_controller_for_another_env_or_size_is_refused(tmp_path, capsys):
     run_dir = tmp_path / "run"
     make_run(run_dir, "doom-smoke", TINY)
     carracing = linear.ControllerShape("carracing", 32, 256, 3, use_cell_state=False, use_bias=True)
-    linear.save_params(run_dir / "controller" / "mean.npz", np.zeros(carracing.num_params, np.float32), carracing)
+    store.save_params(run_dir / "controller" / "mean.npz", np.zeros(carracing.num_params, np.float32), carracing)
     with pytest.raises(SystemExit) as exit_info:
         evaluate.stage.run_main(evaluate.main, ["--run-dir", str(run_dir), "--episodes", "1"])
     assert exit_info.value.code == 2
@@ -56,7 +56,7 @@ def test_a_killed_evaluation_resumes_with_the_same_returns(tmp_path):
     config = make_run(run_dir, "doom-smoke", TINY + ["evaluate.video=false"])
     shape = linear.ControllerShape.from_config(config)
     params = np.random.default_rng(1).normal(scale=0.3, size=shape.num_params).astype(np.float32)
-    linear.save_params(run_dir / "controller" / "mean.npz", params, shape, generation=0)
+    store.save_params(run_dir / "controller" / "mean.npz", params, shape, generation=0)
     evaluate.main(["--run-dir", str(run_dir), "--episodes", "3"])
     uninterrupted = json.loads((run_dir / "eval" / "returns.json").read_text())
     assert not (run_dir / "eval" / PARTIAL_NAME).exists()

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from rnn import mdn
+from rnn import counter_random, mdn
 
 
 def _mixture_parameters(rng, batch=6, z_size=4, num_mixtures=5):
@@ -64,7 +64,7 @@ def test_done_loss_weights_positives():
 def _samples(logits, means, log_sigmas, tau, num_rows, base_seed=0):
     """num_rows independent draws of the same (1, Z, K) mixture, one seed per row."""
     tile = lambda array: tf.constant(np.repeat(array, num_rows, axis=0))  # noqa: E731
-    keys = mdn.row_keys(tf.range(base_seed, base_seed + num_rows, dtype=tf.int64), 0, mdn.STREAM_MIXTURE)
+    keys = counter_random.row_keys(tf.range(base_seed, base_seed + num_rows, dtype=tf.int64), 0, counter_random.STREAM_MIXTURE)
     return mdn.sample(tile(logits), tile(means), tile(log_sigmas), tau, keys).numpy()
 
 
@@ -103,16 +103,16 @@ def test_each_rows_draw_depends_only_on_its_own_seed():
     rng = np.random.default_rng(3)
     logits, means, log_sigmas = _mixture_parameters(rng, batch=5)
     seeds = tf.constant([11, 12, 13, 14, 15], tf.int64)
-    whole = mdn.sample(logits, means, log_sigmas, 1.15, mdn.row_keys(seeds, 7, mdn.STREAM_MIXTURE)).numpy()
-    part = mdn.sample(logits[3:], means[3:], log_sigmas[3:], 1.15, mdn.row_keys(seeds[3:], 7, mdn.STREAM_MIXTURE)).numpy()
+    whole = mdn.sample(logits, means, log_sigmas, 1.15, counter_random.row_keys(seeds, 7, counter_random.STREAM_MIXTURE)).numpy()
+    part = mdn.sample(logits[3:], means[3:], log_sigmas[3:], 1.15, counter_random.row_keys(seeds[3:], 7, counter_random.STREAM_MIXTURE)).numpy()
     np.testing.assert_array_equal(whole[3:], part)
-    other_step = mdn.sample(logits, means, log_sigmas, 1.15, mdn.row_keys(seeds, 8, mdn.STREAM_MIXTURE)).numpy()
+    other_step = mdn.sample(logits, means, log_sigmas, 1.15, counter_random.row_keys(seeds, 8, counter_random.STREAM_MIXTURE)).numpy()
     assert not np.any(other_step == whole)
 
 
 def test_uniforms_are_uniform():
-    keys = mdn.row_keys(tf.range(2000, dtype=tf.int64), 0, mdn.STREAM_START_INDEX)
-    values = mdn.uniform(keys, 16).numpy()
+    keys = counter_random.row_keys(tf.range(2000, dtype=tf.int64), 0, counter_random.STREAM_START_INDEX)
+    values = counter_random.uniform(keys, 16).numpy()
     assert values.min() > 0 and values.max() < 1
     np.testing.assert_allclose(values.mean(), 0.5, atol=0.01)
     np.testing.assert_allclose(np.histogram(values, bins=10, range=(0, 1))[0] / values.size, 0.1, atol=0.01)
@@ -122,7 +122,7 @@ def test_sampling_from_the_raw_head_equals_sampling_from_split_parameters():
     z_size, num_mixtures = 6, 5
     output = np.random.default_rng(4).normal(size=(9, mdn.head_size(z_size, num_mixtures, True, False))).astype(np.float32)
     parts = mdn.split_head(tf.constant(output), z_size, num_mixtures, True, False)
-    keys = mdn.row_keys(tf.range(9, dtype=tf.int64), 2, mdn.STREAM_MIXTURE)
+    keys = counter_random.row_keys(tf.range(9, dtype=tf.int64), 2, counter_random.STREAM_MIXTURE)
     from_parts = mdn.sample(parts["logits"], parts["means"], parts["log_sigmas"], 1.15, keys).numpy()
     from_head = mdn.sample_from_head(tf.constant(output), z_size, num_mixtures, 1.15, keys).numpy()
     np.testing.assert_array_equal(from_head, from_parts)

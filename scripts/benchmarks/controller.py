@@ -143,8 +143,8 @@ def _ask_tell_seconds(num_params: int, generations: int = 12) -> float:
 def _dream_seconds_per_step(rows: int, steps: int) -> float:
     import numpy as np
 
+    from controller.dream_scoring import DreamScorer
     from rnn.config import RnnConfig
-    from rnn.dream import BatchedDream
     from rnn.model import build_mdn_rnn
 
     model = build_mdn_rnn(RnnConfig(hidden_size=512, num_mixtures=5, restart_input=True, predict_done=True), 64, 1)
@@ -152,7 +152,7 @@ def _dream_seconds_per_step(rows: int, steps: int) -> float:
     bias[-1] = -1e9  # done never fires: every row runs all `steps`
     model.head.set_weights([kernel, bias])
     rng = np.random.default_rng(0)
-    dream = BatchedDream(model, rng.normal(size=(100, 64)).astype(np.float32), np.full((100, 64), -2.0, np.float32), 1.15, steps, use_cell_state=True)
+    dream = DreamScorer(model, rng.normal(size=(100, 64)).astype(np.float32), np.full((100, 64), -2.0, np.float32), 1.15, steps, use_cell_state=True)
     weights = rng.normal(scale=0.1, size=(rows, dream.feature_size, 1)).astype(np.float32)
     dream.run(weights[:2], None, np.arange(2))  # trace once
     start = time.process_time()

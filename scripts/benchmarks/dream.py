@@ -1,8 +1,11 @@
 """Benchmark: the batched dream at Doom size (paper, section 5; docs/design.md section 6).
 
 M with z 64, LSTM 512, 5 mixtures, restart input and done head (random weights),
-tau 1.15, a fixed random linear controller [z, c, h] -> a. Prints
+tau 1.15, a fixed random linear controller [z, c, h] -> a traced into the dream's
+step (controller/dream_scoring.py: one compiled call per step). Prints
 - agent-steps/s of the whole batch (B = 64 x 16 = 1,024 rows alive),
+- the same with actions given from outside each step (rnn/dream.py BatchedDream.step(actions),
+  random actions held for 1-10 steps, as the fidelity report drives M),
 - the time of one full generation, worst case: every one of the B episodes
   lasting all max_steps (done never fires). With R processes (MPI ranks,
   one thread each) running B/R rows each at once, a generation takes the
@@ -31,6 +34,7 @@ def main(argv=None):
     stage.limit_threads(1)
     import numpy as np
 
+    from controller.dream_scoring import DreamScorer
     from rnn.config import RnnConfig
     from rnn.dream import BatchedDream
     from rnn.model import build_mdn_rnn
@@ -45,18 +49,35 @@ def main(argv=None):
     initial_logvar = np.full((1000, z_size), -2.0, np.float32)
 
     def timed_run(num_rows, num_steps):
-        dream = BatchedDream(model, initial_mu, initial_logvar, 1.15, num_steps, use_cell_state=True)
-        weights = rng.normal(scale=0.1, size=(num_rows, dream.feature_size, action_size)).astype(np.float32)
-        dream.run(weights[:2], None, np.arange(2))  # trace once
+        scorer = DreamScorer(model, initial_mu, initial_logvar, 1.15, num_steps, use_cell_state=True)
+        weights = rng.normal(scale=0.1, size=(num_rows, scorer.feature_size, action_size)).astype(np.float32)
+        scorer.run(weights[:2], None, np.arange(2))  # trace once
         start = time.perf_counter()
-        dream.run(weights, None, np.arange(num_rows, dtype=np.int64))
+        scorer.run(weights, None, np.arange(num_rows, dtype=np.int64))
         return time.perf_counter() - start
 
-    seconds = timed_run(arguments.batch, arguments.throughput_steps)
-    agent_steps_per_second = arguments.batch * arguments.throughput_steps / seconds
-    print(
-        f"batched dream, B={arguments.batch}, 1 thread: {agent_steps_per_second:,.0f} agent-steps/s ({seconds / arguments.throughput_steps * 1000:.1f} ms per step)"
-    )
+    def timed_actions_run(num_rows, num_steps):
+        """Actions from outside: random, each row's held for 1-10 steps (numpy work included)."""
+        dream = BatchedDream(model, initial_mu, initial_logvar, 1.15, num_steps)
+        dream.reset(np.arange(2))
+        dream.step(np.zeros((2, action_size), np.float32))  # trace once
+        actions = rng.uniform(-1, 1, (num_rows, action_size)).astype(np.float32)
+        hold = rng.integers(1, 11, num_rows)
+        start = time.perf_counter()
+        dream.reset(np.arange(num_rows, dtype=np.int64))
+        while not dream.finished:
+            change = dream.step_count % hold == 0
+            actions[change] = rng.uniform(-1, 1, (int(change.sum()), action_size))
+            dream.step(actions[dream.rows])
+        return time.perf_counter() - start
+
+    def report(label, seconds):
+        rate = arguments.batch * arguments.throughput_steps / seconds
+        print(f"{label}, B={arguments.batch}, 1 thread: {rate:,.0f} agent-steps/s ({seconds / arguments.throughput_steps * 1000:.1f} ms per step)")
+        return rate
+
+    agent_steps_per_second = report("batched dream, controller in the step", timed_run(arguments.batch, arguments.throughput_steps))
+    given_actions_per_second = report("batched dream, actions given each step", timed_actions_run(arguments.batch, arguments.throughput_steps))
 
     share = -(-arguments.batch // arguments.ranks)
     generation = timed_run(share, arguments.max_steps)
@@ -65,7 +86,7 @@ def main(argv=None):
         f"({share} rows each): {generation:.1f} s; goal {arguments.goal_seconds:.0f} s -> ratio {generation / arguments.goal_seconds:.2f} "
         f"(authors: ~80 s on 64 cores)"
     )
-    return {"agent_steps_per_second": agent_steps_per_second, "generation_seconds": generation}
+    return {"agent_steps_per_second": agent_steps_per_second, "given_actions_steps_per_second": given_actions_per_second, "generation_seconds": generation}
 
 
 if __name__ == "__main__":
