@@ -191,7 +191,7 @@ def training_z_loss(metrics_path: Path, records: int = TRAINING_RECORDS) -> dict
     already a mean over rnn.log_every batches), and the last one alone."""
     rows = [row for row in read_jsonl(metrics_path) if "z_loss" in row]
     if not rows:
-        return {"z_loss": None, "note": f"{metrics_path} has no z_loss record"}
+        return {"z_loss": None, "note": f"{metrics_path.parent.name}/{metrics_path.name} has no z_loss record"}
     last = rows[-records:]
     return {
         "z_loss": float(np.mean([row["z_loss"] for row in last])),
@@ -390,12 +390,12 @@ def fidelity_report(
     stored["done_calibration"] = parts.get("done_calibration", {**heldout_key, "num_bins": settings.num_bins, "last_steps": settings.last_steps}, calibration)
     stored["heldout_z_nll"] = parts.get("heldout_z_nll", {**heldout_key, "noise_seed": NOISE_SEED}, heldout_nll)
 
-    report = assemble(config, settings, stored, controller_path if controller is not None else None, heldout_paths, heldout_from_training, run_dir)
+    report = assemble(config, settings, stored, controller is not None, heldout_paths, heldout_from_training, run_dir)
     write_outputs(folder, report)
     return report
 
 
-def assemble(config, settings: FidelitySettings, stored: dict, controller_path: Path | None, heldout_paths, heldout_from_training: bool, run_dir: Path) -> dict:
+def assemble(config, settings: FidelitySettings, stored: dict, has_controller: bool, heldout_paths, heldout_from_training: bool, run_dir: Path) -> dict:
     """report.json from the parts (nothing here is computed from scratch, so a rerun that keeps every
     part gives the same bytes)."""
 
@@ -403,13 +403,14 @@ def assemble(config, settings: FidelitySettings, stored: dict, controller_path: 
         return {"dream": dream["result"], "real": real["result"], "dream_over_real_mean": dream["result"]["mean"] / real["result"]["mean"]}
 
     random_policy = {"policy": config.generate.policy, **sides(stored["random_policy_dream"], stored["random_policy_real"])}
-    if controller_path is not None:
-        controller = {"skipped": False, "params": settings.params, "path": str(controller_path), **sides(stored["controller_dream"], stored["controller_real"])}
+    # paths relative to the run directory: a copied or moved run keeps the same report
+    controller_name = f"controller/{ {'best': BEST_NAME, 'mean': MEAN_NAME}[settings.params] }"
+    if has_controller:
+        controller = {"skipped": False, "params": settings.params, "path": controller_name, **sides(stored["controller_dream"], stored["controller_real"])}
     else:
         controller = {
             "skipped": True,
-            "note": f"no {run_dir / 'controller' / {'best': BEST_NAME, 'mean': MEAN_NAME}[settings.params]}: "
-            f"run `python -m scripts.train_controller --run-dir {run_dir}`, then this again",
+            "note": f"no {controller_name} in the run directory: run `python -m scripts.train_controller --run-dir DIR`, then this again",
         }
     heldout_note = (
         "held out from M's training"
