@@ -14,12 +14,12 @@ from scripts import fidelity as fidelity_script
 from tests.controller_fixtures import make_run
 
 EPISODES = 5
-FIRST_SEED = 500_000_008  # the random player of seed 500_000_012 dies at step 107, the others survive 150 steps
+FIRST_SEED = 500_000_008  # the random player of seed 500_000_012 dies at step 107, the others survive 120 steps
 TINY = [
     "vae.z_size=8",
     "rnn.hidden_size=16",
     "rnn.num_mixtures=2",
-    "env.max_steps=150",  # long enough for a random player to die in some episodes
+    "env.max_steps=120",  # long enough for a random player to die in some episodes
     "controller.max_dream_steps=40",
     "controller.envs_per_worker=2",
 ]
@@ -101,7 +101,7 @@ def test_report_has_every_part_with_its_structure(finished):
             assert stats["count"] == len(lengths) == EPISODES
             assert stats["mean"] == pytest.approx(lengths.mean()) and stats["std"] == pytest.approx(lengths.std())
             assert (stats["median"], stats["min"], stats["max"]) == (np.median(lengths), lengths.min(), lengths.max())
-            assert 1 <= lengths.min() and lengths.max() <= report["max_steps"][side] == {"dream": 40, "real": 150}[side]
+            assert 1 <= lengths.min() and lengths.max() <= report["max_steps"][side] == {"dream": 40, "real": 120}[side]
     assert report["controller"]["skipped"] is False and report["controller"]["params"] == "mean"
     assert len(set(report["random_policy"]["dream"]["lengths"])) > 1, "the dream's episodes should end at varied times"
     calibration = report["done_calibration"]
@@ -131,7 +131,7 @@ def test_real_lengths_equal_episodes_played_one_at_a_time(finished):
     finally:
         env.close()
     assert report["random_policy"]["real"]["lengths"] == expected
-    assert min(expected) < 150, "some real episode should end by death"
+    assert min(expected) < 120, "some real episode should end by death"
 
     params, _ = linear.load_params(run_dir / "controller" / "mean.npz", linear.ControllerShape.from_config(config))
     weights, biases = linear.stack(params[None], linear.ControllerShape.from_config(config))
@@ -249,28 +249,29 @@ def test_rerun_keeps_every_part_and_force_recomputes_them(finished, tmp_path, ca
     source, _, report = finished
     run_dir = tmp_path / "run"
     shutil.copytree(source, run_dir)
+    arguments = ["--run-dir", str(run_dir), "--seed", str(FIRST_SEED)]
     before = _states(run_dir / "fidelity")
     capsys.readouterr()
-    fidelity_script.main(["--run-dir", str(run_dir), "--episodes", str(EPISODES), "--seed", str(FIRST_SEED)])
+    fidelity_script.main([*arguments, "--episodes", str(EPISODES)])
     assert _states(run_dir / "fidelity") == before, "a rerun must leave every file as it was"
     assert capsys.readouterr().out.count(": kept from ") == 6
 
-    fidelity_script.main(["--run-dir", str(run_dir), "--episodes", str(EPISODES), "--seed", str(FIRST_SEED), "--force"])
+    # another k: only the part it changes is computed again
+    changed = fidelity_script.main([*arguments, "--episodes", str(EPISODES), "--last-steps", "4"])
+    assert changed["done_calibration"]["fires"]["last_steps"] == 4 and capsys.readouterr().out.count(": kept from ") == 5
     after = _states(run_dir / "fidelity")
-    assert after.keys() == before.keys()
-    for name in before:
-        assert after[name][0] != before[name][0], f"{name} was not recomputed by --force"
-    # recomputed from scratch, the report is the same: every part is deterministic
-    recomputed = json.loads(after["report.json"][1])
-    recomputed.pop("seconds"), report.copy().pop("seconds")
-    assert recomputed == {key: value for key, value in report.items() if key != "seconds"}
+    assert {name for name in before if after[name] != before[name]} == {"parts/done_calibration.json", "report.json", "report.png"}
 
-    # other settings: the parts they change are computed again
-    changed = fidelity_script.main(["--run-dir", str(run_dir), "--episodes", "3", "--seed", str(FIRST_SEED), "--last-steps", "4"])
-    assert changed["random_policy"]["real"]["count"] == 3 == changed["controller"]["dream"]["count"]
-    assert changed["random_policy"]["real"]["lengths"] == report["random_policy"]["real"]["lengths"][:3]
-    assert changed["done_calibration"]["fires"]["last_steps"] == 4
-    assert "heldout_z_nll: kept from" in capsys.readouterr().out
+    # --force computes every part again; the same seeds give the same episodes
+    recomputed = fidelity_script.main([*arguments, "--episodes", "3", "--force"])
+    assert "kept from" not in capsys.readouterr().out
+    final = _states(run_dir / "fidelity")
+    assert final.keys() == before.keys() and all(final[name][0] != after[name][0] for name in final)
+    for part in ("random_policy", "controller"):
+        for side in ("dream", "real"):
+            assert recomputed[part][side]["count"] == 3
+            assert recomputed[part][side]["lengths"] == report[part][side]["lengths"][:3]
+    assert recomputed["done_calibration"] == report["done_calibration"] and recomputed["heldout_z_nll"] == report["heldout_z_nll"]
 
 
 def test_without_a_controller_the_report_says_it_skipped(tmp_path, capsys):
