@@ -390,12 +390,23 @@ def fidelity_report(
     stored["done_calibration"] = parts.get("done_calibration", {**heldout_key, "num_bins": settings.num_bins, "last_steps": settings.last_steps}, calibration)
     stored["heldout_z_nll"] = parts.get("heldout_z_nll", {**heldout_key, "noise_seed": NOISE_SEED}, heldout_nll)
 
-    report = assemble(config, settings, stored, controller is not None, heldout_paths, heldout_from_training, run_dir)
+    generation = None if controller is None else controller["generation"]
+    training = training_z_loss(run_dir / "rnn" / "metrics.jsonl")
+    report = assemble(config, settings, stored, controller is not None, generation, heldout_paths, heldout_from_training, training)
     write_outputs(folder, report)
     return report
 
 
-def assemble(config, settings: FidelitySettings, stored: dict, has_controller: bool, heldout_paths, heldout_from_training: bool, run_dir: Path) -> dict:
+def assemble(
+    config,
+    settings: FidelitySettings,
+    stored: dict,
+    has_controller: bool,
+    controller_generation,
+    heldout_paths: list[Path],
+    heldout_from_training: bool,
+    training: dict,
+) -> dict:
     """report.json from the parts (nothing here is computed from scratch, so a rerun that keeps every
     part gives the same bytes)."""
 
@@ -406,7 +417,13 @@ def assemble(config, settings: FidelitySettings, stored: dict, has_controller: b
     # paths relative to the run directory: a copied or moved run keeps the same report
     controller_name = f"controller/{ {'best': BEST_NAME, 'mean': MEAN_NAME}[settings.params] }"
     if has_controller:
-        controller = {"skipped": False, "params": settings.params, "path": controller_name, **sides(stored["controller_dream"], stored["controller_real"])}
+        controller = {
+            "skipped": False,
+            "params": settings.params,
+            "path": controller_name,
+            "generation": controller_generation,
+            **sides(stored["controller_dream"], stored["controller_real"]),
+        }
     else:
         controller = {
             "skipped": True,
@@ -419,7 +436,7 @@ def assemble(config, settings: FidelitySettings, stored: dict, has_controller: b
     )
     heldout_nll = {
         **stored["heldout_z_nll"]["result"],
-        "training": training_z_loss(run_dir / "rnn" / "metrics.jsonl"),
+        "training": training,
         "note": "z_nll: z resampled from (mu, sigma) for inputs and targets as in training, whole episodes from a zero state; z_nll_at_mu: z = mu",
     }
     return {

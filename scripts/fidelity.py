@@ -4,6 +4,9 @@ Compares the dream with the real game (paper, section 5): episode lengths of the
 data-collection policy and of the trained controller in both (same seeds, same
 count), M's death probability against real deaths on held-out episodes, and M's
 z loss on them next to its training loss. See controller/fidelity.py for every field.
+Needs a finished train_rnn with M's done head (Doom). The controller part plays
+DIR/controller/mean.npz (or best.npz) with V in the real game; without that file
+it is skipped, with a note.
 
 Resumable: each part is saved to DIR/fidelity/parts/ when it finishes and a rerun
 computes only the missing ones (or those whose inputs changed); --force recomputes all.

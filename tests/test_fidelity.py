@@ -102,7 +102,7 @@ def test_report_has_every_part_with_its_structure(finished):
             assert stats["mean"] == pytest.approx(lengths.mean()) and stats["std"] == pytest.approx(lengths.std())
             assert (stats["median"], stats["min"], stats["max"]) == (np.median(lengths), lengths.min(), lengths.max())
             assert 1 <= lengths.min() and lengths.max() <= report["max_steps"][side] == {"dream": 40, "real": 120}[side]
-    assert report["controller"]["skipped"] is False and report["controller"]["params"] == "mean"
+    assert report["controller"]["skipped"] is False and report["controller"]["params"] == "mean" and report["controller"]["generation"] == 3
     assert len(set(report["random_policy"]["dream"]["lengths"])) > 1, "the dream's episodes should end at varied times"
     calibration = report["done_calibration"]
     assert len(calibration["bins"]) == 10 and calibration["fires"]["last_steps"] == 10
