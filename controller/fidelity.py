@@ -188,16 +188,20 @@ def dream_controller_lengths(model, initial_mu, initial_logvar, controller_confi
 
 def training_z_loss(metrics_path: Path, records: int = TRAINING_RECORDS) -> dict:
     """M's training z loss: the mean over the last `records` records of DIR/rnn/metrics.jsonl (each
-    already a mean over rnn.log_every batches), and the last one alone."""
-    rows = [row for row in read_jsonl(metrics_path) if "z_loss" in row]
+    already a mean over rnn.log_every batches), the last one alone, and the last validation_z_loss
+    that training logged, if it held episodes out."""
+    all_rows = read_jsonl(metrics_path)
+    rows = [row for row in all_rows if "z_loss" in row]
     if not rows:
         return {"z_loss": None, "note": f"{metrics_path.parent.name}/{metrics_path.name} has no z_loss record"}
     last = rows[-records:]
+    validation = [row for row in all_rows if "validation_z_loss" in row]
     return {
         "z_loss": float(np.mean([row["z_loss"] for row in last])),
         "records": len(last),
         "steps": [int(last[0].get("step", 0)), int(last[-1].get("step", 0))],
         "last_z_loss": float(last[-1]["z_loss"]),
+        "validation_z_loss": float(validation[-1]["validation_z_loss"]) if validation else None,
     }
 
 
@@ -539,11 +543,12 @@ def summary_lines(report: dict, folder: Path) -> list[str]:
     )
     nll = report["heldout_z_nll"]
     training = nll["training"]
-    training_text = (
-        f"training {training['z_loss']:.4f} (last {training['records']} records, to step {training['steps'][1]})"
-        if training["z_loss"] is not None
-        else training["note"]
-    )
+    if training["z_loss"] is None:
+        training_text = training["note"]
+    else:
+        training_text = f"training {training['z_loss']:.4f} (last {training['records']} records, to step {training['steps'][1]})"
+        if training["validation_z_loss"] is not None:
+            training_text += f", training's own validation {training['validation_z_loss']:.4f}"
     lines.append(f"  held-out z NLL {nll['z_nll']:.4f} (at mu {nll['z_nll_at_mu']:.4f}); {training_text}")
     if not report["heldout"]["held_out_from_training"]:
         lines.append(f"  note: {report['heldout']['note']}")

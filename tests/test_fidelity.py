@@ -62,7 +62,8 @@ def _build(run_dir, with_controller=True):
     config = make_run(run_dir, "doom-smoke", TINY)
     _spread_done_logits(run_dir, config)
     _write_series(run_dir, config)
-    write_jsonl(run_dir / "rnn" / "metrics.jsonl", [{"step": 10 * (k + 1), "loss": 3.0, "z_loss": 2.0 - 0.05 * k} for k in range(15)])
+    records = [{"step": 10 * (k + 1), "loss": 3.0, "z_loss": 2.0 - 0.05 * k} for k in range(15)]
+    write_jsonl(run_dir / "rnn" / "metrics.jsonl", [*records, {"step": 150, "epoch": 0, "validation_z_loss": 1.75}])
     if with_controller:
         shape = linear.ControllerShape.from_config(config)
         params = np.random.default_rng(2).normal(scale=0.5, size=shape.num_params).astype(np.float32)
@@ -229,7 +230,7 @@ def test_calibration_and_heldout_nll_equal_a_recount(finished):
     assert nll["z_nll"] == pytest.approx(np.average(nll_sampled, weights=weights), rel=1e-5)
     assert nll["steps"] == weights.sum() and nll["episodes"] == 2
     assert nll["training"]["z_loss"] == pytest.approx(np.mean([2.0 - 0.05 * k for k in range(5, 15)]))
-    assert nll["training"]["records"] == 10 and nll["training"]["steps"] == [60, 150]
+    assert nll["training"]["records"] == 10 and nll["training"]["steps"] == [60, 150] and nll["training"]["validation_z_loss"] == 1.75
 
 
 def test_teacher_forcing_on_one_file_equals_the_training_loss(finished):
