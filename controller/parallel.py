@@ -17,6 +17,7 @@ Failures never hang the job:
 """
 
 import contextlib
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from common.errors import UserError
+from common.stopping import signal_of, stopped_message
 
 
 class RankError(RuntimeError):
@@ -126,6 +128,16 @@ def abort_on_error(workers: Workers, exit_status: int = 1) -> Iterator[None]:
         yield
     except RankError:
         raise
+    except KeyboardInterrupt as interrupt:
+        if workers.size == 1:
+            raise
+        # A stop signal (mpiexec passes SIGTERM/SIGINT to every rank): exit now. A rank blocked in a
+        # collective never sees its signal, so finalizing would wait for it; mpiexec ends it instead.
+        # Every file is written atomically, so a rerun resumes from the last finished generation.
+        signum = signal_of(interrupt)
+        if workers.is_root:
+            print(stopped_message(signum), file=sys.stderr, flush=True)
+        os._exit(128 + signum)
     except BaseException as error:
         if workers.size == 1:
             raise

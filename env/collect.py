@@ -18,6 +18,12 @@ Which episodes are kept (the rule):
 Workers are spawned processes (no fork: the engines hold threads and child
 processes), one environment each, reused across episodes, one thread each
 for OpenCV/BLAS. With one worker everything runs in the calling process.
+
+Stopping: if the calling process is interrupted (KeyboardInterrupt, e.g. from a
+SIGTERM handler), every worker is sent SIGTERM; a worker closes its environment
+(a ViZDoom game is a child process of the worker) and exits at once, and any
+process left below the caller after a grace period is killed. An episode cut
+short leaves at most a temporary file, removed by the next run.
 """
 
 import atexit
@@ -25,6 +31,7 @@ import concurrent.futures
 import dataclasses
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from common.files import write_json
+from common.stopping import STOP_SIGNALS, descendants, end_processes, is_alive
 from env.config import EnvConfig, GenerateConfig
 from env.frames import FRAME_SIZE
 from env.make import make_env
@@ -130,9 +138,21 @@ def _close_worker_env() -> None:
         env.close()
 
 
+def _exit_worker(signum, frame) -> None:
+    """A worker's stop signal: close the game (else its engine process outlives the worker), exit now.
+    (concurrent.futures would catch an exception raised here and go on with the next episode.)"""
+    try:
+        _close_worker_env()
+    finally:
+        os._exit(128 + signum)
+
+
 def _init_worker(env_config: EnvConfig, generate_config: GenerateConfig, folder: Path, thread_initializer: Callable[[], None] | None) -> None:
     if thread_initializer is not None:
         thread_initializer()
+    if multiprocessing.parent_process() is not None:  # a pool worker, not the calling process
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _exit_worker)
     _close_worker_env()  # an environment from an earlier call in this process may have another config
     _worker.update(env_config=env_config, generate_config=generate_config, folder=folder)
     if not _worker.get("closes_at_exit"):
@@ -159,6 +179,17 @@ class _InlineExecutor(concurrent.futures.Executor):
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         _close_worker_env()
+
+
+def _stop_pool(executor: concurrent.futures.Executor, grace_seconds: float = 5.0) -> None:
+    """End every worker process and what it started (game engines) now, not after their episodes."""
+    if not isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+        return  # one worker: the environment is in this process and closed by shutdown
+    workers = list((getattr(executor, "_processes", None) or {}).keys())
+    below = [pid for worker in workers for pid in descendants(worker)]
+    end_processes(workers, grace_seconds)
+    end_processes([pid for pid in below if is_alive(pid)], grace_seconds=1.0)
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 def collect_rollouts(
@@ -233,6 +264,9 @@ def collect_rollouts(
                     f"{summary.dropped_episodes} episodes dropped for being <= generate.min_episode_steps={generate_config.min_episode_steps} steps: "
                     "lower generate.min_episode_steps"
                 )
+    except KeyboardInterrupt:
+        _stop_pool(executor)
+        raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
     summary.seconds = time.perf_counter() - start

@@ -12,18 +12,26 @@ def add_arguments(parser):
     parser.add_argument("--num-frames", type=int, default=8, help="frames per row of the picture (default 8)")
 
 
+def validate(invocation):
+    """Before --force removes the picture: the argument, V's weights and the rollouts; returns (encoder, decoder)."""
+    from vae import data
+    from vae.store import load_encoder_decoder
+
+    run_dir = invocation.run_dir
+    if invocation.arguments.num_frames < 1:
+        raise stage.StageError(f"--num-frames {invocation.arguments.num_frames}: expected at least 1")
+    data.rollout_files(run_dir / "rollouts")  # an error naming the command if there are none
+    return load_encoder_decoder(run_dir / "vae", invocation.config.vae)
+
+
 def main(argv=None):
     invocation = stage.parse("check_vae", __doc__, argv, add_arguments=add_arguments)
     config, run_dir = invocation.config, invocation.run_dir
-    stage.begin(invocation, requires=("train_vae",))
-    if invocation.arguments.num_frames < 1:
-        raise stage.StageError(f"--num-frames {invocation.arguments.num_frames}: expected at least 1")
+    encoder, decoder = stage.begin(invocation, validate=validate)
 
     from vae import data
     from vae.reconstruction import reconstruction_figure, scan_episodes
-    from vae.store import load_encoder_decoder
 
-    encoder, decoder = load_encoder_decoder(run_dir / "vae", config.vae)
     training, held_out = data.split_episodes(data.rollout_files(run_dir / "rollouts"), config.vae.validation_fraction, config.vae.seed)
     source = "held-out"
     if not held_out:

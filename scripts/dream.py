@@ -95,17 +95,14 @@ def real_episode(encoder, model, config, controller, seed: int):
     return np.stack(frames), raw_frames, total
 
 
-def main(argv=None):
-    invocation = stage.parse("dream", __doc__, argv, add_arguments=_add_arguments)
-    config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
-    stage.begin(invocation, requires=("train_rnn",))
-
-    from common.video import side_by_side, to_height, write_video
+def validate(invocation):
+    """Before --force removes the videos: the arguments, V, M, the first-frame table and the
+    controller (if saved) all load for this config; returns them with tau and the step cap."""
     from rnn.store import load_mdn_rnn
-    from vae.encode import reconstruct, to_uint8
     from vae.series import read_initial_z
     from vae.store import load_encoder_decoder
 
+    config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
     tau = config.controller.temperature if arguments.tau is None else arguments.tau
     max_steps = config.controller.max_dream_steps if arguments.max_steps is None else arguments.max_steps
     if not tau > 0:  # also refuses NaN
@@ -116,6 +113,17 @@ def main(argv=None):
     model = load_mdn_rnn(run_dir / "rnn", config)
     initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
     controller = load_controller(run_dir, config)
+    return tau, max_steps, encoder, decoder, model, initial_mu, initial_logvar, controller
+
+
+def main(argv=None):
+    invocation = stage.parse("dream", __doc__, argv, add_arguments=_add_arguments)
+    config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
+    tau, max_steps, encoder, decoder, model, initial_mu, initial_logvar, controller = stage.begin(invocation, validate=validate)
+
+    from common.video import side_by_side, to_height, write_video
+    from vae.encode import reconstruct, to_uint8
+
     who = "the controller's mean (controller/mean.npz)" if controller is not None else "a random linear controller (no controller/mean.npz yet)"
     output_dir = run_dir / "dream"
 

@@ -18,6 +18,21 @@ def add_arguments(parser):
     parser.add_argument("--params", choices=("best", "mean"), help="which saved controller (overrides evaluate.params)")
 
 
+def validate(invocation) -> None:
+    """Before done.json is cleared: the controller, V's encoder and decoder and M all load for this config."""
+    from common.files import read_json
+    from controller.evaluate import load_controller
+    from rnn.store import load_mdn_rnn
+    from vae.store import load_encoder_decoder
+
+    config, run_dir = invocation.config, invocation.run_dir
+    load_controller(config, run_dir, config.evaluate.params)
+    load_encoder_decoder(run_dir / "vae", config.vae)
+    load_mdn_rnn(run_dir / "rnn", config)
+    if (run_dir / "eval" / "partial.json").exists():
+        read_json(run_dir / "eval" / "partial.json")
+
+
 def main(argv=None):
     stage.limit_threads(1)
     invocation = stage.parse(STAGE, __doc__, argv, add_arguments=add_arguments)
@@ -28,15 +43,15 @@ def main(argv=None):
         config.evaluate.episodes = arguments.episodes
     if arguments.params is not None:
         config.evaluate.params = arguments.params
-    stage.begin(invocation, requires=("train_vae", "train_rnn"))
+    from scripts.train_controller import configure_devices
+
+    configure_devices("real")  # CPU-bound envs, small agent batches: keep off the GPU (before validation builds models)
+    stage.begin(invocation, validate=validate)
     if not stage.done_path(run_dir, "train_controller").exists():
         print(f"evaluate: note: train_controller has not finished in {run_dir}; scoring the controller of its last saved generation")
     stage.clear_done(run_dir, STAGE)
 
     from controller.evaluate import evaluate
-    from scripts.train_controller import configure_devices
-
-    configure_devices("real")  # CPU-bound envs, small agent batches: keep off the GPU
 
     summary = evaluate(config, run_dir)
     stage.mark_done(run_dir, STAGE, config, summary=summary)

@@ -22,19 +22,22 @@ import gc
 import importlib
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from common.errors import ArtifactError
 from common.files import read_json
+from common.stopping import run_child
 from scripts import config as config_module
 from scripts import stage
 
-ORDER = ("generate", "train_vae", "check_vae", "extract", "train_rnn", "train_controller", "evaluate", "dream")
+ORDER = tuple(stage.STAGES)  # the stage table (scripts/stage.py) is in pipeline order
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".avi")
-LEAVES = ("check_vae", "evaluate", "dream")  # no later stage reads their outputs
+LEAVES = stage.leaves()  # no later stage reads their outputs
+# Stages without a done.json of their own: the files they exist to make (each written atomically).
+OUTPUTS = {name: spec.finished_files for name, spec in stage.STAGES.items() if not spec.has_done}
+is_finished = stage.is_finished
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -56,17 +59,6 @@ def _videos(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(path for path in folder.rglob("*") if path.suffix in VIDEO_SUFFIXES and path.is_file() and path.stat().st_size > 0)
-
-
-# Stages without a done.json of their own: the files they exist to make (each written atomically).
-OUTPUTS = {"check_vae": ("vae/reconstructions.png",), "dream": ("dream/dream.mp4", "dream/real.mp4")}
-
-
-def is_finished(run_dir: Path, name: str) -> bool:
-    """Whether a stage's outputs are complete: its done.json, or every file it exists to make."""
-    if name in stage.STAGES:
-        return stage.done_path(run_dir, name).exists()
-    return all((run_dir / path).exists() for path in OUTPUTS[name])
 
 
 def config_changes(run_dir: Path, preset: str | None, assignments: list[str]) -> bool:
@@ -92,16 +84,20 @@ def mpiexec_path() -> str:
 
 
 def run_stage(name: str, argv: list[str], ranks: int) -> None:
-    """One stage: its main() in this process, or train_controller under mpiexec."""
+    """One stage: its main() in this process (holding the stage's lock while it runs), or
+    train_controller under mpiexec (whose rank 0 takes the lock; a stop reaches every rank)."""
     if name == "train_controller" and ranks > 1:
         command = [mpiexec_path(), "-n", str(ranks), sys.executable, "-m", f"scripts.{name}", *argv]
         print(f"[pipeline] {' '.join(command)}", flush=True)
-        status = subprocess.call(command, env=os.environ.copy())
+        status = run_child(command, os.environ.copy())
         if status != 0:
             raise stage.StageError(f"train_controller exited with status {status} under mpiexec; rerun the pipeline to resume it")
         return
     module = importlib.import_module(f"scripts.{name}")
-    module.main(argv)
+    try:
+        module.main(argv)
+    finally:
+        stage.release_locks()
     # Models of one stage are not needed by the next: free them before it starts.
     if "keras" in sys.modules:
         sys.modules["keras"].backend.clear_session()

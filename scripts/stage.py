@@ -4,38 +4,95 @@
 
 - The first stage run in DIR writes the resolved DIR/config.json (preset +
   overrides + library versions); later stages read it and need no --preset.
+  Only the process that writes the stage's outputs writes it (MPI rank 0; the
+  other ranks only read and check), and only after the stage's inputs passed.
 - A stage that finishes writes DIR/<its folder>/done.json with the config
   sections it read. A later --preset/--set that changes a locked field of such
   a section is refused: the stage's outputs were made with the old value.
   A resumable stage also writes DIR/<its folder>/started.json when it starts
   making outputs, so an interrupted stage is held to its values the same way
   (its partial outputs are not mixed with ones made under another config).
-- A stage whose inputs are missing stops before computing anything, naming
-  the file it needs and the command that makes it.
+- One writer per folder: a stage holds an OS lock (flock) on DIR/.locks/<its folder>.lock
+  while it runs; a second process of it on the same run stops at once, naming
+  the first (pid, host, start time). The OS releases the lock when the process
+  ends, however it ends, so a kill -9 leaves no stale lock.
+- Refuse before touching: a stage checks every input it will read (upstream
+  done.json, weights, series, tables, its own checkpoints) before it deletes,
+  clears or writes anything (--force cleaning and done.json included).
+- SIGTERM, SIGINT or SIGHUP stops a stage with status 128 + signal and the line
+  "stopped by SIG...: rerun the same command to resume".
 """
 
 import argparse
 import dataclasses
+import fcntl
+import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from common.disk import is_disk_full
 from common.errors import StageError, UserError
 from common.files import read_json, write_json
+from common.stopping import install_stop_handlers, signal_of, stopped_message
 from scripts import config as config_module
 
-# stage -> (folder it writes, config sections whose locked fields it depends on)
-STAGES = {
-    "generate": ("rollouts", ("env", "generate")),
-    "train_vae": ("vae", ("vae",)),
-    "extract": ("series", ("vae",)),
-    "train_rnn": ("rnn", ("rnn",)),
-    "train_controller": ("controller", ("controller",)),
-    "evaluate": ("eval", ()),
+LOCKS_FOLDER = ".locks"  # DIR/.locks/<folder>.lock: apart from every stage's outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline, as every entry point and the pipeline see it."""
+
+    name: str
+    folder: str  # DIR/<folder> holds its outputs (and its lock)
+    inputs: tuple[str, ...] = ()  # upstream stages that must have finished
+    optional_inputs: tuple[str, ...] = ()  # upstream stages whose outputs it reads if they exist
+    real_mode_inputs: tuple[str, ...] = ()  # also required when controller.mode=real
+    sections: tuple[str, ...] = ()  # config sections whose locked fields its outputs depend on
+    # "Finished": DIR/<folder>/done.json, or (stages without one) every file it exists to make.
+    finished_files: tuple[str, ...] = ()
+
+    @property
+    def has_done(self) -> bool:
+        return not self.finished_files
+
+    def required(self, config: config_module.Config | None = None) -> tuple[str, ...]:
+        extra = self.real_mode_inputs if config is not None and config.controller.mode == "real" else ()
+        return self.inputs + extra
+
+
+# In pipeline order (docs/design.md section 1).
+STAGES: dict[str, Stage] = {
+    spec.name: spec
+    for spec in (
+        Stage("generate", "rollouts", sections=("env", "generate")),
+        Stage("train_vae", "vae", inputs=("generate",), sections=("vae",)),
+        Stage("check_vae", "vae", inputs=("train_vae",), finished_files=("vae/reconstructions.png",)),
+        Stage("extract", "series", inputs=("generate", "train_vae"), sections=("vae",)),
+        Stage("train_rnn", "rnn", inputs=("extract",), sections=("rnn",)),
+        Stage("train_controller", "controller", inputs=("train_rnn", "extract"), real_mode_inputs=("train_vae",), sections=("controller",)),
+        Stage("evaluate", "eval", inputs=("train_vae", "train_rnn"), optional_inputs=("train_controller",)),
+        Stage(
+            "dream",
+            "dream",
+            inputs=("train_rnn",),
+            optional_inputs=("train_vae", "extract", "train_controller"),
+            finished_files=("dream/dream.mp4", "dream/real.mp4"),
+        ),
+    )
 }
+
+
+def leaves() -> tuple[str, ...]:
+    """Stages whose outputs no other stage reads."""
+    read = {upstream for spec in STAGES.values() for upstream in (*spec.inputs, *spec.optional_inputs, *spec.real_mode_inputs)}
+    return tuple(name for name in STAGES if name not in read)
 
 
 def command_for(stage: str, run_dir: Path) -> str:
@@ -55,11 +112,19 @@ def _versions() -> dict:
 
 
 def done_path(run_dir: Path, stage: str) -> Path:
-    return Path(run_dir) / STAGES[stage][0] / "done.json"
+    return Path(run_dir) / STAGES[stage].folder / "done.json"
 
 
 def started_path(run_dir: Path, stage: str) -> Path:
-    return Path(run_dir) / STAGES[stage][0] / "started.json"
+    return Path(run_dir) / STAGES[stage].folder / "started.json"
+
+
+def is_finished(run_dir: Path, stage: str) -> bool:
+    """Whether a stage's outputs are complete: its done.json, or every file it exists to make."""
+    spec = STAGES[stage]
+    if spec.has_done:
+        return done_path(run_dir, stage).exists()
+    return all((Path(run_dir) / path).exists() for path in spec.finished_files)
 
 
 def locked_values(config: config_module.Config, sections: tuple[str, ...]) -> dict:
@@ -75,15 +140,15 @@ def locked_values(config: config_module.Config, sections: tuple[str, ...]) -> di
 
 def check_locks(run_dir: Path, config: config_module.Config, skip_stage: str | None = None) -> None:
     """Refuse a config that contradicts what a finished stage was made with."""
-    for stage, (_, sections) in STAGES.items():
-        if stage == skip_stage or not sections:
+    for stage, spec in STAGES.items():
+        if stage == skip_stage or not spec.sections:
             continue
         finished = done_path(run_dir, stage).exists()
         marker = done_path(run_dir, stage) if finished else started_path(run_dir, stage)
         if not marker.exists():
             continue
         recorded = read_json(marker).get("locked", {})
-        current = locked_values(config, sections)
+        current = locked_values(config, spec.sections)
         for key, old_value in recorded.items():
             if key in current and current[key] != old_value:
                 what = "was made" if finished else "has partial outputs made"
@@ -118,13 +183,25 @@ def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> c
         raise StageError(f"{config_path}: {error}") from None
 
 
+def save_config(run_dir: Path, config: config_module.Config) -> None:
+    """Write DIR/config.json (with the library versions) unless it already holds exactly this."""
+    record = config.to_dict()
+    record["versions"] = _versions()
+    path = Path(run_dir) / "config.json"
+    if path.exists():
+        try:
+            if json.loads(path.read_text(encoding="utf-8")) == record:
+                return
+        except (OSError, json.JSONDecodeError):
+            pass  # rewritten below
+    write_json(path, record)
+
+
 def resolve_config(run_dir: Path, preset: str | None, assignments: list[str], force_stage: str | None = None) -> config_module.Config:
     """build_config, then refuse what contradicts a finished (or started) stage, then save config.json."""
     config = build_config(run_dir, preset, assignments)
     check_locks(run_dir, config, skip_stage=force_stage)
-    record = config.to_dict()
-    record["versions"] = _versions()
-    write_json(run_dir / "config.json", record)
+    save_config(run_dir, config)
     return config
 
 
@@ -143,13 +220,13 @@ def mark_started(run_dir: Path, stage: str, config: config_module.Config) -> Non
     """
     marker = started_path(run_dir, stage)
     if not marker.exists():
-        write_json(marker, {"stage": stage, "locked": locked_values(config, STAGES[stage][1])})
+        write_json(marker, {"stage": stage, "locked": locked_values(config, STAGES[stage].sections)})
 
 
 def mark_done(run_dir: Path, stage: str, config: config_module.Config, summary: dict | None = None) -> None:
     write_json(
         done_path(run_dir, stage),
-        {"stage": stage, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "locked": locked_values(config, STAGES[stage][1]), "summary": summary or {}},
+        {"stage": stage, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "locked": locked_values(config, STAGES[stage].sections), "summary": summary or {}},
     )
 
 
@@ -160,8 +237,14 @@ def clear_done(run_dir: Path, stage: str) -> None:
 
 
 def force_clean(run_dir: Path, stage: str, keep: tuple[str, ...] = ()) -> None:
-    """--force: remove the stage's folder (except names in `keep`) so it starts over."""
-    folder = Path(run_dir) / STAGES[stage][0]
+    """--force: remove the stage's outputs (its folder's entries except names in `keep`; for a
+    stage without done.json, only the files it exists to make) so it starts over."""
+    spec = STAGES[stage]
+    if not spec.has_done:
+        for path in spec.finished_files:
+            (Path(run_dir) / path).unlink(missing_ok=True)
+        return
+    folder = Path(run_dir) / spec.folder
     if not folder.exists():
         return
     for entry in folder.iterdir():
@@ -171,6 +254,98 @@ def force_clean(run_dir: Path, stage: str, keep: tuple[str, ...] = ()) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
+
+
+def check_checkpoint(path: Path, stage: str, run_dir: Path) -> None:
+    """A resume checkpoint (.npz) is readable through to its last array, holds its counters, and
+    no array is empty (shapes are checked against the model when training loads it)."""
+    import zipfile
+    import zlib
+
+    import numpy as np
+
+    if not path.exists():
+        return
+    fix = f"delete it (the stage restarts from scratch) or rerun `{command_for(stage, run_dir)} --force`"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            for name in names:
+                archive[name]  # reads and CRC-checks every member
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise StageError(f"{path}: unreadable checkpoint ({type(error).__name__}: {error}); {fix}") from None
+    if not any(name.startswith("counter/") for name in names):
+        raise StageError(f"{path}: not a training checkpoint (no counters among {names[:5]}...); {fix}")
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Temporary files of a writer killed mid-write (common.files.atomic_path names them
+    .<name>.*.tmp*). Safe only while holding the folder's lock: no other writer is mid-write."""
+    if folder.is_dir():
+        for path in folder.rglob(".*.tmp*"):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+
+
+# --- one writer per folder ----------------------------------------------------------------------
+
+_held_locks: dict[Path, int] = {}  # lock file -> open descriptor holding its flock, in this process
+
+
+def lock_path(run_dir: Path, stage: str) -> Path:
+    """One lock per output folder: check_vae and train_vae (both write DIR/vae) exclude each other."""
+    return Path(run_dir) / LOCKS_FOLDER / f"{STAGES[stage].folder}.lock"
+
+
+def _holder_text(path: Path) -> str:
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "another process (it has not written its details yet)"
+    pid, host = holder.get("pid"), holder.get("host")
+    here = host == socket.gethostname()
+    how = f"wait for it (`tail --pid={pid} -f /dev/null`) or stop it (`kill {pid}`" + ("" if here else f" on {host}") + "; it resumes when rerun)"
+    return (
+        f"'{holder.get('stage')}' (pid {pid} on host {host}, started {holder.get('started')}: `{holder.get('command')}`). "
+        f"One process at a time writes a stage's files: {how}, then rerun this command"
+    )
+
+
+def acquire_lock(path: Path, what: str, guarded: Path | None = None) -> None:
+    """Hold an exclusive flock on `path` until release_locks() or the end of the process; the
+    holder writes its pid, host, start time and command into the file. Re-entrant: a lock this
+    process holds already is kept. A lock held by another process: StageError naming it and
+    `guarded`, the folder the lock stands for."""
+    path = Path(path).absolute()
+    if path in _held_locks:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # not inherited by child processes (PEP 446)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise StageError(f"{guarded or path} is in use by {_holder_text(path)}.") from None
+    holder = {
+        "stage": what,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else what,
+    }
+    data = (json.dumps(holder, sort_keys=True) + "\n").encode()
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, data, 0)
+    _held_locks[path] = descriptor
+
+
+def release_locks(keep: tuple[Path, ...] = ()) -> None:
+    """Release every lock this process holds except those in `keep` (the file stays; it is
+    only a name to lock)."""
+    kept = {Path(path).absolute() for path in keep}
+    for path in list(_held_locks):
+        if path not in kept:
+            os.close(_held_locks.pop(path))  # closing the descriptor releases the flock
 
 
 def limit_threads(threads: int = 1) -> None:
@@ -192,18 +367,25 @@ def limit_threads(threads: int = 1) -> None:
             pass  # already initialised: keep what it has
 
 
+# --- an entry point's start ---------------------------------------------------------------------
+
+
 @dataclasses.dataclass
 class Invocation:
-    """What an entry point gets: the run folder, the resolved config, the parsed arguments."""
+    """What an entry point gets: the run folder, the resolved config, the parsed arguments, and
+    (after begin) what its validation step loaded."""
 
     stage: str
     run_dir: Path
     config: config_module.Config
     arguments: argparse.Namespace
+    inputs: Any = None
 
 
-def parse(stage: str, description: str, argv: list[str] | None = None, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> Invocation:
-    """Parse a stage's command line, resolve and save the config."""
+def parse_arguments(
+    stage: str, description: str, argv: list[str] | None = None, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
+    """A stage's command line, parsed. Touches nothing."""
     parser = argparse.ArgumentParser(
         prog=f"python -m scripts.{stage}",
         description=description,
@@ -216,34 +398,79 @@ def parse(stage: str, description: str, argv: list[str] | None = None, add_argum
     parser.add_argument("--force", action="store_true", help="discard this stage's outputs and start it over")
     if add_arguments:
         add_arguments(parser)
-    arguments = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def open_run(stage: str, arguments: argparse.Namespace) -> Invocation:
+    """The config this stage runs with (DIR/config.json or --preset, then --set), refused if it
+    contradicts a finished or started stage. Reads only: config.json is written by begin."""
     run_dir = arguments.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = resolve_config(run_dir, arguments.preset, arguments.assignments, force_stage=stage if arguments.force else None)
+    config = build_config(run_dir, arguments.preset, arguments.assignments)
+    check_locks(run_dir, config, skip_stage=stage if arguments.force else None)
     return Invocation(stage=stage, run_dir=run_dir, config=config, arguments=arguments)
 
 
-def begin(invocation: Invocation, requires: tuple[str, ...] = (), write: bool = True) -> None:
-    """The start every stage shares, in this order: the upstream stages in `requires` have
-    finished (else an error naming them, before anything is deleted); --force discards this
-    stage's outputs; the locked values its outputs are made with are recorded (started.json).
-    write=False (MPI ranks other than 0) only checks."""
-    for upstream in requires:
-        require_done(invocation.run_dir, upstream)
-    if not write or invocation.stage not in STAGES:
-        return
+def parse(stage: str, description: str, argv: list[str] | None = None, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> Invocation:
+    """parse_arguments, then open_run: nothing is written."""
+    return open_run(stage, parse_arguments(stage, description, argv, add_arguments))
+
+
+def begin(
+    invocation: Invocation,
+    requires: tuple[str, ...] | None = None,
+    write: bool = True,
+    validate: Callable[[Invocation], Any] | None = None,
+) -> Any:
+    """The start every stage shares, in this order:
+    1. (writer only) take the stage's folder lock: a second writer stops here;
+    2. the upstream stages (`requires`, by default the table's) have finished;
+    3. validate(invocation) checks (and may load) every input the stage reads, its own
+       checkpoints included unless --force discards them; its result is kept in invocation.inputs;
+    4. (writer only) save DIR/config.json, --force discards the stage's outputs, temporary files
+       of a killed writer go, and the locked values its outputs are made with are recorded (started.json).
+    Any error in 1-3 leaves every file of the run as it was. write=False (MPI ranks other than 0)
+    only checks (steps 2-3). Returns invocation.inputs."""
+    run_dir, name = invocation.run_dir, invocation.stage
+    spec = STAGES.get(name)
+    if write and spec is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        acquire_lock(lock_path(run_dir, name), name, run_dir / spec.folder)
+    for upstream in spec.required(invocation.config) if requires is None and spec is not None else requires or ():
+        require_done(run_dir, upstream)
+    if validate is not None:
+        invocation.inputs = validate(invocation)
+    if not write:
+        return invocation.inputs
+    save_config(run_dir, invocation.config)
+    if spec is None:
+        return invocation.inputs
     if invocation.arguments.force:
-        force_clean(invocation.run_dir, invocation.stage)  # done.json and started.json included
-    mark_started(invocation.run_dir, invocation.stage, invocation.config)
+        force_clean(run_dir, name)  # done.json and started.json included
+    remove_temporaries(run_dir / spec.folder)
+    if spec.has_done:
+        mark_started(run_dir, name, invocation.config)
+    return invocation.inputs
 
 
 def run_main(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:
-    """Run an entry point; a StageError becomes one clear line and exit status 2."""
+    """Run an entry point: a UserError or a full disk becomes one clear line and exit status 2; SIGTERM, SIGINT
+    or SIGHUP stop it (every `finally` runs) with status 128 + signal."""
+    install_stop_handlers()
     try:
         main(argv)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume", file=sys.stderr)
-        sys.exit(130)
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        where = f" writing {error.filename}" if error.filename else ""
+        print(
+            f"error: the disk is full{where} ({error.strerror}): no partial file was kept. Free some space and rerun the same command to resume.",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    except KeyboardInterrupt as interrupt:
+        signum = signal_of(interrupt)
+        print(stopped_message(signum), file=sys.stderr, flush=True)
+        sys.exit(128 + signum)

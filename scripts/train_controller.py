@@ -52,25 +52,41 @@ def configure_devices(mode: str) -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
 
 
+def validate(invocation) -> None:
+    """Before done.json is cleared or anything written: M's weights, the first-frame table (dream
+    mode) or V's encoder (real mode), and the CMA-ES state a resume would load all fit the config."""
+    from controller import linear
+    from controller.train import _load_or_start
+    from rnn.store import load_mdn_rnn
+    from vae.series import read_initial_z
+    from vae.store import load_part
+
+    config, run_dir = invocation.config, invocation.run_dir
+    load_mdn_rnn(run_dir / "rnn", config)
+    if config.controller.mode == "dream":
+        read_initial_z(run_dir / "series", config.vae.z_size)
+    else:
+        load_part(run_dir / "vae", "encoder", config.vae.z_size)
+    if not invocation.arguments.force:
+        _load_or_start(config, linear.ControllerShape.from_config(config), run_dir / "controller")
+
+
 def _train(argv, workers):
     from controller.train import train_controller
 
-    def parse():
-        return stage.parse(STAGE, __doc__, argv)
-
-    # rank 0 resolves and saves DIR/config.json first; the other ranks then read the same config
-    invocation = workers.guarded(lambda: parse() if workers.is_root else None)
-    invocation = workers.guarded(lambda: invocation if workers.is_root else parse())
+    # every rank parses and reads the same config; only rank 0 writes (in stage.begin)
+    invocation = workers.guarded(lambda: stage.parse(STAGE, __doc__, argv))
     config, run_dir = invocation.config, invocation.run_dir
+    configure_devices(config.controller.mode)  # before validation builds M
 
     def prepare():
-        requires = ("train_rnn", "extract") + (("train_vae",) if config.controller.mode == "real" else ())
-        stage.begin(invocation, requires, write=workers.is_root)
-        if workers.is_root:
+        if workers.is_root:  # the one writer: takes the lock, validates every input, then writes
+            stage.begin(invocation, validate=validate)
             stage.clear_done(run_dir, STAGE)  # unfinished until marked done again: a kill leaves no stale marker
+        else:
+            stage.begin(invocation, write=False)
 
     workers.guarded(prepare)
-    configure_devices(config.controller.mode)
     summary = train_controller(config, run_dir, workers)
     if workers.is_root:
         stage.mark_done(run_dir, STAGE, config, summary=summary)

@@ -9,10 +9,24 @@ final weights is left as it is); --force starts over.
 from scripts import stage
 
 
+def validate(invocation) -> None:
+    """Before anything is cleared or written: every series file fits the config, and the checkpoint a resume would load is readable."""
+    from vae.series import list_series, read_series
+
+    config, run_dir = invocation.config, invocation.run_dir
+    series = list_series(run_dir / "series")
+    if not series:
+        raise stage.StageError(f"{run_dir / 'series'} holds no series files; run `{stage.command_for('extract', run_dir)}`")
+    for path in series:
+        read_series(path, config.vae.z_size, config.env.action_size)
+    if not invocation.arguments.force:
+        stage.check_checkpoint(run_dir / "rnn" / "checkpoints" / "checkpoint.npz", "train_rnn", run_dir)
+
+
 def main(argv=None):
     invocation = stage.parse("train_rnn", __doc__, argv)
     config, run_dir = invocation.config, invocation.run_dir
-    stage.begin(invocation, requires=("extract",))
+    stage.begin(invocation, validate=validate)
     from rnn.store import WEIGHTS_NAME
 
     if stage.done_path(run_dir, "train_rnn").exists() and (run_dir / "rnn" / WEIGHTS_NAME).exists():

@@ -10,10 +10,24 @@ was raised; --force starts over. Needs `scripts.generate` first.
 from scripts import stage
 
 
+def validate(invocation) -> None:
+    """Before anything is cleared or written: every rollout is readable, and so is the checkpoint a resume would load."""
+    from env.rollouts import episode_length, list_episodes
+
+    run_dir = invocation.run_dir
+    rollouts = list_episodes(run_dir / "rollouts")
+    if not rollouts:
+        raise stage.StageError(f"{run_dir / 'rollouts'} holds no rollout files; run `{stage.command_for('generate', run_dir)}`")
+    for path in rollouts:
+        episode_length(path)
+    if not invocation.arguments.force:
+        stage.check_checkpoint(run_dir / "vae" / "checkpoints" / "last.npz", "train_vae", run_dir)
+
+
 def main(argv=None):
     invocation = stage.parse("train_vae", __doc__, argv)
     config, run_dir = invocation.config, invocation.run_dir
-    stage.begin(invocation, requires=("generate",))
+    stage.begin(invocation, validate=validate)
     if stage.done_path(run_dir, "train_vae").exists():
         previous = stage.require_done(run_dir, "train_vae").get("summary", {})
         if config.vae.training_finished(previous.get("epochs_completed", 0), previous.get("steps", 0)):

@@ -126,6 +126,8 @@ def test_help_lists_every_field_with_unit_and_source():
 
 def test_config_json_written_by_first_stage_and_reused(tmp_path):
     first = stage.parse("generate", "", ["--run-dir", str(tmp_path), "--preset", "doom-smoke", "--set", "vae.epochs=3"])
+    assert not (tmp_path / "config.json").exists()  # parsing writes nothing; the stage's start does
+    stage.begin(first)
     stored = json.loads((tmp_path / "config.json").read_text())
     assert stored["preset"] == "doom-smoke" and stored["vae"]["epochs"] == 3 and "versions" in stored
     later = stage.parse("train_vae", "", ["--run-dir", str(tmp_path)])  # no --preset needed
@@ -139,6 +141,7 @@ def test_missing_config_without_preset_says_how_to_start(tmp_path):
 
 def test_locked_field_after_finished_stage_is_refused(tmp_path):
     invocation = stage.parse("generate", "", ["--run-dir", str(tmp_path), "--preset", "carracing-smoke"])
+    stage.save_config(tmp_path, invocation.config)  # as the stage's begin does
     stage.mark_done(tmp_path, "generate", invocation.config)
     with pytest.raises(stage.StageError) as error:
         stage.parse("train_vae", "", ["--run-dir", str(tmp_path), "--set", "env.max_steps=99"])
@@ -165,6 +168,7 @@ def test_locked_field_refusal_through_an_entry_point(tmp_path, capsys):
 def test_locked_field_of_an_interrupted_stage_is_refused(tmp_path):
     # A stage killed mid-way holds its values too: a resume must not mix outputs of two configs.
     invocation = stage.parse("generate", "", ["--run-dir", str(tmp_path), "--preset", "carracing-smoke"])
+    stage.save_config(tmp_path, invocation.config)  # as the stage's begin does
     stage.mark_started(tmp_path, "generate", invocation.config)
     with pytest.raises(stage.StageError) as error:
         stage.parse("generate", "", ["--run-dir", str(tmp_path), "--set", "env.max_steps=99"])

@@ -115,12 +115,14 @@ def test_malformed_rollout_on_rerun_names_the_file(tmp_path, capsys):
     run_generate(run_dir, *CARRACING)
     damaged = run_dir / "rollouts" / "000001.npz"
     damaged.write_bytes(b"not an npz")
+    done_before = (run_dir / "rollouts" / "done.json").read_bytes()
     with pytest.raises(SystemExit) as exit_info:
         generate.stage.run_main(generate.main, ["--run-dir", str(run_dir)])
     assert exit_info.value.code == 2
     message = capsys.readouterr().err
     assert str(damaged) in message and f"python -m scripts.generate --run-dir {run_dir}" in message
-    assert not (run_dir / "rollouts" / "done.json").exists()
+    # refused before anything is touched: the finished stage's marker is kept as it was
+    assert (run_dir / "rollouts" / "done.json").read_bytes() == done_before
 
 
 def test_killed_run_resumes_to_the_same_files(tmp_path):

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from vae.build import build_model
 from vae.config import VaeConfig
-from vae.model import ConvVAE, build_decoder, build_encoder, build_model, vae_loss
+from vae.model import ConvVAE, build_decoder, build_encoder, vae_loss
 
 
 @pytest.mark.parametrize(("z_size", "expected"), [(32, 4_348_547), (64, 4_446_915)])

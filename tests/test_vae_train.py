@@ -9,8 +9,8 @@ from common.checkpoint import load_checkpoint
 from common.files import read_jsonl
 from tests.vae_synthetic import synthetic_frames, write_synthetic_rollouts
 from vae import train
+from vae.build import build_model
 from vae.config import VaeConfig
-from vae.model import build_model
 from vae.store import load_encoder_decoder
 from vae.train import checkpoint_path, compiled_steps, save_final_weights, train_vae
 

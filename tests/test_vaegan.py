@@ -4,10 +4,10 @@ import numpy as np
 import tensorflow as tf
 
 from tests.vae_synthetic import synthetic_frames, write_synthetic_rollouts
+from vae.build import build_model
 from vae.config import VaeConfig
 from vae.encode import encode_frames
 from vae.extract import extract_series
-from vae.model import build_model
 from vae.series import read_initial_z, read_series
 from vae.store import load_encoder_decoder
 from vae.train import compiled_steps, save_final_weights

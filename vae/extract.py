@@ -37,8 +37,8 @@ def weights_fingerprint(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def check_source(series_dir: Path, fingerprint: str, run_dir: Path) -> None:
-    """Refuse to add to series made by another encoder; record the encoder otherwise."""
+def check_source(series_dir: Path, fingerprint: str, run_dir: Path, record: bool = True) -> None:
+    """Refuse to add to series made by another encoder; record the encoder otherwise (record=False: only check)."""
     source = series_dir / SOURCE_NAME
     if source.exists():
         recorded = read_json(source).get("encoder_sha256")
@@ -47,7 +47,17 @@ def check_source(series_dir: Path, fingerprint: str, run_dir: Path) -> None:
                 f"{series_dir} holds series made by another V (encoder fingerprint in {source} differs from "
                 f"{run_dir / 'vae' / 'encoder.weights.h5'}). Rerun `python -m scripts.extract --run-dir {run_dir} --force`."
             )
-    write_json(source, {"encoder_sha256": fingerprint})
+    if record:
+        write_json(source, {"encoder_sha256": fingerprint})
+
+
+SERIES_STEP_BYTES = 4 + 1  # reward (float32) and done (bool) per frame
+
+
+def series_bytes(num_frames: int, z_size: int, action_size: int) -> int:
+    """Uncompressed bytes of the series of `num_frames` frames (mu, logvar, action, reward, done):
+    an upper bound of the file size, float arrays barely compress."""
+    return num_frames * (4 * (2 * z_size + action_size) + SERIES_STEP_BYTES) + 1024
 
 
 def extract_series(

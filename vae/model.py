@@ -153,16 +153,3 @@ class ConvVAE(VaeBase):
         gradients = tape.gradient(losses["loss"], self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return self._track(losses)
-
-
-def build_model(vae_config) -> keras.Model:
-    """The model chosen by vae.kind, compiled with its optimizer(s) and built."""
-    if vae_config.kind == "vaegan":
-        from vae.vaegan import VaeGan
-
-        model = VaeGan(vae_config)
-    else:
-        model = ConvVAE(vae_config.z_size, vae_config.kl_tolerance, seed=vae_config.seed, name="conv_vae")
-        model.compile(optimizer=keras.optimizers.Adam(vae_config.learning_rate))
-    model.build_all()
-    return model

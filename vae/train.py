@@ -25,7 +25,8 @@ from common.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from common.files import append_jsonl, atomic_path, read_jsonl, write_jsonl
 from common.summaries import write_scalars
 from vae import data
-from vae.model import FRAME_SHAPE, build_model
+from vae.build import build_model
+from vae.model import FRAME_SHAPE
 
 TENSORBOARD_EVERY_STEPS = 10
 

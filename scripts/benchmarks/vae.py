@@ -66,8 +66,8 @@ def measure_training(rollouts: Path, num_steps: int, batch_size: int, z_size: in
     import tensorflow as tf
 
     from vae import data
+    from vae.build import build_model
     from vae.config import VaeConfig
-    from vae.model import build_model
     from vae.train import compiled_steps
 
     config = VaeConfig(z_size=z_size, batch_size=batch_size)
