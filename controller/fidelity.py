@@ -243,31 +243,27 @@ def clear(run_dir: Path) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
-def fidelity_report(
-    config,
-    run_dir: Path,
-    settings: FidelitySettings,
-    heldout_paths: list[Path],
-    heldout_from_training: bool,
-    force: bool = False,
-    log: Callable[[str], None] = print,
-    progress: bool = True,
-) -> dict:
-    """Compute the parts still missing, then write DIR/fidelity/report.json and report.png.
+@dataclasses.dataclass
+class FidelityInputs:
+    """Everything the report reads, loaded and checked before anything is computed or deleted."""
 
-    heldout_paths: the series files M did not train on (rnn.fidelity.heldout_series);
-    heldout_from_training: whether M's training really left them out (else the checks on them
-    measure fit, not generalisation, and the report says so).
-    force: forget the saved parts and compute every one again.
-    Every input is loaded before anything is computed or deleted, so a missing file stops the run first.
-    """
-    from rnn.fidelity import TeacherForcing, done_calibration, mean_z_nll, read_episodes
+    model: object  # M (rnn/model.py)
+    initial_mu: np.ndarray
+    initial_logvar: np.ndarray
+    heldout_paths: list[Path]
+    heldout_episodes: list[dict]
+    controller: dict | None  # weights, biases, digest, generation; None when there is no saved controller
+
+
+def load_inputs(config, run_dir: Path, settings: FidelitySettings, heldout_paths: list[Path]) -> FidelityInputs:
+    """Load and check every input: M (with a done head), the first-frame table, the held-out series,
+    and the saved controller with V's encoder if there is a controller. ArtifactError naming the file."""
+    from rnn.fidelity import read_episodes
     from rnn.store import WEIGHTS_NAME, load_mdn_rnn
-    from vae.series import INITIAL_Z_NAME, read_initial_z
+    from vae.series import read_initial_z
 
     run_dir = Path(run_dir)
-    folder = run_dir / FOLDER
-    seeds = episode_seeds(settings.first_seed, settings.episodes)
+    episode_seeds(settings.first_seed, settings.episodes)
     if settings.params not in ("best", "mean"):
         raise ArtifactError(f"params={settings.params!r}: expected 'best' or 'mean'")
     if settings.num_bins < 1 or settings.last_steps < 1:
@@ -278,18 +274,45 @@ def fidelity_report(
             f"{run_dir / 'rnn' / WEIGHTS_NAME}: this M has no done head (rnn.predict_done=false); the fidelity report needs a dream that ends episodes"
         )
     initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
-    controller_path = run_dir / "controller" / {"best": BEST_NAME, "mean": MEAN_NAME}[settings.params]
+    heldout_episodes = read_episodes(heldout_paths, config.vae.z_size, config.env.action_size)
     controller = None
-    if controller_path.exists():
+    if (run_dir / "controller" / {"best": BEST_NAME, "mean": MEAN_NAME}[settings.params]).exists():
         params, extras, _ = load_controller(config, run_dir, settings.params)
-        shape = linear.ControllerShape.from_config(config)
-        weights, biases = linear.unflatten(params, shape)
+        weights, biases = linear.unflatten(params, linear.ControllerShape.from_config(config))
         controller = {"weights": weights, "biases": biases, "digest": hashlib.sha256(params.tobytes()).hexdigest(), "generation": extras.get("generation")}
         encoder_path = run_dir / "vae" / "encoder.weights.h5"
         if not encoder_path.exists():
             raise ArtifactError(
                 f"{encoder_path} is missing: the controller's real episodes need V. Run `python -m scripts.train_vae --run-dir {run_dir}` first."
             )
+    return FidelityInputs(model, initial_mu, initial_logvar, list(heldout_paths), heldout_episodes, controller)
+
+
+def fidelity_report(
+    config,
+    run_dir: Path,
+    settings: FidelitySettings,
+    inputs: FidelityInputs,
+    heldout_from_training: bool,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> dict:
+    """Compute the parts still missing, then write DIR/fidelity/report.json and report.png.
+
+    inputs: from load_inputs; heldout_from_training: whether M's training really left the held-out
+    series out (else the checks on them measure fit, not generalisation, and the report says so).
+    force: forget the saved parts and compute every one again.
+    """
+    from rnn.fidelity import TeacherForcing, done_calibration, mean_z_nll
+    from rnn.store import WEIGHTS_NAME
+    from vae.series import INITIAL_Z_NAME
+
+    run_dir = Path(run_dir)
+    folder = run_dir / FOLDER
+    seeds = episode_seeds(settings.first_seed, settings.episodes)
+    model, initial_mu, initial_logvar, controller = inputs.model, inputs.initial_mu, inputs.initial_logvar, inputs.controller
+    heldout_paths = inputs.heldout_paths
 
     m_digest = file_digest(run_dir / "rnn" / WEIGHTS_NAME)
     dream_key = {
@@ -363,9 +386,8 @@ def fidelity_report(
     def loaded():
         """The held-out episodes and M's teacher forcing, made once for both parts that use them."""
         if "forcing" not in cache:
-            cache["episodes"] = read_episodes(heldout_paths, config.vae.z_size, config.env.action_size)
             cache["forcing"] = TeacherForcing(model)
-        return cache["forcing"], cache["episodes"]
+        return cache["forcing"], inputs.heldout_episodes
 
     def teacher_forced_at_mu():
         if "at_mu" not in cache:

@@ -65,16 +65,21 @@ def main(argv=None):
     for name, value in (("--episodes", arguments.episodes), ("--bins", arguments.bins), ("--last-steps", arguments.last_steps)):
         if value < 1:
             raise stage.StageError(f"{name} {value}: expected at least 1")
-    stage.begin(invocation, requires=("train_rnn",))
-
     from controller import fidelity
 
     settings = fidelity.FidelitySettings(
         episodes=arguments.episodes, first_seed=arguments.seed, params=arguments.params, num_bins=arguments.bins, last_steps=arguments.last_steps
     )
-    heldout_paths, heldout_from_training = heldout_split(run_dir, config)
+    # One writer at a time in DIR/fidelity, then every input checked before anything is written or deleted.
+    stage.acquire_lock(run_dir / stage.LOCKS_FOLDER / f"{fidelity.FOLDER}.lock", STAGE, run_dir / fidelity.FOLDER)
+
+    def validate(invocation):
+        paths, from_training = heldout_split(run_dir, config)
+        return fidelity.load_inputs(config, run_dir, settings, paths), from_training
+
+    inputs, heldout_from_training = stage.begin(invocation, requires=("train_rnn",), validate=validate)
     started = time.perf_counter()
-    report = fidelity.fidelity_report(config, run_dir, settings, heldout_paths, heldout_from_training, force=arguments.force)
+    report = fidelity.fidelity_report(config, run_dir, settings, inputs, heldout_from_training, force=arguments.force)
     for line in fidelity.summary_lines(report, run_dir / fidelity.FOLDER):
         print(line)
     print(f"fidelity: {time.perf_counter() - started:.1f} s")
