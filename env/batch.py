@@ -1,6 +1,6 @@
 """BatchEnv: N real environments stepped in lockstep inside one process.
 
-Design.md section 6: evaluation runs V, M and C on a whole batch at once, so
+docs/design.md section 6: evaluation runs V, M and C on a whole batch at once, so
 the environments are stepped together and their frames stacked. A row whose
 episode has ended is frozen (not stepped, reward 0, its last frame repeated,
 its terminated/truncated flags kept) until reset_one starts a new episode in it.

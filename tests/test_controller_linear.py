@@ -51,7 +51,7 @@ def test_action_ranges_after_mapping_to_the_environments():
     for a in extremes:
         steer, gas, brake = env_actions.carracing_action(a)
         assert -1 <= steer <= 1 and 0 <= gas <= 1 and 0 <= brake <= 1
-    # brake = clip(a2, 0, 1): no braking at a2 = 0 (docs/design.md pitfall 3)
+    # brake = clip(a2, 0, 1): no braking at a2 = 0 (docs/design.md section 5 item 3)
     assert env_actions.carracing_action(np.zeros(3, np.float32))[2] == 0
     assert [env_actions.doom_action(np.array([value], np.float32)) for value in (-0.9, 0.0, 0.9)] == [1, 0, 2]
 
