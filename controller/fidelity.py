@@ -1,0 +1,578 @@
+"""The fidelity report: can the dream be trusted? (paper, section 5: a controller trained inside M
+does as well in the game as M imitates the game; the paper's agent scored 918 in its dream, 1092 real).
+
+DIR/fidelity/report.json holds:
+  random_policy     episode lengths of the data-collection policy (env/policies.py) in the dream
+                    and in the real game: the same number of episodes, the same seeds;
+  controller        the same for the trained controller (DIR/controller/mean.npz or best.npz),
+                    or {"skipped": true, "note": ...} when there is none;
+  done_calibration  M's death probability sigmoid(done_logit) on held-out real episodes against
+                    the observed death frequency, by probability bin, and how often the done
+                    logit fires (> 0) in the last k steps before a real death versus elsewhere;
+  heldout_z_nll     M's z loss on the held-out episodes next to its training loss.
+DIR/fidelity/report.png shows the length histograms and the calibration curve.
+
+Each of the six parts is saved to DIR/fidelity/parts/<part>.json as soon as it finishes, with the
+inputs it was made from (settings, digests of M, V, the controller and the series); a rerun keeps
+every part whose inputs are unchanged and computes only the others.
+
+Lengths, not returns: in TakeCover the return is the number of steps survived. Both sides use the
+same seeds: the real game's episode with seed s and the dream row with seed s (its first frame and
+its samples) are driven by the same random-policy actions, those of generate's episode with seed s.
+"""
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import ArtifactError
+from common.files import atomic_path, read_json, read_jsonl, write_json
+from controller import linear
+from controller.evaluate import load_controller
+from controller.train import BEST_NAME, MEAN_NAME, TRAINING_SEED_BASE
+
+FOLDER = "fidelity"
+REPORT_NAME = "report.json"
+PICTURE_NAME = "report.png"
+PARTS_FOLDER = "parts"
+PARTS = ("random_policy_dream", "random_policy_real", "controller_dream", "controller_real", "done_calibration", "heldout_z_nll")
+TRAINING_RECORDS = 10  # the training z loss is the mean of the last this many metrics records
+NOISE_SEED = 0  # the held-out z resampling (as in training), fixed so the figure is reproducible
+
+
+@dataclasses.dataclass
+class FidelitySettings:
+    episodes: int = 100  # episodes per policy and per side (dream, real)
+    first_seed: int = 500_000_000  # episode k uses seed first_seed + k: not a generate, evaluate or training seed
+    params: str = "mean"  # which saved controller: 'best' or 'mean'
+    num_bins: int = 10  # probability bins of the calibration curve
+    last_steps: int = 10  # k: "near a death" means within the last k steps of an episode that died
+
+
+def episode_seeds(first_seed: int, episodes: int) -> np.ndarray:
+    seeds = first_seed + np.arange(episodes, dtype=np.int64)
+    if episodes < 1 or first_seed < 0 or seeds[-1] >= TRAINING_SEED_BASE:
+        raise ArtifactError(f"fidelity seeds {first_seed}..{first_seed + episodes - 1}: expected at least one episode and seeds in [0, 2^31)")
+    return seeds
+
+
+def length_stats(lengths) -> dict:
+    """mean, std (ddof 0), median, min, max, count and every length."""
+    lengths = np.asarray(lengths, np.int64)
+    return {
+        "mean": float(lengths.mean()),
+        "std": float(lengths.std()),
+        "median": float(np.median(lengths)),
+        "min": int(lengths.min()),
+        "max": int(lengths.max()),
+        "count": int(len(lengths)),
+        "lengths": lengths.tolist(),
+    }
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files_key(paths: list[Path]) -> str:
+    """A digest of the names, sizes and modification times of many files (a re-extracted series changes it)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        status = path.stat()
+        digest.update(f"{path.name}:{status.st_size}:{status.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+# --- the real game --------------------------------------------------------------------------------
+
+
+def real_random_policy_lengths(env_config, generate_config, seeds: np.ndarray, num_envs: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Real episode lengths with the data-collection policy: episode k is env.reset(seeds[k]) then the
+    actions env.policies.episode_actions draws for seeds[k] (exactly what generate plays for that seed).
+    num_envs environments are stepped in lockstep, each refilled with the next episode as one ends."""
+    from env.batch import BatchEnv
+    from env.policies import episode_actions
+
+    seeds = np.asarray(seeds, np.int64)
+    lengths = np.zeros(len(seeds), np.int64)
+    batch_env = BatchEnv(env_config, max(1, min(num_envs, len(seeds))))
+    try:
+        num_rows = batch_env.num_envs
+        job_of_row = np.full(num_rows, -1, np.int64)
+        actions_of_row: list[np.ndarray | None] = [None] * num_rows
+        next_job = 0
+
+        def start(row: int) -> None:
+            nonlocal next_job
+            job_of_row[row] = next_job
+            seed = int(seeds[next_job])
+            actions_of_row[row] = episode_actions(generate_config, env_config.name, env_config.action_size, env_config.max_steps, seed)
+            batch_env.reset_one(row, seed)
+            next_job += 1
+
+        for row in range(min(num_rows, len(seeds))):
+            start(row)
+        while (job_of_row >= 0).any():
+            active = np.flatnonzero(job_of_row >= 0)
+            actions = np.zeros((num_rows, env_config.action_size), np.float32)
+            for row in active:
+                actions[row] = actions_of_row[row][lengths[job_of_row[row]]]
+            _, _, terminated, truncated = batch_env.step(actions)
+            lengths[job_of_row[active]] += 1
+            for row in active[(terminated | truncated)[active]]:
+                job_of_row[row] = -1
+                if progress is not None:
+                    progress(1)
+                if next_job < len(seeds):
+                    start(row)
+    finally:
+        batch_env.close()
+    return lengths
+
+
+def real_controller_lengths(agent, env_config, weights: np.ndarray, biases: np.ndarray | None, seeds: np.ndarray, num_envs: int, progress=None) -> np.ndarray:
+    """Real episode lengths with one controller (W (F, A), b (A,) or None), played by the agent that
+    evaluation uses (controller/agent.py), num_envs environments in lockstep."""
+    from env.batch import BatchEnv
+
+    count = len(seeds)
+    batch_env = BatchEnv(env_config, max(1, min(num_envs, count)))
+    try:
+        result = agent.run_episodes(
+            batch_env, np.repeat(weights[None], count, axis=0), None if biases is None else np.repeat(biases[None], count, axis=0), seeds, progress=progress
+        )
+    finally:
+        batch_env.close()
+    return result["lengths"]
+
+
+# --- the dream ------------------------------------------------------------------------------------
+
+
+def dream_random_policy_lengths(model, initial_mu, initial_logvar, controller_config, generate_config, env_config, seeds: np.ndarray) -> np.ndarray:
+    """Dream episode lengths with the data-collection policy at the controller's tau and dream cap:
+    row k starts from seed k's first frame and takes the actions generate draws for seed k."""
+    from env.policies import episode_actions
+    from rnn.dream import DreamCore
+    from rnn.fidelity import dream_lengths_under_actions
+
+    max_steps = controller_config.max_dream_steps
+    core = DreamCore(model, initial_mu, initial_logvar, controller_config.temperature, controller_config.use_cell_state)
+    actions = np.stack([episode_actions(generate_config, env_config.name, env_config.action_size, max_steps, int(seed)) for seed in seeds])
+    return dream_lengths_under_actions(core, actions, seeds, max_steps)
+
+
+def dream_controller_lengths(model, initial_mu, initial_logvar, controller_config, weights, biases, seeds: np.ndarray) -> np.ndarray:
+    """Dream episode lengths with one controller: the batched dream that scores candidates in training,
+    at the controller's tau and dream cap, every episode in one batch."""
+    from rnn.dream import BatchedDream
+
+    dream = BatchedDream(model, initial_mu, initial_logvar, controller_config.temperature, controller_config.max_dream_steps, controller_config.use_cell_state)
+    count = len(seeds)
+    _, lengths = dream.run(
+        np.repeat(weights[None], count, axis=0), None if biases is None else np.repeat(biases[None], count, axis=0), seeds, return_lengths=True
+    )
+    return lengths
+
+
+# --- M's training loss ----------------------------------------------------------------------------
+
+
+def training_z_loss(metrics_path: Path, records: int = TRAINING_RECORDS) -> dict:
+    """M's training z loss: the mean over the last `records` records of DIR/rnn/metrics.jsonl (each
+    already a mean over rnn.log_every batches), the last one alone, and the last validation_z_loss
+    that training logged, if it held episodes out."""
+    all_rows = read_jsonl(metrics_path)
+    rows = [row for row in all_rows if "z_loss" in row]
+    if not rows:
+        return {"z_loss": None, "note": f"{metrics_path.parent.name}/{metrics_path.name} has no z_loss record"}
+    last = rows[-records:]
+    validation = [row for row in all_rows if "validation_z_loss" in row]
+    return {
+        "z_loss": float(np.mean([row["z_loss"] for row in last])),
+        "records": len(last),
+        "steps": [int(last[0].get("step", 0)), int(last[-1].get("step", 0))],
+        "last_z_loss": float(last[-1]["z_loss"]),
+        "validation_z_loss": float(validation[-1]["validation_z_loss"]) if validation else None,
+    }
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+
+class _Parts:
+    """DIR/fidelity/parts/<part>.json: a part is computed once for the same inputs (its key)."""
+
+    def __init__(self, folder: Path, log: Callable[[str], None]):
+        self.folder = folder
+        self.log = log
+        self.computed: list[str] = []
+
+    def get(self, name: str, key: dict, compute: Callable[[], dict]) -> dict:
+        path = self.folder / f"{name}.json"
+        if path.exists():
+            stored = read_json(path)
+            if stored.get("key") == key and "result" in stored:
+                self.log(f"fidelity: {name}: kept from {path}")
+                return stored
+            self.log(f"fidelity: {name}: {path} was made from other inputs; computing it again")
+        started = time.perf_counter()
+        result = compute()
+        stored = {"key": key, "result": result, "seconds": round(time.perf_counter() - started, 3)}
+        write_json(path, stored)
+        self.computed.append(name)
+        self.log(f"fidelity: {name}: {stored['seconds']:.1f} s")
+        return stored
+
+
+def clear(run_dir: Path) -> None:
+    """--force: forget every part and the report."""
+    import shutil
+
+    folder = Path(run_dir) / FOLDER
+    shutil.rmtree(folder / PARTS_FOLDER, ignore_errors=True)
+    for name in (REPORT_NAME, PICTURE_NAME):
+        (folder / name).unlink(missing_ok=True)
+
+
+@dataclasses.dataclass
+class FidelityInputs:
+    """Everything the report reads, loaded and checked before anything is computed or deleted."""
+
+    model: object  # M (rnn/model.py)
+    initial_mu: np.ndarray
+    initial_logvar: np.ndarray
+    heldout_paths: list[Path]
+    heldout_episodes: list[dict]
+    controller: dict | None  # weights, biases, digest, generation; None when there is no saved controller
+
+
+def load_inputs(config, run_dir: Path, settings: FidelitySettings, heldout_paths: list[Path]) -> FidelityInputs:
+    """Load and check every input: M (with a done head), the first-frame table, the held-out series,
+    and the saved controller with V's encoder if there is a controller. ArtifactError naming the file."""
+    from rnn.fidelity import read_episodes
+    from rnn.store import WEIGHTS_NAME, load_mdn_rnn
+    from vae.series import read_initial_z
+
+    run_dir = Path(run_dir)
+    episode_seeds(settings.first_seed, settings.episodes)
+    if settings.params not in ("best", "mean"):
+        raise ArtifactError(f"params={settings.params!r}: expected 'best' or 'mean'")
+    if settings.num_bins < 1 or settings.last_steps < 1:
+        raise ArtifactError(f"num_bins={settings.num_bins}, last_steps={settings.last_steps}: expected both >= 1")
+    model = load_mdn_rnn(run_dir / "rnn", config)
+    if not model.predict_done:
+        raise ArtifactError(
+            f"{run_dir / 'rnn' / WEIGHTS_NAME}: this M has no done head (rnn.predict_done=false); the fidelity report needs a dream that ends episodes"
+        )
+    initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
+    heldout_episodes = read_episodes(heldout_paths, config.vae.z_size, config.env.action_size)
+    controller = None
+    if (run_dir / "controller" / {"best": BEST_NAME, "mean": MEAN_NAME}[settings.params]).exists():
+        params, extras, _ = load_controller(config, run_dir, settings.params)
+        weights, biases = linear.unflatten(params, linear.ControllerShape.from_config(config))
+        controller = {"weights": weights, "biases": biases, "digest": hashlib.sha256(params.tobytes()).hexdigest(), "generation": extras.get("generation")}
+        encoder_path = run_dir / "vae" / "encoder.weights.h5"
+        if not encoder_path.exists():
+            raise ArtifactError(
+                f"{encoder_path} is missing: the controller's real episodes need V. Run `python -m scripts.train_vae --run-dir {run_dir}` first."
+            )
+    return FidelityInputs(model, initial_mu, initial_logvar, list(heldout_paths), heldout_episodes, controller)
+
+
+def fidelity_report(
+    config,
+    run_dir: Path,
+    settings: FidelitySettings,
+    inputs: FidelityInputs,
+    heldout_from_training: bool,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> dict:
+    """Compute the parts still missing, then write DIR/fidelity/report.json and report.png.
+
+    inputs: from load_inputs; heldout_from_training: whether M's training really left the held-out
+    series out (else the checks on them measure fit, not generalisation, and the report says so).
+    force: forget the saved parts and compute every one again.
+    """
+    from rnn.fidelity import TeacherForcing, done_calibration, mean_z_nll
+    from rnn.store import WEIGHTS_NAME
+    from vae.series import INITIAL_Z_NAME
+
+    run_dir = Path(run_dir)
+    folder = run_dir / FOLDER
+    seeds = episode_seeds(settings.first_seed, settings.episodes)
+    model, initial_mu, initial_logvar, controller = inputs.model, inputs.initial_mu, inputs.initial_logvar, inputs.controller
+    heldout_paths = inputs.heldout_paths
+
+    m_digest = file_digest(run_dir / "rnn" / WEIGHTS_NAME)
+    dream_key = {
+        "m": m_digest,
+        "initial_z": file_digest(run_dir / "series" / INITIAL_Z_NAME),
+        "temperature": config.controller.temperature,
+        "max_dream_steps": config.controller.max_dream_steps,
+        "use_cell_state": config.controller.use_cell_state,
+    }
+    real_key = {"env": dataclasses.asdict(config.env)}
+    policy_key = {
+        "generate": {name: getattr(config.generate, name) for name in ("policy", "brownian_scale", "brownian_drive_bias", "hold_min_steps", "hold_max_steps")}
+    }
+    episodes_key = {"episodes": settings.episodes, "first_seed": settings.first_seed}
+    num_envs = config.controller.envs_per_worker
+    if force:
+        clear(run_dir)
+    parts = _Parts(folder / PARTS_FOLDER, log)
+
+    def bar(description: str):
+        if not progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=settings.episodes, desc=description, unit="ep", leave=False)
+
+    def real_run(run: Callable) -> dict:
+        progress_bar = bar("real episodes")
+        try:
+            return length_stats(run(progress_bar.update if progress_bar else None))
+        finally:
+            if progress_bar is not None:
+                progress_bar.close()
+
+    stored = {}
+    stored["random_policy_dream"] = parts.get(
+        "random_policy_dream",
+        {**dream_key, **policy_key, **episodes_key, "env": config.env.name},
+        lambda: length_stats(dream_random_policy_lengths(model, initial_mu, initial_logvar, config.controller, config.generate, config.env, seeds)),
+    )
+    stored["random_policy_real"] = parts.get(
+        "random_policy_real",
+        {**real_key, **policy_key, **episodes_key},
+        lambda: real_run(lambda update: real_random_policy_lengths(config.env, config.generate, seeds, num_envs, update)),
+    )
+    if controller is not None:
+        controller_key = {"controller": controller["digest"], "params": settings.params}
+        stored["controller_dream"] = parts.get(
+            "controller_dream",
+            {**dream_key, **controller_key, **episodes_key},
+            lambda: length_stats(
+                dream_controller_lengths(model, initial_mu, initial_logvar, config.controller, controller["weights"], controller["biases"], seeds)
+            ),
+        )
+
+        def controller_real(update):
+            from controller.train import load_agent
+
+            return real_controller_lengths(load_agent(config, run_dir), config.env, controller["weights"], controller["biases"], seeds, num_envs, update)
+
+        v_digest = file_digest(run_dir / "vae" / "encoder.weights.h5")
+        stored["controller_real"] = parts.get(
+            "controller_real",
+            {**real_key, **controller_key, **episodes_key, "m": m_digest, "v": v_digest, "sample_z": config.controller.sample_z},
+            lambda: real_run(controller_real),
+        )
+
+    heldout_key = {"m": m_digest, "series": [path.name for path in heldout_paths], "series_files": _files_key(heldout_paths)}
+    cache: dict = {}
+
+    def loaded():
+        """The held-out episodes and M's teacher forcing, made once for both parts that use them."""
+        if "forcing" not in cache:
+            cache["forcing"] = TeacherForcing(model)
+        return cache["forcing"], inputs.heldout_episodes
+
+    def teacher_forced_at_mu():
+        if "at_mu" not in cache:
+            forcing, held_out = loaded()
+            cache["at_mu"] = forcing.run(held_out)
+        return cache["at_mu"]
+
+    def calibration() -> dict:
+        outputs = teacher_forced_at_mu()
+        result = done_calibration(
+            [output["done_logit"] for output in outputs], [episode["done"] for episode in loaded()[1]], settings.num_bins, settings.last_steps
+        )
+        return {**result, "done_weight": config.rnn.done_weight}
+
+    def heldout_nll() -> dict:
+        forcing, held_out = loaded()
+        sampled = forcing.run(held_out, noise_seed=NOISE_SEED)
+        return {
+            "z_nll": mean_z_nll([output["z_nll"] for output in sampled]),
+            "z_nll_at_mu": mean_z_nll([output["z_nll"] for output in teacher_forced_at_mu()]),
+            "steps": int(sum(len(output["z_nll"]) for output in sampled)),
+            "episodes": len(sampled),
+            "noise_seed": NOISE_SEED,
+        }
+
+    stored["done_calibration"] = parts.get("done_calibration", {**heldout_key, "num_bins": settings.num_bins, "last_steps": settings.last_steps}, calibration)
+    stored["heldout_z_nll"] = parts.get("heldout_z_nll", {**heldout_key, "noise_seed": NOISE_SEED}, heldout_nll)
+
+    generation = None if controller is None else controller["generation"]
+    training = training_z_loss(run_dir / "rnn" / "metrics.jsonl")
+    report = assemble(config, settings, stored, controller is not None, generation, heldout_paths, heldout_from_training, training)
+    write_outputs(folder, report)
+    return report
+
+
+def assemble(
+    config,
+    settings: FidelitySettings,
+    stored: dict,
+    has_controller: bool,
+    controller_generation,
+    heldout_paths: list[Path],
+    heldout_from_training: bool,
+    training: dict,
+) -> dict:
+    """report.json from the parts (nothing here is computed from scratch, so a rerun that keeps every
+    part gives the same bytes)."""
+
+    def sides(dream: dict, real: dict) -> dict:
+        return {"dream": dream["result"], "real": real["result"], "dream_over_real_mean": dream["result"]["mean"] / real["result"]["mean"]}
+
+    random_policy = {"policy": config.generate.policy, **sides(stored["random_policy_dream"], stored["random_policy_real"])}
+    # paths relative to the run directory: a copied or moved run keeps the same report
+    controller_name = f"controller/{ {'best': BEST_NAME, 'mean': MEAN_NAME}[settings.params] }"
+    if has_controller:
+        controller = {
+            "skipped": False,
+            "params": settings.params,
+            "path": controller_name,
+            "generation": controller_generation,
+            **sides(stored["controller_dream"], stored["controller_real"]),
+        }
+    else:
+        controller = {
+            "skipped": True,
+            "note": f"no {controller_name} in the run directory: run `python -m scripts.train_controller --run-dir DIR`, then this again",
+        }
+    heldout_note = (
+        "held out from M's training"
+        if heldout_from_training
+        else "M's training saw these episodes too (it held none out): these numbers measure fit, not generalisation"
+    )
+    heldout_nll = {
+        **stored["heldout_z_nll"]["result"],
+        "training": training,
+        "note": "z_nll: z resampled from (mu, sigma) for inputs and targets as in training, whole episodes from a zero state; z_nll_at_mu: z = mu",
+    }
+    return {
+        "env": config.env.name,
+        "episodes": settings.episodes,
+        "first_seed": settings.first_seed,
+        "temperature": config.controller.temperature,
+        "max_steps": {"dream": config.controller.max_dream_steps, "real": config.env.max_steps},
+        "random_policy": random_policy,
+        "controller": controller,
+        "heldout": {"series": [path.name for path in heldout_paths], "held_out_from_training": bool(heldout_from_training), "note": heldout_note},
+        "done_calibration": stored["done_calibration"]["result"],
+        "heldout_z_nll": heldout_nll,
+        "seconds": {name: stored[name]["seconds"] for name in PARTS if name in stored},
+    }
+
+
+def write_outputs(folder: Path, report: dict) -> None:
+    """report.json and report.png, left untouched when the report is unchanged (a rerun that kept every part)."""
+    report_path, picture_path = folder / REPORT_NAME, folder / PICTURE_NAME
+    if report_path.exists() and picture_path.exists() and read_json(report_path) == report:
+        return
+    plot_report(report, picture_path)
+    write_json(report_path, report)  # last: it marks the report finished
+
+
+def plot_report(report: dict, path: Path) -> None:
+    """Length histograms, dream vs real, for each policy, and the done head's calibration curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for axis, (title, part) in zip(axes[:2], (("random policy", report["random_policy"]), ("controller", report["controller"])), strict=True):
+        if part.get("skipped"):
+            axis.text(0.5, 0.5, "no controller yet", ha="center", va="center", transform=axis.transAxes)
+            axis.set_title(f"{title}: skipped")
+            axis.set_axis_off()
+            continue
+        dream, real = part["dream"]["lengths"], part["real"]["lengths"]
+        bins = np.histogram_bin_edges(np.concatenate([dream, real]), bins=min(30, max(5, len(dream) // 3)))
+        axis.hist(real, bins=bins, alpha=0.55, label=f"real: {part['real']['mean']:.0f} ± {part['real']['std']:.0f}")
+        axis.hist(dream, bins=bins, alpha=0.55, label=f"dream: {part['dream']['mean']:.0f} ± {part['dream']['std']:.0f}")
+        axis.set_xlabel("episode length (steps)")
+        axis.set_ylabel("episodes")
+        axis.set_title(f"{title}, {part['dream']['count']} episodes each")
+        axis.legend()
+    calibration = report["done_calibration"]
+    axis = axes[2]
+    filled = [entry for entry in calibration["bins"] if entry["count"]]
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
+    axis.plot([entry["mean_predicted"] for entry in filled], [entry["observed_frequency"] for entry in filled], marker="o", label="M's done head")
+    for entry in filled:
+        axis.annotate(str(entry["count"]), (entry["mean_predicted"], entry["observed_frequency"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    fires = calibration["fires"]
+    near, elsewhere = fires["near_death"]["rate"], fires["elsewhere"]["rate"]
+    axis.set_title(
+        f"done head on {calibration['episodes']} held-out episodes\nlogit > 0 in last {fires['last_steps']} steps before death: "
+        f"{_percent(near)}, elsewhere {_percent(elsewhere)}",
+        fontsize=9,
+    )
+    axis.set_xlabel("predicted p = sigmoid(done logit), bin mean (steps per bin)")
+    axis.set_ylabel("observed death frequency")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.legend(loc="upper left")
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=90)
+    plt.close(figure)
+
+
+def _percent(rate) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.1f}%"
+
+
+def summary_lines(report: dict, folder: Path) -> list[str]:
+    """The terminal summary."""
+
+    def sides(part: dict) -> str:
+        dream, real = part["dream"], part["real"]
+        return f"dream {dream['mean']:.1f} ± {dream['std']:.1f}, real {real['mean']:.1f} ± {real['std']:.1f} steps (dream / real {part['dream_over_real_mean']:.2f})"
+
+    caps = report["max_steps"]
+    lines = [
+        f"fidelity: {report['env']}, {report['episodes']} episodes per side, tau {report['temperature']}, caps dream {caps['dream']} / real {caps['real']}"
+    ]
+    lines.append(f"  random policy ({report['random_policy']['policy']}): {sides(report['random_policy'])}")
+    controller = report["controller"]
+    lines.append(
+        f"  controller ({controller['params']}): {sides(controller)}" if not controller["skipped"] else f"  controller: skipped ({controller['note']})"
+    )
+    calibration = report["done_calibration"]
+    fires = calibration["fires"]
+    lines.append(
+        f"  done head on {calibration['episodes']} held-out episodes ({calibration['steps']} steps, {calibration['deaths']} deaths): logit > 0 in the last "
+        f"{fires['last_steps']} steps before a death {_percent(fires['near_death']['rate'])} of steps, elsewhere {_percent(fires['elsewhere']['rate'])}; "
+        f"mean predicted p {calibration['mean_predicted']:.4f} vs observed {calibration['observed_frequency']:.4f}"
+    )
+    nll = report["heldout_z_nll"]
+    training = nll["training"]
+    if training["z_loss"] is None:
+        training_text = training["note"]
+    else:
+        training_text = f"training {training['z_loss']:.4f} (last {training['records']} records, to step {training['steps'][1]})"
+        if training["validation_z_loss"] is not None:
+            training_text += f", training's own validation {training['validation_z_loss']:.4f}"
+    lines.append(f"  held-out z NLL {nll['z_nll']:.4f} (at mu {nll['z_nll_at_mu']:.4f}); {training_text}")
+    if not report["heldout"]["held_out_from_training"]:
+        lines.append(f"  note: {report['heldout']['note']}")
+    lines.append(f"  -> {folder / REPORT_NAME}, {folder / PICTURE_NAME}")
+    return lines
