@@ -32,8 +32,8 @@ import numpy as np
 from common.errors import ArtifactError
 from common.files import atomic_path, read_json, read_jsonl, write_json
 from controller import linear
-from controller.evaluate import load_controller
-from controller.train import BEST_NAME, MEAN_NAME, TRAINING_SEED_BASE
+from controller.seeds import TRAINING_SEED_BASE
+from controller.store import BEST_NAME, MEAN_NAME, load_agent, load_controller
 
 FOLDER = "fidelity"
 REPORT_NAME = "report.json"
@@ -161,23 +161,23 @@ def dream_random_policy_lengths(model, initial_mu, initial_logvar, controller_co
     """Dream episode lengths with the data-collection policy at the controller's tau and dream cap:
     row k starts from seed k's first frame and takes the actions generate draws for seed k."""
     from env.policies import episode_actions
-    from rnn.dream import DreamCore
+    from rnn.dream import BatchedDream
     from rnn.fidelity import dream_lengths_under_actions
 
     max_steps = controller_config.max_dream_steps
-    core = DreamCore(model, initial_mu, initial_logvar, controller_config.temperature, controller_config.use_cell_state)
+    dream = BatchedDream(model, initial_mu, initial_logvar, controller_config.temperature, max_steps)
     actions = np.stack([episode_actions(generate_config, env_config.name, env_config.action_size, max_steps, int(seed)) for seed in seeds])
-    return dream_lengths_under_actions(core, actions, seeds, max_steps)
+    return dream_lengths_under_actions(dream, actions, seeds)
 
 
 def dream_controller_lengths(model, initial_mu, initial_logvar, controller_config, weights, biases, seeds: np.ndarray) -> np.ndarray:
     """Dream episode lengths with one controller: the batched dream that scores candidates in training,
     at the controller's tau and dream cap, every episode in one batch."""
-    from rnn.dream import BatchedDream
+    from controller.dream_scoring import DreamScorer
 
-    dream = BatchedDream(model, initial_mu, initial_logvar, controller_config.temperature, controller_config.max_dream_steps, controller_config.use_cell_state)
+    scorer = DreamScorer(model, initial_mu, initial_logvar, controller_config.temperature, controller_config.max_dream_steps, controller_config.use_cell_state)
     count = len(seeds)
-    _, lengths = dream.run(
+    _, lengths = scorer.run(
         np.repeat(weights[None], count, axis=0), None if biases is None else np.repeat(biases[None], count, axis=0), seeds, return_lengths=True
     )
     return lengths
@@ -369,8 +369,6 @@ def fidelity_report(
         )
 
         def controller_real(update):
-            from controller.train import load_agent
-
             return real_controller_lengths(load_agent(config, run_dir), config.env, controller["weights"], controller["biases"], seeds, num_envs, update)
 
         v_digest = file_digest(run_dir / "vae" / "encoder.weights.h5")

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from common.errors import ArtifactError
 from rnn import mdn
-from rnn.dream import DreamCore, padded_size
+from rnn.dream import BatchedDream
 from vae.data import split_episodes
 from vae.series import list_series, read_series
 
@@ -51,45 +51,25 @@ def heldout_series(series_dir: str | Path, validation_fraction: float, seed: int
 # --- the dream under given actions --------------------------------------------------------------
 
 
-def _pad(array: np.ndarray) -> np.ndarray:
-    """Repeat the last row up to the dream's padded batch size (padding rows are computed and dropped)."""
-    missing = padded_size(len(array)) - len(array)
-    return np.concatenate([array, np.repeat(array[-1:], missing, axis=0)]) if missing else array
-
-
-def dream_lengths_under_actions(core: DreamCore, actions: np.ndarray, seeds: np.ndarray, max_steps: int) -> np.ndarray:
+def dream_lengths_under_actions(dream: BatchedDream, actions: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """Lengths (B,) int64 of dream episodes where row b takes actions[b, t] at step t.
 
-    actions (B, T >= max_steps, A) float32; seeds (B,) int64 pick each row's real first frame and
-    its samples exactly as in the batched dream (rnn/dream.py), so a row's episode depends only on
-    its seed and its actions. An episode ends when M's done logit > 0, or at max_steps.
-    Finished rows are compacted out of the batch, as in the batched dream.
+    actions (B, T >= dream.max_steps, A) float32; seeds (B,) int64 pick each row's real first frame
+    and its samples exactly as in the batched dream, so a row's episode depends only on its seed
+    and its actions. An episode ends when M's done logit > 0, or at the dream's step cap.
     """
     actions = np.asarray(actions, np.float32)
     seeds = np.asarray(seeds, np.int64)
     num_rows = len(seeds)
-    if actions.ndim != 3 or actions.shape[0] != num_rows or actions.shape[1] < max_steps or actions.shape[2] != core.action_size:
-        raise ValueError(f"actions have shape {actions.shape}, expected ({num_rows}, >= {max_steps}, {core.action_size})")
+    if actions.ndim != 3 or actions.shape[0] != num_rows or actions.shape[1] < dream.max_steps or actions.shape[2] != dream.core.action_size:
+        raise ValueError(f"actions have shape {actions.shape}, expected ({num_rows}, >= {dream.max_steps}, {dream.core.action_size})")
     lengths = np.zeros(num_rows, np.int64)
     if num_rows == 0:
         return lengths
-    rows = np.arange(num_rows)  # original index of each live row
-    batch_seeds = tf.constant(_pad(seeds))
-    z = core.start(batch_seeds)
-    h = c = tf.zeros([len(batch_seeds), core.hidden_size], tf.float32)
-    for step in range(max_steps):
-        step_actions = tf.constant(_pad(actions[rows, step]))
-        z, h, c, _, done = core.step(z, h, c, step_actions, batch_seeds, tf.constant(step, tf.int32))
-        done_live = done.numpy()[: len(rows)]
-        lengths[rows] += 1
-        if not done_live.any():
-            continue
-        keep = np.flatnonzero(~done_live)
-        if len(keep) == 0:
-            break
-        rows = rows[keep]
-        gather = tf.constant(_pad(keep))
-        z, h, c, batch_seeds = tf.gather(z, gather), tf.gather(h, gather), tf.gather(c, gather), tf.gather(batch_seeds, gather)
+    dream.reset(seeds)
+    while not dream.finished:
+        transition = dream.step(actions[dream.rows, dream.step_count])
+        lengths[transition.rows] += 1
     return lengths
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from common.files import write_jsonl
-from controller import linear
+from controller import linear, store
 from scripts import fidelity as fidelity_script
 from tests.controller_fixtures import make_run
 
@@ -67,7 +67,7 @@ def _build(run_dir, with_controller=True):
     if with_controller:
         shape = linear.ControllerShape.from_config(config)
         params = np.random.default_rng(2).normal(scale=0.5, size=shape.num_params).astype(np.float32)
-        linear.save_params(run_dir / "controller" / "mean.npz", params, shape, generation=3)
+        store.save_params(run_dir / "controller" / "mean.npz", params, shape, generation=3)
     return config
 
 
@@ -116,7 +116,7 @@ def test_report_has_every_part_with_its_structure(finished):
 
 def test_real_lengths_equal_episodes_played_one_at_a_time(finished):
     """Lockstep batches (2 envs, refilled) give each seed the episode generate and evaluate would play alone."""
-    from controller.train import load_agent
+    from controller.store import load_agent
     from env.batch import BatchEnv
     from env.collect import collect_episode
     from env.make import make_env
@@ -134,7 +134,7 @@ def test_real_lengths_equal_episodes_played_one_at_a_time(finished):
     assert report["random_policy"]["real"]["lengths"] == expected
     assert min(expected) < 120, "some real episode should end by death"
 
-    params, _ = linear.load_params(run_dir / "controller" / "mean.npz", linear.ControllerShape.from_config(config))
+    params, _ = store.load_params(run_dir / "controller" / "mean.npz", linear.ControllerShape.from_config(config))
     weights, biases = linear.stack(params[None], linear.ControllerShape.from_config(config))
     agent, batch_env = load_agent(config, run_dir), BatchEnv(config.env, 1)
     try:
@@ -145,16 +145,18 @@ def test_real_lengths_equal_episodes_played_one_at_a_time(finished):
 
 
 def test_dream_lengths_equal_single_episode_dreams(finished):
+    from controller.dream_scoring import LinearDreamPolicy
     from env.policies import episode_actions
-    from rnn.dream import DreamEnv, linear_controller
+    from rnn.dream import DreamEnv
     from rnn.store import load_mdn_rnn
     from vae.series import read_initial_z
 
     run_dir, config, report = finished
     model = load_mdn_rnn(run_dir / "rnn", config)
     initial_mu, initial_logvar = read_initial_z(run_dir / "series")
-    env = DreamEnv(model, initial_mu, initial_logvar, config.controller.temperature, config.controller.max_dream_steps, use_cell_state=True)
-    params, _ = linear.load_params(run_dir / "controller" / "mean.npz", linear.ControllerShape.from_config(config))
+    env = DreamEnv(model, initial_mu, initial_logvar, config.controller.temperature, config.controller.max_dream_steps)
+    policy = LinearDreamPolicy(config.vae.z_size, config.rnn.hidden_size, 1, use_cell_state=True)
+    params, _ = store.load_params(run_dir / "controller" / "mean.npz", linear.ControllerShape.from_config(config))
     weights, _ = linear.unflatten(params, linear.ControllerShape.from_config(config))
     random_lengths, controller_lengths = [], []
     for seed in report["first_seed"] + np.arange(EPISODES):
@@ -163,7 +165,7 @@ def test_dream_lengths_equal_single_episode_dreams(finished):
             observation, _ = env.reset(seed=int(seed))
             steps, finished_episode = 0, False
             while not finished_episode:
-                action = actions[steps] if policy == "random" else linear_controller(env.core, observation[None], weights[None])[0]
+                action = actions[steps] if policy == "random" else policy.episode_action(observation, weights)
                 observation, _, terminated, truncated, _ = env.step(action)
                 steps += 1
                 finished_episode = terminated or truncated
