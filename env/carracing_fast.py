@@ -57,6 +57,10 @@ GRASS_POLYGONS = [
     for x in range(-20, 20, 2)
     for y in range(-20, 20, 2)
 ]
+# The dashboard's black panel covers the frame's bottom rows PANEL_TOP..H-1, every pixel; as the frame is the
+# canvas flipped upside down, the canvas's first HIDDEN_ROWS rows are never seen.
+PANEL_TOP = int(WINDOW_H - 5 * WINDOW_H / 40.0)
+HIDDEN_ROWS = WINDOW_H - PANEL_TOP
 FIELD_POLYGON = [(PLAYFIELD, PLAYFIELD), (PLAYFIELD, -PLAYFIELD), (-PLAYFIELD, -PLAYFIELD), (-PLAYFIELD, PLAYFIELD)]
 
 
@@ -73,26 +77,37 @@ class PolygonCull:
 
     def __init__(self, vertices: np.ndarray):
         self.vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 4, 2)
-        self.centers = self.vertices.mean(axis=1)
-        self.radii = np.sqrt(((self.vertices - self.centers[:, None, :]) ** 2).sum(axis=2)).max(axis=1)
+        centers = self.vertices.mean(axis=1)
+        self.centers_x, self.centers_y = np.ascontiguousarray(centers[:, 0]), np.ascontiguousarray(centers[:, 1])
+        self.radii = np.sqrt(((self.vertices - centers[:, None, :]) ** 2).sum(axis=2)).max(axis=1)
 
-    def visible(self, zoom: float, translation, angle: float) -> np.ndarray:
-        """Indices, ascending, of the polygons that may be visible."""
+    def visible(self, zoom: float, translation, angle: float, first_row: int = 0) -> np.ndarray:
+        """Indices, ascending, of the polygons that may change a pixel of the screen's rows first_row..H-1."""
         cos, sin = math.cos(angle) * zoom, math.sin(angle) * zoom
-        reach = self.radii * zoom + CULL_MARGIN
-        x = self.centers[:, 0] * cos - self.centers[:, 1] * sin + translation[0]
-        y = self.centers[:, 0] * sin + self.centers[:, 1] * cos + translation[1]
-        candidates = np.flatnonzero((np.abs(x - WINDOW_W / 2) <= WINDOW_W / 2 + reach) & (np.abs(y - WINDOW_H / 2) <= WINDOW_H / 2 + reach))
+        middle_x, middle_y = WINDOW_W / 2, (first_row + WINDOW_H) / 2
+        # |center - middle of the rows| - radius, per axis, against half the rows' size plus the margin.
+        reach = self.radii * zoom
+        x = self.centers_x * cos
+        x -= self.centers_y * sin
+        x += translation[0] - middle_x
+        np.abs(x, out=x)
+        x -= reach
+        y = self.centers_x * sin
+        y += self.centers_y * cos
+        y += translation[1] - middle_y
+        np.abs(y, out=y)
+        y -= reach
+        candidates = np.flatnonzero((x <= middle_x + CULL_MARGIN) & (y <= WINDOW_H - middle_y + CULL_MARGIN))
         vertices = self.vertices[candidates]
         x = vertices[..., 0] * cos - vertices[..., 1] * sin + translation[0]
         y = vertices[..., 0] * sin + vertices[..., 1] * cos + translation[1]
-        box_meets_screen = (
+        box_meets_rows = (
             (x.max(axis=1) >= -CULL_MARGIN)
             & (x.min(axis=1) <= WINDOW_W + CULL_MARGIN)
-            & (y.max(axis=1) >= -CULL_MARGIN)
+            & (y.max(axis=1) >= first_row - CULL_MARGIN)
             & (y.min(axis=1) <= WINDOW_H + CULL_MARGIN)
         )
-        return candidates[box_meets_screen]
+        return candidates[box_meets_rows]
 
 
 def screen_inside_field(zoom: float, translation, angle: float) -> bool:
@@ -119,28 +134,30 @@ class FastCarRacing(CarRacing):
         self.rows_shrunk: pygame.Surface | None = None  # the stock frame with its rows shrunk to 96 pixels (96x800)
         self.font: pygame.font.Font | None = None
         self.background_fill: tuple | None = None  # (bg_color as given, mapped pixel value gfxdraw gives it)
+        self.hidden_rows = 0  # HIDDEN_ROWS while drawing a state frame, whose canvas rows 0..HIDDEN_ROWS-1 are never seen
+        self.road_polygons: list = []  # road_poly's vertex lists as the stock _render_road converts them
 
     def _create_track(self):
         created = super()._create_track()
         if created:
             self.cull = PolygonCull(GRASS_POLYGONS + [polygon for polygon, _ in self.road_poly])
+            self.road_polygons = [[(p[0], p[1]) for p in polygon] for polygon, _ in self.road_poly]
         return created
 
     def _render_road(self, zoom, translation, angle):
         if screen_inside_field(zoom, translation, angle):
-            self.surf.fill(self.background_pixel())
+            self.surf.fill(self.background_pixel(), (0, self.hidden_rows, WINDOW_W, WINDOW_H - self.hidden_rows))
         else:
             self.surf.fill(0)  # a fresh stock surface is black (a no-op on the stock path's fresh surface)
             self._draw_colored_polygon(self.surf, FIELD_POLYGON, self.bg_color, zoom, translation, angle, clip=False)
         # The stock per-polygon code, in the stock order (grass, then road), for the polygons the cull keeps.
-        for index in self.cull.visible(zoom, translation, angle).tolist():
+        for index in self.cull.visible(zoom, translation, angle, self.hidden_rows).tolist():
             if index < len(GRASS_POLYGONS):
                 self._draw_colored_polygon(self.surf, GRASS_POLYGONS[index], self.grass_color, zoom, translation, angle)
             else:
-                polygon, color = self.road_poly[index - len(GRASS_POLYGONS)]
-                polygon = [(p[0], p[1]) for p in polygon]
-                color = [int(c) for c in color]
-                self._draw_colored_polygon(self.surf, polygon, color, zoom, translation, angle)
+                index -= len(GRASS_POLYGONS)
+                color = [int(c) for c in self.road_poly[index][1]]  # read each frame: a tile's colour changes when the car first touches it
+                self._draw_colored_polygon(self.surf, self.road_polygons[index], color, zoom, translation, angle)
 
     def background_pixel(self) -> int:
         """The mapped pixel gfxdraw.filled_polygon writes for bg_color (found by drawing it once: no colour conversion of our own)."""
@@ -163,7 +180,7 @@ class FastCarRacing(CarRacing):
         velocity = self.car.hull.linearVelocity
         speed = math.sqrt(velocity[0] ** 2 + velocity[1] ** 2)
         tallest = max(0.02 * speed, *(0.01 * wheel.omega for wheel in self.car.wheels))
-        return max(0, min(int(WINDOW_H - 5 * h), math.floor(WINDOW_H - h * (1 + tallest)) - 2))
+        return max(0, min(PANEL_TOP, math.floor(WINDOW_H - h * (1 + tallest)) - 2))
 
     def _render(self, mode: str):
         if mode != "state_pixels" or "t" not in self.__dict__:
@@ -184,7 +201,9 @@ class FastCarRacing(CarRacing):
         trans = (WINDOW_W / 2 + trans[0], WINDOW_H / 4 + trans[1])
 
         self.surf = self.canvas
+        self.hidden_rows = HIDDEN_ROWS
         self._render_road(zoom, trans, angle)
+        self.hidden_rows = 0
         self.car.draw(self.surf, zoom, trans, angle, False)
 
         # The stock frame is smoothscale(F, 96x96) where F is the canvas flipped upside down with the dashboard
@@ -192,10 +211,9 @@ class FastCarRacing(CarRacing):
         # (800 -> 96), so F is never built: rows [0, top) of F are canvas rows shrunk and put in reverse order,
         # rows [top, 800) (where the dashboard draws) are made in `flipped` and drawn on by the stock code.
         top = self.dashboard_top_row()
-        panel = int(WINDOW_H - 5 * WINDOW_H / 40.0)  # F's rows from here down are the black panel's, every pixel: no canvas needed
-        if top < panel:
+        if top < PANEL_TOP:  # F's rows from PANEL_TOP down are the black panel's, every pixel: no canvas needed
             canvas_pixels, flipped_pixels = pygame.surfarray.pixels2d(self.canvas), pygame.surfarray.pixels2d(self.flipped)
-            flipped_pixels[:, top:panel] = canvas_pixels[:, WINDOW_H - 1 - top : WINDOW_H - 1 - panel : -1]
+            flipped_pixels[:, top:PANEL_TOP] = canvas_pixels[:, WINDOW_H - 1 - top : WINDOW_H - 1 - PANEL_TOP : -1]
             del canvas_pixels, flipped_pixels
         self.surf = self.flipped
         self._render_indicators(WINDOW_W, WINDOW_H)
