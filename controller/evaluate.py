@@ -58,7 +58,6 @@ def _partial_key(params: np.ndarray, params_path: Path, config) -> dict:
         "first_seed": int(config.evaluate.seed),
         "sample_z": bool(config.controller.sample_z),
         "env": config.env.name,
-        "env_renderer": config.env.carracing_renderer if config.env.name == "carracing" else None,
         "max_steps": int(config.env.max_steps),
     }
 
@@ -130,6 +129,7 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     write_json(eval_dir / "returns.json", {"controller": str(params_path), "episodes": episodes})
     summary = {
         "env": config.env.name,
+        "env_renderer": config.env.carracing_renderer if config.env.name == "carracing" else None,
         "controller": str(params_path),
         "params": settings.params,
         "controller_generation": extras.get("generation"),
