@@ -109,6 +109,7 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     write_json(eval_dir / "returns.json", {"controller": str(params_path), "episodes": episodes})
     summary = {
         "env": config.env.name,
+        "env_renderer": config.env.carracing_renderer if config.env.name == "carracing" else None,
         "controller": str(params_path),
         "params": settings.params,
         "controller_generation": extras.get("generation"),
@@ -124,7 +125,11 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     write_json(eval_dir / "summary.json", summary)
     plot_histogram(returns, eval_dir / "histogram.png", f"{config.env.name}, {settings.params} controller: {summary['mean']:.1f} ± {summary['std']:.1f}")
     partial_path.unlink(missing_ok=True)
-    log(f"evaluate: return {summary['mean']:.2f} ± {summary['std']:.2f} over {settings.episodes} episodes (min {summary['min']:.2f}, max {summary['max']:.2f})")
+    env_name = config.env.name + (f" ({summary['env_renderer']} renderer)" if summary["env_renderer"] else "")
+    log(
+        f"evaluate: {env_name}: return {summary['mean']:.2f} ± {summary['std']:.2f} over {settings.episodes} episodes "
+        f"(min {summary['min']:.2f}, max {summary['max']:.2f})"
+    )
     return summary
 
 

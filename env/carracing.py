@@ -5,7 +5,11 @@ Paper, section 4: the car sees a top-down 96x96 view; V gets the 64x64 crop
 gymnasium ends an episode (terminated) when 95% of the tiles are visited or
 the car leaves the playfield, and truncates at 1000 steps; we also truncate
 at env_config.max_steps. Rendering is off-screen pygame: no display needed.
+env_config.carracing_renderer picks gymnasium's class or env/carracing_fast.py's
+subclass, whose frames, rewards and episode ends are the same, bit for bit.
 """
+
+import dataclasses
 
 import gymnasium as gym
 import numpy as np
@@ -13,6 +17,22 @@ import numpy as np
 from env.actions import carracing_action
 from env.config import EnvConfig
 from env.frames import preprocess_carracing
+
+RENDERERS = ("fast", "stock")
+
+
+def make_gym_carracing(renderer: str = "fast", **kwargs) -> gym.Env:
+    """gymnasium's CarRacing-v3 with its usual wrappers (1000-step TimeLimit, order check), drawn by `renderer`;
+    kwargs go to the env (render_mode, domain_randomize, ...)."""
+    if renderer not in RENDERERS:
+        raise ValueError(f"env.carracing_renderer={renderer!r}: expected one of {', '.join(RENDERERS)}")
+    spec = gym.spec("CarRacing-v3")
+    if renderer == "fast":
+        from env.carracing_fast import FastCarRacing
+
+        spec = dataclasses.replace(spec, entry_point=FastCarRacing)
+    # The passive checker only warns; skipping it saves a little per step.
+    return gym.make(spec, disable_env_checker=True, **kwargs)
 
 
 class CarRacingEnv:
@@ -22,8 +42,8 @@ class CarRacingEnv:
 
     def __init__(self, env_config: EnvConfig):
         self.max_steps = env_config.max_steps
-        # The passive checker only warns; skipping it saves a little per step.
-        self.gym_env = gym.make("CarRacing-v3", disable_env_checker=True)  # the gymnasium env itself (benchmarks compare against it)
+        self.renderer = env_config.carracing_renderer
+        self.gym_env = make_gym_carracing(self.renderer)  # the gymnasium env itself (benchmarks compare against it)
         self.raw_frame: np.ndarray | None = None
         self.steps = 0
 

@@ -10,6 +10,14 @@ class EnvConfig:
     name: str = setting("carracing", "environment: 'carracing' (gymnasium CarRacing-v3) or 'doom' (ViZDoom TakeCover)")
     frame_size: int = setting(64, "side of the square RGB frame given to V", "pixels", "paper, section 3")
     max_steps: int = setting(1000, "hard cap on episode length (CarRacing-v3 truncates at 1000 itself)", "steps", "paper, appendix (Doom 2100)")
+    carracing_renderer: str = setting(
+        "fast",
+        "CarRacing-v3 renderer: 'fast' (env/carracing_fast.py, the same frames, rewards and episode ends as gymnasium's, about 3x the steps/s) "
+        "or 'stock' (gymnasium's own)",
+        "",
+        "docs/design.md section 8",
+        locked=False,
+    )
     doom_skill: int = setting(4, "ViZDoom difficulty; today's 4 behaves like the original setup's 5", "level 1-5", "docs/design.md section 8")
     doom_resolution: str = setting(
         "RES_160X120", "ViZDoom screen resolution (the smallest is ~4x faster than 320x240)", "vizdoom.ScreenResolution name", "docs/design.md section 8"

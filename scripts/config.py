@@ -159,6 +159,7 @@ def validate(config: Config) -> None:
     """Values that no stage could run with, refused before anything is computed."""
     choices = {
         "env.name": (config.env.name, ("carracing", "doom")),
+        "env.carracing_renderer": (config.env.carracing_renderer, ("fast", "stock")),
         "generate.policy": (config.generate.policy, ("brownian", "hold")),
         "vae.kind": (config.vae.kind, ("vae", "vaegan")),
         "controller.mode": (config.controller.mode, ("real", "dream")),

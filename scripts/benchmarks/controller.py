@@ -15,11 +15,13 @@
    batched dream's measured time per step of 1,024 rows (episodes of 100 steps,
    the shortest kept, and of the 2,100-step cap). Goal < 1%. Per core (one rank).
 
-python -m scripts.benchmark controller [--envs 8] [--carracing-steps 100] [--doom-steps 300]
+python -m scripts.benchmark controller [--envs 16] [--carracing-steps 100] [--doom-steps 300]
 """
 
 import argparse
 import time
+
+from controller.config import ControllerConfig
 
 
 class _RecordingBatchEnv:
@@ -117,7 +119,7 @@ def _real_env_ratio(preset: str, num_envs: int, max_steps: int, rounds: int) -> 
         agent_rates.append(rates)
         env_rates.append(_env_only(config, seeds, actions))
     env_wall, env_cpu = (max(rate[index] for rate in env_rates) for index in (0, 1))
-    name = "CarRacing-v3" if preset == "carracing" else "ViZDoom TakeCover"
+    name = f"CarRacing-v3 ({config.env.carracing_renderer} renderer)" if preset == "carracing" else "ViZDoom TakeCover"
     print(f"{name} (best of {rounds}, {num_envs} envs x {max_steps} steps): env only {env_wall:,.1f} steps/s wall, {env_cpu:,.1f} steps/CPU-s")
     wall, cpu = (max(rate[index] for rate in agent_rates) for index in (0, 1))
     print(f"  with agent: {wall:,.1f} steps/s wall -> ratio {wall / env_wall:.3f}; {cpu:,.1f} steps/CPU-s -> ratio {cpu / env_cpu:.3f}")
@@ -162,7 +164,7 @@ def _dream_seconds_per_step(rows: int, steps: int) -> float:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m scripts.benchmark controller", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--envs", type=int, default=8, help="environments in lockstep")
+    parser.add_argument("--envs", type=int, default=ControllerConfig().envs_per_worker, help="environments in lockstep (default: controller.envs_per_worker)")
     parser.add_argument("--carracing-steps", type=int, default=60, help="steps per CarRacing episode timed")
     parser.add_argument("--rounds", type=int, default=2, help="alternating env-only / agent measurements; the best of each counts")
     parser.add_argument("--doom-steps", type=int, default=300, help="step cap per Doom episode timed")
