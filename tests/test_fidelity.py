@@ -155,7 +155,7 @@ def test_dream_lengths_equal_single_episode_dreams(finished):
     model = load_mdn_rnn(run_dir / "rnn", config)
     initial_mu, initial_logvar = read_initial_z(run_dir / "series")
     env = DreamEnv(model, initial_mu, initial_logvar, config.controller.temperature, config.controller.max_dream_steps)
-    policy = LinearDreamPolicy(config.vae.z_size, config.rnn.hidden_size, 1, use_cell_state=True)
+    controller_policy = LinearDreamPolicy(config.vae.z_size, config.rnn.hidden_size, 1, use_cell_state=True)
     params, _ = store.load_params(run_dir / "controller" / "mean.npz", linear.ControllerShape.from_config(config))
     weights, _ = linear.unflatten(params, linear.ControllerShape.from_config(config))
     random_lengths, controller_lengths = [], []
@@ -165,7 +165,7 @@ def test_dream_lengths_equal_single_episode_dreams(finished):
             observation, _ = env.reset(seed=int(seed))
             steps, finished_episode = 0, False
             while not finished_episode:
-                action = actions[steps] if policy == "random" else policy.episode_action(observation, weights)
+                action = actions[steps] if policy == "random" else controller_policy.episode_action(observation, weights)
                 observation, _, terminated, truncated, _ = env.step(action)
                 steps += 1
                 finished_episode = terminated or truncated
