@@ -97,7 +97,7 @@ def train_vae(rollouts_dir: str | Path, vae_dir: str | Path, vae_config, log: Ca
         return training.Record(metrics=record, scalars=scalars, line=line)
 
     trainer = training.Trainer(
-        name="vae",
+        name="train_vae",
         model=model,
         batches=batches,
         step=lambda batch, state: (*train_function(batch), state),
