@@ -153,14 +153,15 @@ class _Interrupts:
 
 
 def _restore(trainer: Trainer, output_dir: Path, log: Callable[[str], None]) -> tuple[Progress, dict, Path | None]:
-    """(progress, state, file read) from the checkpoint, or a fresh start."""
+    """(progress, carried state, file read) from the checkpoint, or a fresh start. The loop
+    starts an epoch's state itself (initial_state), so only a mid-epoch resume uses the state read."""
     folder = output_dir / "checkpoints"
     for name in (CHECKPOINT_NAME, *LEGACY_CHECKPOINT_NAMES):
         path = folder / name
         if path.exists():
             break
     else:
-        return Progress(), trainer.initial_state(0), None
+        return Progress(), {}, None
     counters, state = read_checkpoint(path, trainer.model)
     step = counters["step"]
     # Older checkpoints lack some counters: M's held only the step (one endless epoch), and the
@@ -169,8 +170,6 @@ def _restore(trainer: Trainer, output_dir: Path, log: Callable[[str], None]) -> 
     if records is None:
         records = sum(1 for record in read_jsonl(output_dir / METRICS_NAME) if record.get("step", 0) <= step)
     progress = Progress(step=step, epoch=counters.get("epoch", 0), step_in_epoch=counters.get("step_in_epoch", step), metrics_records=records)
-    if not state and progress.step_in_epoch == 0:
-        state = trainer.initial_state(progress.epoch)
     log(f"resuming from {path}: epoch {progress.epoch + 1}, step {progress.step}")
     return progress, state, path
 
