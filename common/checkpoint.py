@@ -1,4 +1,5 @@
-"""Training checkpoints of V and M: weights, optimizer state and progress counters in one file.
+"""Training checkpoints of V and M: weights, optimizer state, progress counters and any
+state the training carries between batches, in one file (written by common/training.py).
 
 A model here is any keras.Model with `optimizer_targets()`, its (optimizer, variables) pairs.
 
@@ -26,12 +27,14 @@ def _optimizer_variables(model) -> list[list]:
     return [list(optimizer.variables) for optimizer, _ in model.optimizer_targets()]
 
 
-def save_checkpoint(path: str | Path, model, counters: dict[str, int]) -> None:
-    """Save every model variable, every optimizer variable and the integer counters."""
+def save_checkpoint(path: str | Path, model, counters: dict[str, int], state: dict | None = None) -> None:
+    """Save every model variable, every optimizer variable, the integer counters and the
+    named arrays of `state` (e.g. an LSTM state carried from one batch to the next)."""
     arrays = {f"model/{index}": variable.numpy() for index, variable in enumerate(_model_variables(model))}
     for optimizer_index, variables in enumerate(_optimizer_variables(model)):
         arrays.update({f"optimizer{optimizer_index}/{index}": variable.numpy() for index, variable in enumerate(variables)})
     arrays.update({f"counter/{name}": np.asarray(value, np.int64) for name, value in counters.items()})
+    arrays.update({f"state/{name}": np.asarray(value) for name, value in (state or {}).items()})
     # Uncompressed: float weights barely compress and zlib would take seconds per checkpoint.
     with atomic_path(path, suffix=".npz") as temporary, open(temporary, "wb") as handle:
         np.savez(handle, **arrays)
@@ -39,6 +42,11 @@ def save_checkpoint(path: str | Path, model, counters: dict[str, int]) -> None:
 
 def load_checkpoint(path: str | Path, model) -> dict[str, int]:
     """Restore a checkpoint into a model built like the one saved (optimizers built); returns the counters."""
+    return read_checkpoint(path, model)[0]
+
+
+def read_checkpoint(path: str | Path, model) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+    """Restore a checkpoint into a model built like the one saved; returns (counters, state arrays)."""
     path = Path(path)
     hint = f"delete {path} (training restarts from scratch) or rerun with --force"
     try:
@@ -57,4 +65,6 @@ def load_checkpoint(path: str | Path, model) -> dict[str, int]:
     for prefix, variables in groups:
         for index, variable in enumerate(variables):
             variable.assign(arrays[f"{prefix}/{index}"])
-    return {key.split("/", 1)[1]: int(value) for key, value in arrays.items() if key.startswith("counter/")}
+    counters = {key.split("/", 1)[1]: int(value) for key, value in arrays.items() if key.startswith("counter/")}
+    state = {key.split("/", 1)[1]: value for key, value in arrays.items() if key.startswith("state/")}
+    return counters, state

@@ -74,6 +74,15 @@ def check_lengths(path: Path, arrays: dict[str, np.ndarray], regenerate_hint: st
     return length
 
 
+def check_finite(path: Path, arrays: dict[str, np.ndarray], keys: tuple[str, ...], regenerate_hint: str) -> None:
+    """Refuse NaN or Inf in the named float arrays: one would turn every loss trained on them into NaN."""
+    for key in keys:
+        bad = ~np.isfinite(arrays[key])
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise RolloutError(f"{path}: '{key}' holds {int(bad.sum())} non-finite values (NaN or Inf), first in row {row}; {regenerate_hint}")
+
+
 def _rollout_hint(path: Path) -> str:
     return f"delete it and rerun `python -m scripts.generate --run-dir {path.parent.parent}` to make it again"
 
@@ -92,6 +101,7 @@ def read_rollout(path: str | Path, action_size: int | None = None) -> dict[str, 
     for key in ("reward", "done"):
         if arrays[key].ndim != 1:
             raise RolloutError(f"{path}: '{key}' has shape {arrays[key].shape}, expected (T,); {hint}")
+    check_finite(path, arrays, ("action", "reward"), hint)
     return arrays
 
 

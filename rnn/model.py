@@ -16,6 +16,7 @@ whole batches, tested equal to the sequence model.
 import keras
 import tensorflow as tf
 
+from common.training import apply_if_finite
 from rnn import mdn
 from rnn.config import RnnConfig
 
@@ -106,11 +107,17 @@ class MdnRnn(keras.Model):
         return [(self.optimizer, self.trainable_variables)]
 
     def train_step(self, batch):
+        return self.checked_train_step(batch)[0]
+
+    def checked_train_step(self, batch):
+        """One training step -> (running losses, finite): the update is applied only if the loss
+        and every gradient are finite (common.training.apply_if_finite)."""
         with tf.GradientTape() as tape:
             losses = self.compute_losses(batch, training=True)
         gradients = tape.gradient(losses["loss"], self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)  # clipped by value (optimizer clipvalue)
-        return self._update_trackers(losses)
+        # clipped by value (optimizer clipvalue)
+        finite = apply_if_finite([losses["loss"]], [(self.optimizer, gradients, self.trainable_variables)])
+        return self._update_trackers(losses), finite
 
     def test_step(self, batch):
         return self._update_trackers(self.compute_losses(batch))

@@ -2,30 +2,32 @@
 
 Adam with lr_step = (lr_0 - min_lr) * decay^step + min_lr (the authors' Doom decay;
 decay 1 keeps lr_0 for CarRacing), gradients clipped by value, `num_steps`
-batches of windows (rnn/data.py). Logs a metrics line every `log_every` steps
-(terminal, DIR/rnn/metrics.jsonl, TensorBoard under DIR/rnn/tensorboard/).
-Checkpoints (weights, optimizer state and step, one atomic .npz) every
-`checkpoint_every_minutes` and at the end; a rerun resumes from the last one
-exactly (batches depend only on (seed, step)). The final weights go to
-DIR/rnn/mdn_rnn.weights.h5.
+batches of windows (rnn/data.py). The loop is common/training.py's: a metrics line
+every `log_every` steps (terminal, DIR/rnn/metrics.jsonl, TensorBoard under
+DIR/rnn/tensorboard/); checkpoints (weights, optimizer state, counters: one
+atomic DIR/rnn/checkpoints/last.npz) every `checkpoint_every_minutes`, at the end
+and on Ctrl-C; a rerun resumes from the last one exactly (batches depend only on
+(seed, step)). A non-finite loss or gradient stops training before the update
+(TrainingDiverged, naming the series files of the batch) and leaves the last
+checkpoint as it was. The final weights go to DIR/rnn/mdn_rnn.weights.h5.
 """
 
-import time
+from collections.abc import Callable
+from itertools import count
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from common.checkpoint import load_checkpoint, save_checkpoint
-from common.files import append_jsonl, atomic_path, read_jsonl, write_jsonl
-from common.summaries import write_scalars
+from common import training
+from common.files import atomic_path, read_jsonl
 from rnn.config import RnnConfig
 from rnn.data import SeriesData
 from rnn.model import MdnRnn, build_mdn_rnn
 from rnn.store import WEIGHTS_NAME
-
-CHECKPOINT_NAME = "checkpoint.npz"
+from vae.series import list_series
 
 
 @keras.saving.register_keras_serializable(package="world_models")
@@ -53,48 +55,67 @@ def build_trainable(rnn_config: RnnConfig, z_size: int, action_size: int) -> Mdn
     return model
 
 
-def train_rnn(series_dir: str | Path, rnn_dir: str | Path, rnn_config: RnnConfig, z_size: int, action_size: int, progress: bool = True) -> dict:
+# -- M's batches and metrics lines: `num_steps` batches of random windows (rnn/data.py) --
+
+
+def random_windows(data: SeriesData, series_dir: Path, model: MdnRnn, rnn_config: RnnConfig) -> dict:
+    """The Trainer fields for batches of random windows: one endless epoch, batch k a pure
+    function of (seed, k), no state carried between batches."""
+    batch_size, length, seed = rnn_config.batch_size, rnn_config.sequence_length, rnn_config.seed
+
+    def batches(epoch: int, step_in_epoch: int):
+        for step in count(step_in_epoch):
+            yield {key: tf.constant(value) for key, value in data.batch(batch_size, length, seed, step, rnn_config.restart_input).items()}
+
+    def describe_batch(progress: training.Progress, batch) -> str:
+        # The episodes are SeriesData.batch's first draw from its generator for this step.
+        rng = np.random.default_rng([seed, progress.step_in_epoch])
+        episodes = sorted(set(rng.choice(data.num_episodes, size=batch_size, p=data.lengths / data.num_steps).tolist()))
+        paths = list_series(series_dir)
+        return f"windows from the series files {', '.join(paths[episode].name for episode in episodes)} in {series_dir}"
+
+    def log(progress: training.Progress, results: dict) -> training.Record:
+        values = {"learning_rate": float(model.optimizer.learning_rate.numpy())}
+        values.update({name: float(value) for name, value in results.items()})
+        for tracker in model.metrics:  # each line averages the steps since the previous one
+            tracker.reset_state()
+        line = f"step {progress.step}: " + ", ".join(f"{name} {value:.4f}" for name, value in values.items())
+        return training.Record(metrics={"step": progress.step, **values}, scalars=values, line=line)
+
+    return {"batches": batches, "describe_batch": describe_batch, "log": log, "max_steps": rnn_config.num_steps, "log_every": rnn_config.log_every}
+
+
+# -- training -----------------------------------------------------------------------------
+
+
+def train_rnn(
+    series_dir: str | Path,
+    rnn_dir: str | Path,
+    rnn_config: RnnConfig,
+    z_size: int,
+    action_size: int,
+    progress: bool = True,
+    log: Callable[[str], None] = tqdm.write,
+) -> dict:
     """Train (or resume training) M; returns a summary of the run."""
     rnn_dir = Path(rnn_dir)
     data = SeriesData(series_dir, z_size, action_size)
     model = build_trainable(rnn_config, z_size, action_size)
-    checkpoint_path = rnn_dir / "checkpoints" / CHECKPOINT_NAME
-    metrics_path = rnn_dir / "metrics.jsonl"
-    start_step = 0
-    if checkpoint_path.exists():
-        start_step = load_checkpoint(checkpoint_path, model)["step"]
-        # metrics written after the checkpoint are replayed: drop them
-        kept = [record for record in read_jsonl(metrics_path) if record.get("step", 0) <= start_step]
-        write_jsonl(metrics_path, kept)
-        print(f"resuming M training at step {start_step} from {checkpoint_path}")
-    print(f"M: {model.count_params():,} parameters; {data.num_episodes} episodes, {data.num_steps:,} steps of series")
-
-    train_function = tf.function(model.train_step)
-    writer = tf.summary.create_file_writer(str(rnn_dir / "tensorboard"))
-    last_checkpoint = time.monotonic()
-    metrics = {}
-    done_steps = start_step  # a checkpoint past num_steps (num_steps lowered on a rerun) keeps its own count
-    steps = range(start_step, rnn_config.num_steps)
-    for step in tqdm(steps, desc="train_rnn", disable=not progress, initial=start_step, total=rnn_config.num_steps):
-        batch = data.batch(rnn_config.batch_size, rnn_config.sequence_length, rnn_config.seed, step, rnn_config.restart_input)
-        metrics = train_function({key: tf.constant(value) for key, value in batch.items()})
-        done_steps = step + 1
-        if done_steps % rnn_config.log_every == 0 or done_steps == rnn_config.num_steps:
-            record = {"step": done_steps, "learning_rate": float(model.optimizer.learning_rate.numpy())}
-            record.update({name: float(value) for name, value in metrics.items()})
-            append_jsonl(metrics_path, record)
-            write_scalars(writer, {name: value for name, value in record.items() if name != "step"}, done_steps)
-            tqdm.write("step {step}: ".format(**record) + ", ".join(f"{name} {value:.4f}" for name, value in record.items() if name != "step"))
-            for tracker in model.metrics:
-                tracker.reset_state()
-        if time.monotonic() - last_checkpoint > 60 * rnn_config.checkpoint_every_minutes:
-            save_checkpoint(checkpoint_path, model, {"step": done_steps})
-            last_checkpoint = time.monotonic()
-    save_checkpoint(checkpoint_path, model, {"step": done_steps})
+    log(f"M: {model.count_params():,} parameters; {data.num_episodes} episodes, {data.num_steps:,} steps of series")
+    train_function = tf.function(model.checked_train_step)
+    trainer = training.Trainer(
+        name="train_rnn",
+        model=model,
+        step=lambda batch, state: (*train_function(batch), state),
+        diverged_hint="Lower rnn.learning_rate or rnn.gradient_clip (--set rnn.learning_rate=...) and rerun the same command: it resumes from that checkpoint.",
+        **random_windows(data, Path(series_dir), model, rnn_config),
+    )
+    # A checkpoint past num_steps (num_steps lowered on a rerun) trains nothing and keeps its own count.
+    final = training.run_training(trainer, rnn_dir, rnn_config.checkpoint_every_minutes, log=log, show_progress=progress)
     # The final file holds M's weights only (a compiled model would add the optimizer's state).
     final_model = build_mdn_rnn(rnn_config, z_size, action_size)
     final_model.set_weights(model.get_weights())
     with atomic_path(rnn_dir / WEIGHTS_NAME, suffix=".weights.h5") as temporary:
         final_model.save_weights(temporary)
-    final = read_jsonl(metrics_path)
-    return {"steps": done_steps, "parameters": model.count_params(), "final_loss": final[-1]["loss"] if final else None}
+    records = read_jsonl(rnn_dir / training.METRICS_NAME)
+    return {"steps": final.step, "parameters": model.count_params(), "final_loss": records[-1]["loss"] if records else None}

@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
+from common import training
 from common.checkpoint import load_checkpoint
 from common.files import read_jsonl
 from tests.vae_synthetic import synthetic_frames, write_synthetic_rollouts
-from vae import train
 from vae.build import build_model
 from vae.config import VaeConfig
 from vae.store import load_encoder_decoder
@@ -103,17 +103,17 @@ class Killed(BaseException):
 def test_a_kill_between_an_epoch_line_and_its_checkpoint_leaves_no_duplicate_line(tmp_path, monkeypatch):
     write_synthetic_rollouts(tmp_path / "rollouts", num_episodes=3, num_steps=10)  # 6 batches an epoch
     config = VaeConfig(**SMALL, epochs=2)
-    save = train.save_checkpoint
+    save = training.save_checkpoint
 
-    def killed_at_step_12(path, model, counters):
+    def killed_at_step_12(path, model, counters, state=None):
         if counters["step"] == 12:
             raise Killed  # epoch 2's line is written, its checkpoint is not
-        save(path, model, counters)
+        save(path, model, counters, state)
 
-    monkeypatch.setattr(train, "save_checkpoint", killed_at_step_12)
+    monkeypatch.setattr(training, "save_checkpoint", killed_at_step_12)
     with pytest.raises(Killed):
         train_vae(tmp_path / "rollouts", tmp_path / "vae", config, log=quiet, progress=False)
     assert [record["step"] for record in read_jsonl(tmp_path / "vae" / "metrics.jsonl")] == [6, 12]
-    monkeypatch.setattr(train, "save_checkpoint", save)
+    monkeypatch.setattr(training, "save_checkpoint", save)
     train_vae(tmp_path / "rollouts", tmp_path / "vae", config, log=quiet, progress=False)  # resumes at step 6
     assert [record["step"] for record in read_jsonl(tmp_path / "vae" / "metrics.jsonl")] == [6, 12]

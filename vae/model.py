@@ -15,6 +15,8 @@ image, before the mean; the reconstruction error is summed, not averaged.
 import keras
 import tensorflow as tf
 
+from common.training import apply_if_finite
+
 FRAME_SHAPE = (64, 64, 3)
 EVALUATION_SEED = 12345
 
@@ -123,6 +125,14 @@ class VaeBase(keras.Model):
         for optimizer, variables in self.optimizer_targets():
             optimizer.build(variables)
 
+    def train_step(self, frames):
+        return self.checked_train_step(frames)[0]
+
+    def checked_train_step(self, frames):
+        """One training step -> (running losses, finite): the update is applied only if every
+        loss and gradient is finite (common.training.apply_if_finite)."""
+        raise NotImplementedError
+
     def test_step(self, frames):
         return self._track(self.compute_losses(frames, training=False))
 
@@ -147,9 +157,9 @@ class ConvVAE(VaeBase):
     def optimizer_targets(self) -> list:
         return [(self.optimizer, self.trainable_variables)]
 
-    def train_step(self, frames):
+    def checked_train_step(self, frames):
         with tf.GradientTape() as tape:
             losses = self.compute_losses(frames, training=True)
         gradients = tape.gradient(losses["loss"], self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        return self._track(losses)
+        finite = apply_if_finite([losses["loss"]], [(self.optimizer, gradients, self.trainable_variables)])
+        return self._track(losses), finite

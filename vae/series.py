@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from common.files import save_npz
-from env.rollouts import RolloutError, check_lengths, list_episodes, load_npz
+from env.rollouts import RolloutError, check_finite, check_lengths, list_episodes, load_npz
 
 SERIES_FIELDS = {"mu": np.float32, "logvar": np.float32, "action": np.float32, "reward": np.float32, "done": np.bool_}
 INITIAL_Z_NAME = "initial_z.npz"
@@ -38,6 +38,7 @@ def read_series(path: str | Path, z_size: int | None = None, action_size: int | 
     for key in ("reward", "done"):
         if arrays[key].ndim != 1:
             raise RolloutError(f"{path}: '{key}' has shape {arrays[key].shape}, expected (T,); {hint}")
+    check_finite(path, arrays, ("mu", "logvar", "action", "reward"), hint)
     return arrays
 
 
@@ -67,6 +68,7 @@ def read_initial_z(folder: str | Path, z_size: int | None = None) -> tuple[np.nd
         shape = arrays[key].shape
         if len(shape) != 2 or len(arrays[key]) == 0 or (z_size is not None and shape[1] != z_size):
             raise RolloutError(f"{path}: '{key}' has shape {shape}, expected (N>0, {z_size if z_size else 'Z'}); {_series_hint(path)}")
+    check_finite(path, arrays, ("mu", "logvar"), _series_hint(path))
     return arrays["mu"], arrays["logvar"]
 
 

@@ -23,6 +23,7 @@ L_llike does not train the discriminator (the paper's choice: it would collapse 
 import keras
 import tensorflow as tf
 
+from common.training import apply_if_finite
 from vae.model import FRAME_SHAPE, VaeBase, floored_kl, reconstruction_error
 
 
@@ -94,11 +95,14 @@ class VaeGan(VaeBase):
             "discriminator": tf.reduce_mean(discriminator_loss),
         }
 
-    def train_step(self, frames):
+    def checked_train_step(self, frames):
         with tf.GradientTape(persistent=True) as tape:
             losses = self.compute_losses(frames, training=True)
-        for (optimizer, variables), loss in zip(self.optimizer_targets(), ("loss", "decoder_loss", "discriminator"), strict=True):
-            # Each part moves only its own weights, each by its own loss.
-            optimizer.apply(tape.gradient(losses[loss], variables), variables)
+        names = ("loss", "decoder_loss", "discriminator")
+        # Each part moves only its own weights, each by its own loss; all or none (a non-finite one stops all).
+        updates = [
+            (optimizer, tape.gradient(losses[name], variables), variables) for (optimizer, variables), name in zip(self.optimizer_targets(), names, strict=True)
+        ]
         del tape
-        return self._track(losses)
+        finite = apply_if_finite([losses[name] for name in names], updates)
+        return self._track(losses), finite
