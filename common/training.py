@@ -152,15 +152,20 @@ class _Interrupts:
         return False
 
 
+def restore_path(output_dir: str | Path) -> Path | None:
+    """The checkpoint a run in output_dir would resume from (None: it starts fresh)."""
+    for name in (CHECKPOINT_NAME, *LEGACY_CHECKPOINT_NAMES):
+        path = Path(output_dir) / "checkpoints" / name
+        if path.exists():
+            return path
+    return None
+
+
 def _restore(trainer: Trainer, output_dir: Path, log: Callable[[str], None]) -> tuple[Progress, dict, Path | None]:
     """(progress, carried state, file read) from the checkpoint, or a fresh start. The loop
     starts an epoch's state itself (initial_state), so only a mid-epoch resume uses the state read."""
-    folder = output_dir / "checkpoints"
-    for name in (CHECKPOINT_NAME, *LEGACY_CHECKPOINT_NAMES):
-        path = folder / name
-        if path.exists():
-            break
-    else:
+    path = restore_path(output_dir)
+    if path is None:
         return Progress(), {}, None
     counters, state = read_checkpoint(path, trainer.model)
     step = counters["step"]

@@ -28,13 +28,22 @@ from common.errors import ArtifactError
 from vae.series import list_series, read_series
 
 
+def series_paths(source: str | Path | list) -> list[Path]:
+    """The series files of a folder, or of a list of folders and files, in that order."""
+    if isinstance(source, (str, Path)):
+        return list_series(source)
+    return [path for item in source for path in (list_series(item) if Path(item).is_dir() else [Path(item)])]
+
+
 class SeriesData:
     """Every episode of DIR/series, concatenated, with the windows sampler."""
 
-    def __init__(self, series_dir: str | Path, z_size: int, action_size: int):
-        paths = list_series(series_dir)
+    def __init__(self, series_dir: str | Path | list, z_size: int, action_size: int):
+        """series_dir: a folder of series files, or a list of folders and files (their series in that order)."""
+        paths = series_paths(series_dir)
         if not paths:
             raise ArtifactError(f"{series_dir} holds no series files; run `python -m scripts.extract --run-dir {Path(series_dir).parent}` first")
+        self.paths = paths
         episodes = [read_series(path, z_size, action_size) for path in paths]
         self.z_size, self.action_size = z_size, action_size
         self.lengths = np.array([len(episode["mu"]) for episode in episodes], np.int64)

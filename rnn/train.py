@@ -27,7 +27,6 @@ from rnn.config import RnnConfig
 from rnn.data import SeriesData
 from rnn.model import MdnRnn, build_mdn_rnn
 from rnn.store import WEIGHTS_NAME
-from vae.series import list_series
 
 
 @keras.saving.register_keras_serializable(package="world_models")
@@ -58,7 +57,7 @@ def build_trainable(rnn_config: RnnConfig, z_size: int, action_size: int) -> Mdn
 # -- M's batches and metrics lines: `num_steps` batches of random windows (rnn/data.py) --
 
 
-def random_windows(data: SeriesData, series_dir: Path, model: MdnRnn, rnn_config: RnnConfig) -> dict:
+def random_windows(data: SeriesData, model: MdnRnn, rnn_config: RnnConfig) -> dict:
     """The Trainer fields for batches of random windows: one endless epoch, batch k a pure
     function of (seed, k), no state carried between batches."""
     batch_size, length, seed = rnn_config.batch_size, rnn_config.sequence_length, rnn_config.seed
@@ -71,8 +70,7 @@ def random_windows(data: SeriesData, series_dir: Path, model: MdnRnn, rnn_config
         # The episodes are SeriesData.batch's first draw from its generator for this step.
         rng = np.random.default_rng([seed, progress.step_in_epoch])
         episodes = sorted(set(rng.choice(data.num_episodes, size=batch_size, p=data.lengths / data.num_steps).tolist()))
-        paths = list_series(series_dir)
-        return f"windows from the series files {', '.join(paths[episode].name for episode in episodes)} in {series_dir}"
+        return f"windows from the series files {', '.join(str(data.paths[episode]) for episode in episodes)}"
 
     def log(progress: training.Progress, results: dict) -> training.Record:
         values = {"learning_rate": float(model.optimizer.learning_rate.numpy())}
@@ -89,18 +87,26 @@ def random_windows(data: SeriesData, series_dir: Path, model: MdnRnn, rnn_config
 
 
 def train_rnn(
-    series_dir: str | Path,
+    series_dir: str | Path | list,
     rnn_dir: str | Path,
     rnn_config: RnnConfig,
     z_size: int,
     action_size: int,
     progress: bool = True,
     log: Callable[[str], None] = tqdm.write,
+    initial_weights: str | Path | None = None,
 ) -> dict:
-    """Train (or resume training) M; returns a summary of the run."""
+    """Train (or resume training) M; returns a summary of the run.
+
+    series_dir: a folder of series, or a list of folders and files. initial_weights: an
+    mdn_rnn.weights.h5 to start from (a fine-tune) when rnn_dir holds no checkpoint to resume."""
     rnn_dir = Path(rnn_dir)
     data = SeriesData(series_dir, z_size, action_size)
     model = build_trainable(rnn_config, z_size, action_size)
+    if initial_weights is not None and training.restore_path(rnn_dir) is None:
+        start = build_mdn_rnn(rnn_config, z_size, action_size)
+        start.load_weights(initial_weights)
+        model.set_weights(start.get_weights())
     log(f"M: {model.count_params():,} parameters; {data.num_episodes} episodes, {data.num_steps:,} steps of series")
     train_function = tf.function(model.checked_train_step)
     trainer = training.Trainer(
@@ -108,7 +114,7 @@ def train_rnn(
         model=model,
         step=lambda batch, state: (*train_function(batch), state),
         diverged_hint="Lower rnn.learning_rate or rnn.gradient_clip (--set rnn.learning_rate=...) and rerun the same command: it resumes from that checkpoint.",
-        **random_windows(data, Path(series_dir), model, rnn_config),
+        **random_windows(data, model, rnn_config),
     )
     # A checkpoint past num_steps (num_steps lowered on a rerun) trains nothing and keeps its own count.
     final = training.run_training(trainer, rnn_dir, rnn_config.checkpoint_every_minutes, log=log, show_progress=progress)

@@ -36,7 +36,6 @@ def add_arguments(parser):
 def round_config(config):
     """The config a round's stages run with: the iterate section's training lengths and evaluation size."""
     result = copy.deepcopy(config)
-    result.rnn.epochs = config.iterate.rnn_epochs
     result.controller.num_generations = config.iterate.controller_generations
     result.evaluate.episodes = config.iterate.eval_episodes
     result.evaluate.params = "mean"
@@ -129,7 +128,6 @@ def validate(invocation):
     from vae.store import load_part
 
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
-    check_settings(config)
     encoder = load_part(run_dir / "vae", "encoder", config.vae.z_size)
     if config.evaluate.video:
         load_part(run_dir / "vae", "decoder", config.vae.z_size)
@@ -162,6 +160,7 @@ def main(argv=None):
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
     if arguments.rounds < 0:
         raise stage.StageError(f"--rounds {arguments.rounds}: expected at least 0")
+    check_settings(config)  # the config alone, before any file is read
     encoder = stage.begin(invocation, validate=validate)
 
     from controller import iterate
