@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from common.errors import ArtifactError
 from rnn.config import RnnConfig
-from rnn.model import build_mdn_rnn
+from rnn.model import build_mdn_rnn, lstm_recurrence, reference_recurrence
 from rnn.store import WEIGHTS_NAME, load_mdn_rnn
 from scripts import config as config_module
 
@@ -73,3 +73,42 @@ def test_load_names_the_file_when_missing_or_mismatched(tmp_path):
     other_hidden = config_module.build("doom-smoke", overrides={"rnn.hidden_size": 32, "vae.z_size": 4})
     with pytest.raises(ArtifactError, match="hidden_size=32"):
         load_mdn_rnn(tmp_path / "rnn", other_hidden)
+
+
+def test_restart_zeroes_the_state_mid_window():
+    """A restart flag inside a window: the steps from it on equal a fresh run from a zero state."""
+    rng = np.random.default_rng(2)
+    model = build_mdn_rnn(_small_config(), 4, 2)
+    inputs = _inputs(model, rng, batch=2, length=9)
+    restart = np.zeros((2, 9), np.float32)
+    restart[0, 4] = restart[1, 0] = 1
+    initial = [rng.normal(size=(2, 16)).astype(np.float32) for _ in range(2)]
+    output, h, c = model(inputs, initial_state=initial, restart=restart)
+    fresh, fresh_h, fresh_c = model(inputs[:1, 4:])
+    np.testing.assert_allclose(output[0, 4:].numpy(), fresh[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(h[0].numpy(), fresh_h[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(c[0].numpy(), fresh_c[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(output[1].numpy(), model(inputs[1:])[0][0].numpy(), atol=1e-5)
+    carried = model(inputs[:1, :4], initial_state=[state[:1] for state in initial])[0]
+    np.testing.assert_allclose(output[0, :4].numpy(), carried[0].numpy(), atol=1e-5)  # before the restart: the carried state
+
+
+def test_written_out_backward_pass_equals_automatic_differentiation():
+    """The fast recurrence (hand-written BPTT) gives the reference loop's loss and gradients,
+    for the weights and the carried-in state, with restarts inside the window."""
+    rng = np.random.default_rng(3)
+    model = build_mdn_rnn(_small_config(predict_reward=True), 4, 2)
+    inputs = _inputs(model, rng, batch=3, length=11)
+    restart = (rng.uniform(size=(3, 11)) < 0.2).astype(np.float32)
+    initial = [tf.constant(rng.normal(size=(3, 16)).astype(np.float32)) for _ in range(2)]
+    target = rng.normal(size=(3, 11, model.head.units)).astype(np.float32)
+    results = []
+    for recurrence in (reference_recurrence, lstm_recurrence):
+        with tf.GradientTape() as tape:
+            tape.watch(initial)
+            output, h, c = model(inputs, initial_state=initial, restart=restart, recurrence=recurrence)
+            loss = tf.reduce_mean(tf.square(output - target)) + tf.reduce_sum(tf.sin(h)) + tf.reduce_sum(tf.square(c))
+        results.append([loss.numpy()] + [gradient.numpy() for gradient in tape.gradient(loss, model.trainable_variables + initial)])
+    assert len(results[1]) == 1 + 5 + 2
+    for reference, fast in zip(*results, strict=True):
+        np.testing.assert_allclose(fast, reference, rtol=1e-4, atol=1e-6)
