@@ -6,6 +6,7 @@ asserts a timing.
     python -m scripts.benchmark vae          streaming vs resident training frames/s; extraction frames/s
     python -m scripts.benchmark dream        batched Doom dream agent-steps/s and seconds per generation
     python -m scripts.benchmark controller   real env with agent vs env only; CMA-ES share of a generation
+    python -m scripts.benchmark rnn          M's train timesteps/s at Doom size against a matmul roofline
     python -m scripts.benchmark all          each of the above, one after the other
 
 Arguments after the name go to that benchmark (see `python -m scripts.benchmark NAME --help`).
@@ -19,6 +20,7 @@ BENCHMARKS = {
     "vae": "scripts.benchmarks.vae",
     "dream": "scripts.benchmarks.dream",
     "controller": "scripts.benchmarks.controller",
+    "rnn": "scripts.benchmarks.rnn",
 }
 
 
