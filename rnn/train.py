@@ -61,10 +61,10 @@ def build_trainable(rnn_config: RnnConfig, z_size: int, action_size: int) -> Mdn
 
 
 def compile_step(function):
-    """M's train step as a graph. XLA (jit_compile) measured both faster and slower than this on a
-    contended machine (python -m scripts.benchmark rnn --variants fast,fast-xla): kept off until a
-    quiet measurement shows a gain; the fast path is tested to train like the reference either way."""
-    return tf.function(function)
+    """M's train step compiled with XLA (jit_compile), which fuses each LSTM step's elementwise work:
+    at Doom size 0.67 of the matmul roofline against 0.46 without it and 0.27 for the autodiff loop
+    (python -m scripts.benchmark rnn, the least contended run); tested to train like the reference."""
+    return tf.function(function, jit_compile=True)
 
 
 def training_function(model: MdnRnn):
