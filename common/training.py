@@ -36,13 +36,11 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from common.checkpoint import read_checkpoint, save_checkpoint
-from common.errors import UserError
+from common.errors import ArtifactError, UserError
 from common.files import append_jsonl, read_jsonl, write_jsonl
 from common.summaries import write_scalars
 
 CHECKPOINT_NAME = "last.npz"
-# M wrote checkpoints/checkpoint.npz before the loop was shared: read once, replaced by last.npz at the next save.
-LEGACY_CHECKPOINT_NAMES = ("checkpoint.npz",)
 METRICS_NAME = "metrics.jsonl"
 
 
@@ -88,7 +86,7 @@ class Trainer:
     model: Any  # a keras.Model with optimizer_targets() (common/checkpoint.py)
     batches: Callable[[int, int], Iterable]
     step: Callable[[Any, dict], tuple[dict, Any, dict]]
-    steps_per_epoch: int | None = None  # None: one endless epoch, ended by max_steps
+    steps_per_epoch: int | Callable[[int], int] | None = None  # batches per epoch, or a function of the epoch; None: one endless epoch
     epochs: int | None = None  # stop after this many epochs (None: no limit)
     max_steps: int | None = None  # stop after this many steps, even mid-epoch (None: no limit)
     log_every: int = 10
@@ -97,6 +95,9 @@ class Trainer:
     end_epoch: Callable[[Progress, bool], Record | None] = lambda progress, complete: None
     describe_batch: Callable[[Progress, Any], str] = lambda progress, batch: ""
     diverged_hint: str = ""
+
+    def epoch_length(self, epoch: int) -> int | None:
+        return self.steps_per_epoch(epoch) if callable(self.steps_per_epoch) else self.steps_per_epoch
 
     def finished(self, progress: Progress) -> bool:
         return (self.epochs is not None and progress.epoch >= self.epochs) or (self.max_steps is not None and progress.step >= self.max_steps)
@@ -152,31 +153,19 @@ class _Interrupts:
         return False
 
 
-def restore_path(output_dir: str | Path) -> Path | None:
-    """The checkpoint a run in output_dir would resume from (None: it starts fresh)."""
-    for name in (CHECKPOINT_NAME, *LEGACY_CHECKPOINT_NAMES):
-        path = Path(output_dir) / "checkpoints" / name
-        if path.exists():
-            return path
-    return None
-
-
-def _restore(trainer: Trainer, output_dir: Path, log: Callable[[str], None]) -> tuple[Progress, dict, Path | None]:
-    """(progress, carried state, file read) from the checkpoint, or a fresh start. The loop
+def _restore(trainer: Trainer, output_dir: Path, log: Callable[[str], None]) -> tuple[Progress, dict, bool]:
+    """(progress, carried state, whether a checkpoint was read), or a fresh start. The loop
     starts an epoch's state itself (initial_state), so only a mid-epoch resume uses the state read."""
-    path = restore_path(output_dir)
-    if path is None:
-        return Progress(), {}, None
+    path = checkpoint_path(output_dir)
+    if not path.exists():
+        return Progress(), {}, False
     counters, state = read_checkpoint(path, trainer.model)
-    step = counters["step"]
-    # Older checkpoints lack some counters: M's held only the step (one endless epoch), and the
-    # metrics lines it counted are those up to its step.
-    records = counters.get("metrics_records")
-    if records is None:
-        records = sum(1 for record in read_jsonl(output_dir / METRICS_NAME) if record.get("step", 0) <= step)
-    progress = Progress(step=step, epoch=counters.get("epoch", 0), step_in_epoch=counters.get("step_in_epoch", step), metrics_records=records)
+    missing = [field.name for field in dataclasses.fields(Progress) if field.name not in counters]
+    if missing:
+        raise ArtifactError(f"{path}: a checkpoint without the counters {missing} (an older version's); rerun the stage with --force to start over")
+    progress = Progress(**{field.name: counters[field.name] for field in dataclasses.fields(Progress)})
     log(f"resuming from {path}: epoch {progress.epoch + 1}, step {progress.step}")
-    return progress, state, path
+    return progress, state, True
 
 
 def run_training(
@@ -189,15 +178,13 @@ def run_training(
     """
     output_dir = Path(output_dir)
     checkpoint = checkpoint_path(output_dir)
-    progress, state, restored_from = _restore(trainer, output_dir, log)
-    saved = {"step": progress.step if restored_from else None, "time": time.monotonic()}
+    progress, state, restored = _restore(trainer, output_dir, log)
+    saved = {"step": progress.step if restored else None, "time": time.monotonic()}
     metrics_path = output_dir / METRICS_NAME
     write_jsonl(metrics_path, read_jsonl(metrics_path)[: progress.metrics_records])
 
     def save() -> None:
         save_checkpoint(checkpoint, trainer.model, dataclasses.asdict(progress), state)
-        if restored_from is not None and restored_from != checkpoint and restored_from.exists():
-            restored_from.unlink()  # the legacy name, now replaced by last.npz
         saved.update(step=progress.step, time=time.monotonic())
 
     def write(record: Record | None) -> None:
@@ -230,14 +217,15 @@ def run_training(
                 # Running means cover the steps since this epoch (or this resume) began.
                 for tracker in trainer.model.metrics:
                     tracker.reset_state()
-                if trainer.steps_per_epoch is None:
+                epoch_length = trainer.epoch_length(progress.epoch)
+                if epoch_length is None:
                     bar_options = {"desc": trainer.name, "total": trainer.max_steps, "initial": progress.step}
                 else:
                     of_epochs = f"/{trainer.epochs}" if trainer.epochs is not None else ""
-                    bar_options = {"desc": f"{trainer.name} epoch {progress.epoch + 1}{of_epochs}", "total": trainer.steps_per_epoch}
+                    bar_options = {"desc": f"{trainer.name} epoch {progress.epoch + 1}{of_epochs}", "total": epoch_length}
                     bar_options["initial"] = progress.step_in_epoch
                 # An epoch whose batches were all trained before a stop (a checkpoint of an older version) goes to its end.
-                epoch_trained = trainer.steps_per_epoch is not None and progress.step_in_epoch >= trainer.steps_per_epoch
+                epoch_trained = epoch_length is not None and progress.step_in_epoch >= epoch_length
                 with tqdm(**bar_options, unit="batch", disable=not show_progress or epoch_trained, leave=False) as bar:
                     for batch in () if epoch_trained else trainer.batches(progress.epoch, progress.step_in_epoch):
                         results, finite, new_state = trainer.step(batch, state)
@@ -246,7 +234,7 @@ def run_training(
                         state = new_state
                         progress = dataclasses.replace(progress, step=progress.step + 1, step_in_epoch=progress.step_in_epoch + 1)
                         bar.update(1)
-                        epoch_done = trainer.steps_per_epoch is not None and progress.step_in_epoch >= trainer.steps_per_epoch
+                        epoch_done = epoch_length is not None and progress.step_in_epoch >= epoch_length
                         stop = epoch_done or trainer.finished(progress)
                         if progress.step % trainer.log_every == 0 or stop:
                             bar.set_postfix(loss=f"{float(results['loss']):.4g}")
@@ -260,11 +248,11 @@ def run_training(
                             save()
                     else:
                         if not epoch_trained:
-                            expected = trainer.steps_per_epoch or "no end"
+                            expected = epoch_length or "no end"
                             raise RuntimeError(
                                 f"{trainer.name}: epoch {progress.epoch + 1} ran out of batches at {progress.step_in_epoch}, expected {expected}"
                             )
-                complete = trainer.steps_per_epoch is not None and progress.step_in_epoch >= trainer.steps_per_epoch
+                complete = epoch_length is not None and progress.step_in_epoch >= epoch_length
                 write(trainer.end_epoch(progress, complete))
                 if complete:
                     progress = dataclasses.replace(progress, epoch=progress.epoch + 1, step_in_epoch=0)

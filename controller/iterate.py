@@ -18,7 +18,6 @@ continuous value M is trained on; the env maps it as usual (Doom: thresholds at 
 episode is kept (no minimum length: the controller's short episodes are the failures M must learn).
 """
 
-import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
@@ -38,12 +37,12 @@ from controller.parallel import Workers
 from controller.store import MEAN_NAME, load_params
 from controller.train import METRICS_NAME, train_controller
 from env.batch import BatchEnv
-from env.rollouts import episode_length, episode_path, list_episodes, write_rollout
+from env.rollouts import episode_path, list_episodes, write_rollout
 from rnn.store import WEIGHTS_NAME, load_mdn_rnn
 from rnn.train import train_rnn
 from vae.extract import check_source as check_encoder_source
 from vae.extract import extract_series, weights_fingerprint
-from vae.series import list_series, read_initial_z
+from vae.series import read_initial_z
 
 FOLDER = "iterate"  # DIR/iterate/
 ROUNDS_NAME = "rounds.json"
@@ -273,15 +272,11 @@ def encode_round(rollouts_dir: Path, series_dir: Path, encoder, encoder_path: Pa
     return {**summary, "seconds": time.perf_counter() - started}
 
 
-def finetune_rnn(series: list[Path], rnn_dir: Path, initial_weights: Path, config, epochs: int, progress: bool = True) -> dict:
-    """M trained for `epochs` passes over every series file of `series` (folders), starting from
-    `initial_weights` (the previous round's M) unless rnn_dir holds a checkpoint to resume.
-    An epoch is as many random windows of rnn.batch_size x rnn.sequence_length as there are steps."""
+def finetune_rnn(series: list[Path], rnn_dir: Path, initial_weights: Path, config, progress: bool = True) -> dict:
+    """M trained for config.rnn.epochs over every series file of the `series` folders (rnn/train.py),
+    starting from `initial_weights` (the previous round's M) unless rnn_dir holds a checkpoint to resume."""
     started = time.perf_counter()
-    total_steps = sum(episode_length(path) for folder in series for path in list_series(folder))
-    windows_per_epoch = -(-total_steps // (config.rnn.batch_size * config.rnn.sequence_length))
-    rnn_config = dataclasses.replace(config.rnn, num_steps=epochs * windows_per_epoch)
-    summary = train_rnn(series, rnn_dir, rnn_config, config.vae.z_size, config.env.action_size, progress=progress, initial_weights=initial_weights)
+    summary = train_rnn(series, rnn_dir, config.rnn, config.vae.z_size, config.env.action_size, progress=progress, initial_weights=initial_weights)
     return {**summary, "seconds": time.perf_counter() - started}
 
 
@@ -344,8 +339,7 @@ def run_round(
     if not is_done("extract"):
         mark_done("extract", encode_round(output / "rollouts", output / "series", encoder, run_dir / "vae" / "encoder.weights.h5", config, log, progress))
     if not is_done("train_rnn"):
-        summary = finetune_rnn(series_folders(run_dir, number), output / "rnn", previous / "rnn" / WEIGHTS_NAME, config, config.iterate.rnn_epochs, progress)
-        mark_done("train_rnn", summary)
+        mark_done("train_rnn", finetune_rnn(series_folders(run_dir, number), output / "rnn", previous / "rnn" / WEIGHTS_NAME, config, progress))
     if not is_done("train_controller"):
         initial_mu, initial_logvar = initial_table(series_folders(run_dir, number), config.vae.z_size)
         mark_done("train_controller", retrain_controller(config, output, previous_mean, initial_mu, initial_logvar, log, progress))

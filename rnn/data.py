@@ -1,23 +1,30 @@
 """Training windows for M from the series of V's encodings (paper, section 3.2; authors' code).
 
-All series are held in memory as (mu, logvar) per frame (Doom 10,000 episodes of
+All series are held in memory as (mu, sigma) per frame (Doom 10,000 episodes of
 ~300 steps x 64 x 2 floats is ~1.5 GB; the frames themselves are never loaded).
-Each batch:
-- picks B episodes, each with probability proportional to its number of steps
-  (every step equally likely), and one window of `sequence_length` steps inside
-  each, starting at a uniform offset in [0, max(0, T - L)]. A window never
-  crosses into another episode: shorter episodes are padded and masked, so
-  the LSTM state is zero exactly at the start of an episode (and at the start
-  of a window drawn later inside a long one, the usual truncation);
-- re-samples z = mu + exp(logvar / 2) * eps for every frame of the window
-  (the authors' trick against overfitting to one encoding);
-- inputs x_t = [z_t, a_t] (+ restart_t, 1 at an episode's first step);
-- targets z_{t+1} (z_mask 1 where frame t+1 exists: the last step of an
-  episode has no next frame) and, per the authors' Doom code, done_t = did
-  a_t end the episode by death (their restart_{t+1}): the rollouts' done[t],
-  learnt on every real step including the last one (step_mask), as is the
-  reward r_t given for a_t.
-A batch is a pure function of (series, seed, step): resuming replays it exactly.
+
+Every epoch sees every step of every episode exactly once, as the data holds
+it (docs/design.md section 5, item 11), the authors' scheme:
+- the episodes, in an order shuffled per epoch, are concatenated into one
+  stream, cut into B contiguous sub-streams (one per batch row) at the episode
+  start nearest to each n/B of it, so every row begins an episode;
+- each row is cut into windows of `sequence_length` steps: row i of batch k+1
+  continues row i of batch k, so M carries its LSTM state from one window to
+  the next and zeroes it where `restart` is 1 (an episode's first step, also
+  mid-window). The state is zero exactly at episode starts, as in the game and
+  the dream; rows that end earlier than the longest are padded and masked;
+- z = mu + sigma * eps is re-sampled for every frame (the authors' trick against
+  overfitting to one encoding), eps a pure function of (seed, epoch, window);
+  the frame that ends a window and starts the next gets the same eps in both.
+Batch keys, (B, L, ...) each:
+- inputs x_t = [z_t, a_t] (+ restart_t for Doom), restart (B, L) 1 at an
+  episode's first step (drives the state reset even when it is not an input);
+- z_target z_{t+1}, z_mask 1 where frame t+1 exists in the episode (the last
+  step of an episode has no next frame);
+- done_target: did a_t end the episode by death (the authors' restart_{t+1}):
+  the rollouts' done[t], and reward_target r_t given for a_t, both learnt on
+  every real step (step_mask), including an episode's last.
+A batch is a pure function of (series, seed, epoch, index in the epoch).
 """
 
 from pathlib import Path
@@ -25,26 +32,34 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import ArtifactError
+from vae.data import split_episodes
 from vae.series import list_series, read_series
 
+# Tags keep the random streams made for different purposes independent.
+_ORDER_STREAM = 0
+_NOISE_STREAM = 1
 
-def series_paths(source: str | Path | list) -> list[Path]:
-    """The series files of a folder, or of a list of folders and files, in that order."""
-    if isinstance(source, (str, Path)):
-        return list_series(source)
-    return [path for item in source for path in (list_series(item) if Path(item).is_dir() else [Path(item)])]
+
+def split_series_paths(paths: list[Path], validation_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """(training, validation) series files, split by episode, deterministic in (files, fraction, seed):
+    the validation episodes are never trained on (rnn.validation_fraction, rnn.seed)."""
+    return split_episodes(paths, validation_fraction, seed)
 
 
 class SeriesData:
-    """Every episode of DIR/series, concatenated, with the windows sampler."""
+    """Every episode of a set of series files, concatenated in file order."""
 
-    def __init__(self, series_dir: str | Path | list, z_size: int, action_size: int):
-        """series_dir: a folder of series files, or a list of folders and files (their series in that order)."""
-        paths = series_paths(series_dir)
-        if not paths:
-            raise ArtifactError(f"{series_dir} holds no series files; run `python -m scripts.extract --run-dir {Path(series_dir).parent}` first")
-        self.paths = paths
+    def __init__(self, source: str | Path | list[Path], z_size: int, action_size: int):
+        if isinstance(source, (str, Path)):
+            paths = list_series(source)
+            if not paths:
+                raise ArtifactError(f"{source} holds no series files; run `python -m scripts.extract --run-dir {Path(source).parent}` first")
+        else:
+            paths = [Path(path) for path in source]
+            if not paths:
+                raise ArtifactError("no series files given: an empty training or validation split (lower rnn.validation_fraction, or extract more episodes)")
         episodes = [read_series(path, z_size, action_size) for path in paths]
+        self.paths = paths
         self.z_size, self.action_size = z_size, action_size
         self.lengths = np.array([len(episode["mu"]) for episode in episodes], np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
@@ -54,27 +69,92 @@ class SeriesData:
         self.num_episodes = len(paths)
         self.num_steps = int(self.lengths.sum())
 
-    def batch(self, batch_size: int, sequence_length: int, seed: int, step: int, restart_input: bool) -> dict[str, np.ndarray]:
-        """Windows for training step `step` (see the module docstring for the keys' meaning)."""
-        rng = np.random.default_rng([seed, step])
-        episode = rng.choice(self.num_episodes, size=batch_size, p=self.lengths / self.num_steps)
-        length = self.lengths[episode]
-        offset = rng.integers(0, np.maximum(length - sequence_length, 0) + 1)
-        position = offset[:, None] + np.arange(sequence_length + 1)[None, :]  # frames t .. t+L
-        exists = position < length[:, None]
-        index = self.starts[episode][:, None] + np.minimum(position, length[:, None] - 1)
-        noise = rng.standard_normal((batch_size, sequence_length + 1, self.z_size), dtype=np.float32)
-        z = (self.mu[index] + self.sigma[index] * noise) * exists[..., None]
-        steps = index[:, :-1]
-        step_mask = exists[:, :-1].astype(np.float32)
-        parts = [z[:, :-1], self.action[steps] * step_mask[..., None]]
-        if restart_input:
-            parts.append((position[:, :-1] == 0).astype(np.float32)[..., None])
+
+class WindowStream:
+    """The epochs of windows over one SeriesData (see the module docstring)."""
+
+    def __init__(self, data: SeriesData, batch_size: int, sequence_length: int, seed: int, restart_input: bool):
+        if batch_size < 1 or sequence_length < 1:
+            raise ValueError(f"batch_size={batch_size}, sequence_length={sequence_length}: both must be at least 1")
+        self.data = data
+        self.batch_size, self.sequence_length = batch_size, sequence_length
+        self.seed, self.restart_input = seed, restart_input
+        self._cached_epoch = None
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch, _ORDER_STREAM]).permutation(self.data.num_episodes)
+
+    def _rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Episode order, each episode's start in the stream (E + 1 values, the last N), row starts and ends."""
+        order = self._order(epoch)
+        stream_starts = np.concatenate([[0], np.cumsum(self.data.lengths[order])]).astype(np.int64)
+        total = stream_starts[-1]
+        targets = total * np.arange(1, self.batch_size, dtype=np.float64) / self.batch_size
+        after = np.clip(np.searchsorted(stream_starts, targets), 1, len(stream_starts) - 1)
+        before = after - 1
+        nearest = np.where(targets - stream_starts[before] <= stream_starts[after] - targets, before, after)
+        cuts = stream_starts[nearest]
+        return order, stream_starts, np.concatenate([[0], cuts]), np.concatenate([cuts, [total]])
+
+    def num_windows(self, epoch: int) -> int:
+        """Batches in this epoch: the longest row's steps / L, rounded up."""
+        _, _, row_starts, row_ends = self._rows(epoch)
+        return max(1, -(-int((row_ends - row_starts).max()) // self.sequence_length))
+
+    def episodes_in_window(self, epoch: int, index: int) -> list[int]:
+        """The episodes (indices into the SeriesData's files) that window `index` of `epoch` holds."""
+        order, stream_starts, row_starts, row_ends = self._rows(epoch)
+        positions = row_starts[:, None] + index * self.sequence_length + np.arange(self.sequence_length)[None, :]
+        positions = positions[positions < row_ends[:, None]]
+        return sorted(set(order[np.searchsorted(stream_starts, positions, side="right") - 1].tolist()))
+
+    def padding_fraction(self, epoch: int) -> float:
+        """Share of the epoch's B x L x windows slots that are padding (masked)."""
+        return 1.0 - self.data.num_steps / (self.num_windows(epoch) * self.batch_size * self.sequence_length)
+
+    def _layout(self, epoch: int) -> dict:
+        if self._cached_epoch != epoch:
+            order, stream_starts, row_starts, row_ends = self._rows(epoch)
+            lengths = self.data.lengths[order]
+            # stream position -> index of that frame in the concatenated arrays
+            frame = np.repeat(self.data.starts[order] - stream_starts[:-1], lengths) + np.arange(stream_starts[-1])
+            first = np.zeros(stream_starts[-1], bool)
+            first[stream_starts[:-1]] = True
+            last = np.zeros(stream_starts[-1], bool)
+            last[stream_starts[1:] - 1] = True
+            self._layout_value = {"frame": frame, "first": first, "has_next": ~last, "row_starts": row_starts, "row_ends": row_ends}
+            self._cached_epoch = epoch
+        return self._layout_value
+
+    def _noise(self, epoch: int, index: int, num_frames: int) -> np.ndarray:
+        """eps (B, num_frames, Z) of window `index`: drawn frame-major, so the first frame of a
+        window is a prefix of the draws and the previous window can take it as its target."""
+        rng = np.random.default_rng([self.seed, epoch, _NOISE_STREAM, index])
+        return rng.standard_normal((num_frames, self.batch_size, self.data.z_size), dtype=np.float32).transpose(1, 0, 2)
+
+    def batch(self, epoch: int, index: int) -> dict[str, np.ndarray]:
+        """Window `index` of every row in `epoch` (see the module docstring for the keys)."""
+        layout = self._layout(epoch)
+        length = self.sequence_length
+        positions = layout["row_starts"][:, None] + index * length + np.arange(length + 1)[None, :]  # frames t .. t+L
+        exists = positions < layout["row_ends"][:, None]
+        positions = np.minimum(positions, max(self.data.num_steps - 1, 0))
+        frame = layout["frame"][positions]
+        noise = np.concatenate([self._noise(epoch, index, length), self._noise(epoch, index + 1, 1)], axis=1)
+        z = (self.data.mu[frame] + self.data.sigma[frame] * noise) * exists[..., None]
+        step_mask = exists[:, :-1]
+        steps = frame[:, :-1]
+        z_mask = step_mask & layout["has_next"][positions[:, :-1]]
+        restart = (layout["first"][positions[:, :-1]] & step_mask).astype(np.float32)
+        parts = [z[:, :-1], self.data.action[steps] * step_mask[..., None]]
+        if self.restart_input:
+            parts.append(restart[..., None])
         return {
             "inputs": np.concatenate(parts, axis=-1).astype(np.float32),
-            "z_target": z[:, 1:].astype(np.float32),
-            "z_mask": exists[:, 1:].astype(np.float32),
-            "step_mask": step_mask,
-            "done_target": (self.done[steps] & exists[:, :-1]).astype(np.float32),
-            "reward_target": (self.reward[steps] * step_mask).astype(np.float32),
+            "restart": restart,
+            "z_target": (z[:, 1:] * z_mask[..., None]).astype(np.float32),
+            "z_mask": z_mask.astype(np.float32),
+            "step_mask": step_mask.astype(np.float32),
+            "done_target": (self.data.done[steps] & step_mask).astype(np.float32),
+            "reward_target": (self.data.reward[steps] * step_mask).astype(np.float32),
         }

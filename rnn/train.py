@@ -1,19 +1,23 @@
 """Training M on the series (paper, section 3.2; authors' code for the schedule).
 
 Adam with lr_step = (lr_0 - min_lr) * decay^step + min_lr (the authors' Doom decay;
-decay 1 keeps lr_0 for CarRacing), gradients clipped by value, `num_steps`
-batches of windows (rnn/data.py). The loop is common/training.py's: a metrics line
-every `log_every` steps (terminal, DIR/rnn/metrics.jsonl, TensorBoard under
-DIR/rnn/tensorboard/); checkpoints (weights, optimizer state, counters: one
-atomic DIR/rnn/checkpoints/last.npz) every `checkpoint_every_minutes`, at the end
-and on Ctrl-C; a rerun resumes from the last one exactly (batches depend only on
-(seed, step)). A non-finite loss or gradient stops training before the update
-(TrainingDiverged, naming the series files of the batch) and leaves the last
-checkpoint as it was. The final weights go to DIR/rnn/mdn_rnn.weights.h5.
+decay 1 keeps lr_0 for CarRacing), gradients clipped by value, `epochs` passes
+over every step of the training episodes in windows whose LSTM state is carried
+from one to the next (rnn/data.py, docs/design.md section 5 item 11). A
+`validation_fraction` of the episodes (split_series_paths) is never trained on;
+its z and done losses are measured at each epoch's end.
+
+The loop is common/training.py's: a metrics line every `log_every` steps
+(terminal, DIR/rnn/metrics.jsonl, TensorBoard under DIR/rnn/tensorboard/);
+checkpoints (weights, optimizer state, the carried LSTM state and the counters:
+one atomic DIR/rnn/checkpoints/last.npz) every `checkpoint_every_minutes`, at
+every epoch end, at the end and on Ctrl-C; a rerun resumes exactly (a batch
+depends only on (seed, epoch, window)). A non-finite loss or gradient stops
+training before the update (TrainingDiverged, naming the series files of the
+batch). The final weights go to DIR/rnn/mdn_rnn.weights.h5.
 """
 
 from collections.abc import Callable
-from itertools import count
 from pathlib import Path
 
 import keras
@@ -22,11 +26,16 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from common import training
+from common.errors import ArtifactError
 from common.files import atomic_path, read_jsonl
 from rnn.config import RnnConfig
-from rnn.data import SeriesData
+from rnn.data import SeriesData, WindowStream, split_series_paths
 from rnn.model import MdnRnn, build_mdn_rnn
 from rnn.store import WEIGHTS_NAME
+from vae.series import list_series
+
+# Where M's checkpoint lived when it trained on random windows (num_steps): not resumable now.
+RANDOM_WINDOWS_CHECKPOINT = "checkpoint.npz"
 
 
 @keras.saving.register_keras_serializable(package="world_models")
@@ -54,23 +63,58 @@ def build_trainable(rnn_config: RnnConfig, z_size: int, action_size: int) -> Mdn
     return model
 
 
-# -- M's batches and metrics lines: `num_steps` batches of random windows (rnn/data.py) --
+def compile_step(function):
+    """M's train step compiled with XLA (jit_compile), which fuses each LSTM step's elementwise work:
+    at Doom size 0.67 of the matmul roofline against 0.46 without it and 0.27 for the autodiff loop
+    (python -m scripts.benchmark rnn, the least contended run); tested to train like the reference."""
+    return tf.function(function, jit_compile=True)
 
 
-def random_windows(data: SeriesData, model: MdnRnn, rnn_config: RnnConfig) -> dict:
-    """The Trainer fields for batches of random windows: one endless epoch, batch k a pure
-    function of (seed, k), no state carried between batches."""
-    batch_size, length, seed = rnn_config.batch_size, rnn_config.sequence_length, rnn_config.seed
+def training_function(model: MdnRnn):
+    """The compiled train step: (batch, h, c) -> (running losses, finite, h, c)."""
+    return compile_step(model.checked_train_step)
+
+
+def validation_losses(model: MdnRnn, windows: WindowStream) -> dict:
+    """Mean z loss (per step with a next frame) and done loss (per step) over every validation
+    window, the state carried through each row as in training, from a fixed draw of z (epoch 0)."""
+    evaluate = tf.function(model.window_losses)
+    h = c = tf.zeros([windows.batch_size, model.hidden_size])
+    sums = {}
+    for index in range(windows.num_windows(0)):
+        batch = windows.batch(0, index)
+        losses, h, c = evaluate({key: tf.constant(value) for key, value in batch.items()}, h, c)
+        for name, weight in (
+            ("z_loss", float(batch["z_mask"].sum())),
+            ("done_loss", float(batch["step_mask"].sum())),
+            ("reward_loss", float(batch["step_mask"].sum())),
+        ):
+            if name in losses:
+                total, count = sums.get(name, (0.0, 0.0))
+                sums[name] = (total + float(losses[name]) * weight, count + weight)
+    return {f"validation_{name}": total / max(count, 1.0) for name, (total, count) in sums.items()}
+
+
+# -- M's part of the shared loop: epochs of carried windows ----------------------------------
+
+
+def window_trainer(model: MdnRnn, windows: WindowStream, validation: WindowStream | None, training_paths: list[Path], rnn_config: RnnConfig) -> dict:
+    """The Trainer fields for epochs over the stream of windows, the LSTM state (h, c) carried
+    from window to window (zero at an epoch's start: every row begins an episode there)."""
+    train_function = training_function(model)
+    zeros = np.zeros((rnn_config.batch_size, model.hidden_size), np.float32)
 
     def batches(epoch: int, step_in_epoch: int):
-        for step in count(step_in_epoch):
-            yield {key: tf.constant(value) for key, value in data.batch(batch_size, length, seed, step, rnn_config.restart_input).items()}
+        for index in range(step_in_epoch, windows.num_windows(epoch)):
+            yield {key: tf.constant(value) for key, value in windows.batch(epoch, index).items()}
+
+    def step(batch, state):
+        results, finite, h, c = train_function(batch, tf.constant(state["h"]), tf.constant(state["c"]))
+        return results, finite, {"h": h.numpy(), "c": c.numpy()}
 
     def describe_batch(progress: training.Progress, batch) -> str:
-        # The episodes are SeriesData.batch's first draw from its generator for this step.
-        rng = np.random.default_rng([seed, progress.step_in_epoch])
-        episodes = sorted(set(rng.choice(data.num_episodes, size=batch_size, p=data.lengths / data.num_steps).tolist()))
-        return f"windows from the series files {', '.join(str(data.paths[episode]) for episode in episodes)}"
+        episodes = windows.episodes_in_window(progress.epoch, progress.step_in_epoch)
+        return "windows from the series files " + ", ".join(training_paths[episode].name for episode in episodes)
 
     def log(progress: training.Progress, results: dict) -> training.Record:
         values = {"learning_rate": float(model.optimizer.learning_rate.numpy())}
@@ -80,7 +124,24 @@ def random_windows(data: SeriesData, model: MdnRnn, rnn_config: RnnConfig) -> di
         line = f"step {progress.step}: " + ", ".join(f"{name} {value:.4f}" for name, value in values.items())
         return training.Record(metrics={"step": progress.step, **values}, scalars=values, line=line)
 
-    return {"batches": batches, "describe_batch": describe_batch, "log": log, "max_steps": rnn_config.num_steps, "log_every": rnn_config.log_every}
+    def end_epoch(progress: training.Progress, complete: bool) -> training.Record | None:
+        if validation is None or not complete:
+            return None
+        values = validation_losses(model, validation)
+        line = f"epoch {progress.epoch + 1}/{rnn_config.epochs}: " + ", ".join(f"{name} {value:.4f}" for name, value in values.items())
+        return training.Record(metrics={"step": progress.step, "epoch": progress.epoch + 1, **values}, scalars=values, line=line)
+
+    return {
+        "batches": batches,
+        "step": step,
+        "steps_per_epoch": windows.num_windows,
+        "epochs": rnn_config.epochs,
+        "initial_state": lambda epoch: {"h": zeros, "c": zeros},
+        "describe_batch": describe_batch,
+        "log": log,
+        "end_epoch": end_epoch,
+        "log_every": rnn_config.log_every,
+    }
 
 
 # -- training -----------------------------------------------------------------------------
@@ -98,25 +159,41 @@ def train_rnn(
 ) -> dict:
     """Train (or resume training) M; returns a summary of the run.
 
-    series_dir: a folder of series, or a list of folders and files. initial_weights: an
-    mdn_rnn.weights.h5 to start from (a fine-tune) when rnn_dir holds no checkpoint to resume."""
+    series_dir: a folder of series files, or a list of such folders (M's data is all of them).
+    initial_weights: an mdn_rnn.weights.h5 to start from instead of the seeded initialisation
+    (a fine-tune), used only when rnn_dir holds no checkpoint to resume."""
     rnn_dir = Path(rnn_dir)
-    data = SeriesData(series_dir, z_size, action_size)
+    old_checkpoint = rnn_dir / "checkpoints" / RANDOM_WINDOWS_CHECKPOINT
+    if old_checkpoint.exists():
+        raise ArtifactError(
+            f"{old_checkpoint}: a checkpoint of M's earlier random-window training (rnn.num_steps), which cannot continue as "
+            f"epochs over the stream of windows; rerun `python -m scripts.train_rnn --run-dir {rnn_dir.parent} --force` to train M again"
+        )
+    folders = series_dir if isinstance(series_dir, list) else [series_dir]
+    paths = [path for folder in folders for path in list_series(folder)]
+    if not paths:
+        raise ArtifactError(f"{series_dir} holds no series files; run `python -m scripts.extract --run-dir {Path(series_dir).parent}` first")
+    training_paths, validation_paths = split_series_paths(paths, rnn_config.validation_fraction, rnn_config.seed)
+    stream = lambda data: WindowStream(data, rnn_config.batch_size, rnn_config.sequence_length, rnn_config.seed, rnn_config.restart_input)  # noqa: E731
+    windows = stream(SeriesData(training_paths, z_size, action_size))
+    validation = stream(SeriesData(validation_paths, z_size, action_size)) if validation_paths else None
     model = build_trainable(rnn_config, z_size, action_size)
-    if initial_weights is not None and training.restore_path(rnn_dir) is None:
+    if initial_weights is not None and not training.checkpoint_path(rnn_dir).exists():
         start = build_mdn_rnn(rnn_config, z_size, action_size)
         start.load_weights(initial_weights)
         model.set_weights(start.get_weights())
-    log(f"M: {model.count_params():,} parameters; {data.num_episodes} episodes, {data.num_steps:,} steps of series")
-    train_function = tf.function(model.checked_train_step)
+    data = windows.data
+    log(
+        f"M: {count_trainable(model):,} parameters; {data.num_episodes} training episodes ({data.num_steps:,} steps), "
+        f"{len(validation_paths)} held out; {windows.num_windows(0)} windows of {rnn_config.batch_size} x {rnn_config.sequence_length} "
+        f"per epoch ({windows.padding_fraction(0):.1%} padding)"
+    )
     trainer = training.Trainer(
         name="train_rnn",
         model=model,
-        step=lambda batch, state: (*train_function(batch), state),
         diverged_hint="Lower rnn.learning_rate or rnn.gradient_clip (--set rnn.learning_rate=...) and rerun the same command: it resumes from that checkpoint.",
-        **random_windows(data, model, rnn_config),
+        **window_trainer(model, windows, validation, training_paths, rnn_config),
     )
-    # A checkpoint past num_steps (num_steps lowered on a rerun) trains nothing and keeps its own count.
     final = training.run_training(trainer, rnn_dir, rnn_config.checkpoint_every_minutes, log=log, show_progress=progress)
     # The final file holds M's weights only (a compiled model would add the optimizer's state).
     final_model = build_mdn_rnn(rnn_config, z_size, action_size)
@@ -124,4 +201,16 @@ def train_rnn(
     with atomic_path(rnn_dir / WEIGHTS_NAME, suffix=".weights.h5") as temporary:
         final_model.save_weights(temporary)
     records = read_jsonl(rnn_dir / training.METRICS_NAME)
-    return {"steps": final.step, "parameters": model.count_params(), "final_loss": records[-1]["loss"] if records else None}
+    training_records = [record for record in records if "loss" in record]
+    validation_records = [record for record in records if "validation_z_loss" in record]
+    return {
+        "steps": final.step,
+        "epochs": final.epoch,
+        "parameters": count_trainable(model),
+        "final_loss": training_records[-1]["loss"] if training_records else None,
+        "validation_z_loss": validation_records[-1]["validation_z_loss"] if validation_records else None,
+    }
+
+
+def count_trainable(model: MdnRnn) -> int:
+    return int(sum(np.prod(variable.shape) for variable in model.trainable_variables))

@@ -7,6 +7,7 @@ asserts a timing.
     python -m scripts.benchmark dream        batched Doom dream agent-steps/s and seconds per generation
     python -m scripts.benchmark controller   real env with agent vs env only; CMA-ES share of a generation
     python -m scripts.benchmark carracing    the project's CarRacing-v3 renderer vs gymnasium's (same frames), steps/s
+    python -m scripts.benchmark rnn          M's train timesteps/s at Doom size against a matmul roofline
     python -m scripts.benchmark all          each of the above, one after the other
 
 Arguments after the name go to that benchmark (see `python -m scripts.benchmark NAME --help`).
@@ -21,6 +22,7 @@ BENCHMARKS = {
     "dream": "scripts.benchmarks.dream",
     "controller": "scripts.benchmarks.controller",
     "carracing": "scripts.benchmarks.carracing",
+    "rnn": "scripts.benchmarks.rnn",
 }
 
 

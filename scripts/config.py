@@ -52,6 +52,7 @@ _DOOM = {
     "rnn.predict_done": True,
     "rnn.sequence_length": 500,
     "rnn.learning_rate_decay": 0.99999,
+    "rnn.epochs": 20,  # paper, section 4.4 (the authors' code: ~400)
     "controller.mode": "dream",
     "controller.use_cell_state": True,
     "controller.use_bias": False,
@@ -68,7 +69,7 @@ _SMOKE = {
     "vae.validation_fraction": 0.2,
     "rnn.batch_size": 4,
     "rnn.sequence_length": 40,
-    "rnn.num_steps": 20,
+    "rnn.epochs": 2,  # ~8 windows of 4 x 40 per epoch over the smoke series
     "controller.population_size": 6,
     "controller.rollouts_per_candidate": 2,
     "controller.num_generations": 3,

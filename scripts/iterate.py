@@ -36,6 +36,7 @@ def add_arguments(parser):
 def round_config(config):
     """The config a round's stages run with: the iterate section's training lengths and evaluation size."""
     result = copy.deepcopy(config)
+    result.rnn.epochs = config.iterate.rnn_epochs
     result.controller.num_generations = config.iterate.controller_generations
     result.evaluate.episodes = config.iterate.eval_episodes
     result.evaluate.params = "mean"
@@ -104,7 +105,6 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
         episode_length(path)
     if stage.done_path(folder, "extract").exists():
         read_initial_z(folder / "series", config.vae.z_size)
-    stage.check_checkpoint(folder / "rnn" / "checkpoints" / "checkpoint.npz", STAGE, run_dir)
     stage.check_checkpoint(folder / "rnn" / "checkpoints" / "last.npz", STAGE, run_dir)
     if stage.done_path(folder, "train_rnn").exists():
         load_mdn_rnn(folder / "rnn", config)

@@ -1,7 +1,7 @@
 """Train M, the MDN-RNN, on DIR/series (paper, section 3.2).
 
-Reads DIR/series/*.npz (made by `scripts.extract`), trains for rnn.num_steps
-batches, writes DIR/rnn/mdn_rnn.weights.h5, checkpoints, metrics.jsonl and
+Reads DIR/series/*.npz (made by `scripts.extract`), trains for rnn.epochs
+passes over its episodes (less a held-out rnn.validation_fraction), writes DIR/rnn/mdn_rnn.weights.h5, checkpoints, metrics.jsonl and
 TensorBoard logs. Rerunning resumes from the last checkpoint (a finished run with its
 final weights is left as it is); --force starts over.
 """

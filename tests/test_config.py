@@ -55,7 +55,7 @@ def test_carracing_preset(carracing):
     assert carracing.env.max_steps == 1000
     assert carracing.generate.policy == "brownian" and carracing.generate.min_episode_steps == 0
     assert carracing.vae.z_size == 32
-    assert carracing.rnn.hidden_size == 256 and carracing.rnn.sequence_length == 999 and carracing.rnn.num_steps == 4000
+    assert carracing.rnn.hidden_size == 256 and carracing.rnn.sequence_length == 999 and carracing.rnn.epochs == 40
     assert not carracing.rnn.restart_input and not carracing.rnn.predict_done
     assert carracing.controller.mode == "real" and carracing.controller.use_bias and not carracing.controller.use_cell_state
     assert mdn_rnn_parameters(carracing) == 422_368  # paper
@@ -68,7 +68,7 @@ def test_doom_preset(doom):
     assert doom.generate.policy == "hold" and (doom.generate.hold_min_steps, doom.generate.hold_max_steps) == (1, 10)
     assert doom.generate.min_episode_steps == 100
     assert doom.vae.z_size == 64
-    assert doom.rnn.hidden_size == 512 and doom.rnn.sequence_length == 500
+    assert doom.rnn.hidden_size == 512 and doom.rnn.sequence_length == 500 and doom.rnn.epochs == 20
     assert doom.rnn.restart_input and doom.rnn.predict_done and doom.rnn.done_weight == 10.0
     assert doom.controller.mode == "dream" and doom.controller.use_cell_state and not doom.controller.use_bias
     assert mdn_rnn_parameters(doom) == 1_678_785  # paper

@@ -8,17 +8,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common.checkpoint import read_checkpoint
 from common.errors import ArtifactError
 from common.training import TrainingDiverged
 from env.rollouts import read_rollout, write_rollout
 from rnn import data as rnn_data
 from rnn.train import build_trainable, train_rnn
 from scripts import stage
-from tests.test_rnn_train import ACTION_SIZE, Z_SIZE, _config
+from tests.test_rnn_train import ACTION_SIZE, LENGTHS, Z_SIZE, _config, _write_labelled
 from tests.vae_synthetic import synthetic_frames, write_synthetic_rollouts
 from vae import data as vae_data
+from vae.build import build_model
 from vae.config import VaeConfig
-from vae.model import build_model
 from vae.series import read_initial_z, read_series, write_initial_z, write_series
 from vae.train import compiled_steps, train_vae
 
@@ -82,10 +83,11 @@ def test_m_skips_a_non_finite_update():
         "reward_target": np.zeros((2, 5), np.float32),
     }
     step = tf.function(model.checked_train_step)
-    assert bool(step(batch)[1])
+    zeros = tf.zeros([2, model.hidden_size])
+    assert bool(step(batch, zeros, zeros)[1])
     before = _state(model)
     batch["z_target"][1, 3, 0] = np.nan
-    assert not bool(step(batch)[1])
+    assert not bool(step(batch, zeros, zeros)[1])
     for old, new in zip(before, _state(model), strict=True):
         np.testing.assert_array_equal(old, new)
 
@@ -114,39 +116,35 @@ def test_v_stops_at_a_poisoned_batch_and_keeps_its_checkpoint(tmp_path, monkeypa
     assert not (tmp_path / "fresh" / "checkpoints").exists() and not list((tmp_path / "fresh").glob("*.weights.h5"))
 
 
-def _write_distinct_episodes(folder, lengths):
-    rng = np.random.default_rng(0)
-    for index, length in enumerate(lengths):
-        mu = rng.normal(size=(length, Z_SIZE)).astype(np.float32)
-        write_series(folder / f"{index:06d}.npz", mu, np.full_like(mu, -4.0), rng.uniform(-1, 1, (length, ACTION_SIZE)), np.ones(length), np.eye(length)[-1])
-    write_initial_z(folder, np.zeros((len(lengths), Z_SIZE)), np.zeros((len(lengths), Z_SIZE)))
-
-
 def test_m_stops_at_a_poisoned_batch_naming_its_series_files(tmp_path, monkeypatch):
     series = tmp_path / "series"
     series.mkdir()
-    lengths = [5, 6, 7, 8, 9, 10]  # shorter than a window: a window's real steps tell its episode
-    _write_distinct_episodes(series, lengths)
-    config = _config(num_steps=2, batch_size=3)
+    _write_labelled(series, LENGTHS)  # each z names its (episode, step)
+    config = _config(epochs=1, batch_size=3)
     train_rnn(series, tmp_path / "rnn", config, Z_SIZE, ACTION_SIZE, progress=False, log=lambda _: None)
     before = _files(tmp_path / "rnn")
+    steps_in_first_epoch = read_checkpoint(tmp_path / "rnn" / "checkpoints" / "last.npz", build_trainable(config, Z_SIZE, ACTION_SIZE))[0]["step"]
 
-    clean = rnn_data.SeriesData.batch
+    clean = rnn_data.WindowStream.batch
+    poisoned_batch = {}
 
-    def poisoned(self, batch_size, sequence_length, seed, step, restart_input):
-        batch = clean(self, batch_size, sequence_length, seed, step, restart_input)
-        if step == 3:
-            batch["inputs"] = np.full_like(batch["inputs"], np.inf)
+    def poisoned(self, epoch, index):
+        batch = clean(self, epoch, index)
+        if (epoch, index) == (1, 1):
+            poisoned_batch.update(batch)
+            batch = {**batch, "inputs": np.full_like(batch["inputs"], np.inf)}
         return batch
 
-    monkeypatch.setattr(rnn_data.SeriesData, "batch", poisoned)
-    real_steps = clean(rnn_data.SeriesData(series, Z_SIZE, ACTION_SIZE), 3, 12, config.seed, 3, True)["step_mask"].sum(axis=1)
-    episodes = sorted({lengths.index(int(steps)) for steps in real_steps})
+    monkeypatch.setattr(rnn_data.WindowStream, "batch", poisoned)
     with pytest.raises(TrainingDiverged) as error:
-        train_rnn(series, tmp_path / "rnn", dataclasses.replace(config, num_steps=6), Z_SIZE, ACTION_SIZE, progress=False, log=lambda _: None)
+        train_rnn(series, tmp_path / "rnn", dataclasses.replace(config, epochs=2), Z_SIZE, ACTION_SIZE, progress=False, log=lambda _: None)
     message = str(error.value)
-    assert "train_rnn: the loss or a gradient is not finite at step 4 " in message and "last.npz (step 2) is the last good checkpoint" in message
-    named = re.search(r"series files ([\d., npz]+) in", message).group(1)
+    assert f"not finite at step {steps_in_first_epoch + 2} (epoch 2, batch 2 of the epoch" in message
+    assert f"last.npz (step {steps_in_first_epoch}) is the last good checkpoint" in message
+    # the episodes whose frames the window holds, read off the labelled z of its real steps
+    real = poisoned_batch["step_mask"] > 0
+    episodes = sorted({int(round(value)) for value in poisoned_batch["inputs"][..., 0][real]})
+    named = re.search(r"series files ([\d., npz]+)", message).group(1).strip(" .")
     assert named == ", ".join(f"{episode:06d}.npz" for episode in episodes)
     after = _files(tmp_path / "rnn")
     assert {path: data for path, data in after.items() if "tensorboard" not in str(path)} == {
@@ -163,18 +161,18 @@ def test_train_rnn_exits_2_on_a_nan_series_and_leaves_rnn_as_it_was(tmp_path, mo
 
     run = tmp_path / "run"
     _write_run(run)
-    clean = rnn_data.SeriesData.batch
+    clean = rnn_data.WindowStream.batch
 
-    def interrupted_at_step_2(self, batch_size, sequence_length, seed, step, restart_input):
-        if step == 2:
+    def interrupted_at_window_2(self, epoch, index):
+        if (epoch, index) == (0, 2):
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the loop saves at the next consistent point
-        return clean(self, batch_size, sequence_length, seed, step, restart_input)
+        return clean(self, epoch, index)
 
-    monkeypatch.setattr(rnn_data.SeriesData, "batch", interrupted_at_step_2)
+    monkeypatch.setattr(rnn_data.WindowStream, "batch", interrupted_at_window_2)
     with pytest.raises(SystemExit) as exit_info:
         stage.run_main(train_rnn_stage.main, ["--run-dir", str(run), *SETTINGS])
     assert exit_info.value.code == 130
-    monkeypatch.setattr(rnn_data.SeriesData, "batch", clean)
+    monkeypatch.setattr(rnn_data.WindowStream, "batch", clean)
     before = _files(run / "rnn")
     assert {"checkpoints/last.npz", "metrics.jsonl", "started.json"} <= {str(path) for path in before}
 

@@ -202,7 +202,9 @@ def test_rnn_finetune_starts_from_the_previous_weights(one_round, tmp_path):
     run_dir, config, _ = one_round
     previous = load_mdn_rnn(run_dir / "rnn", config).get_weights()
     folders = iterate.series_folders(run_dir, 1)
-    iterate.finetune_rnn(folders, tmp_path / "rnn", run_dir / "rnn" / "mdn_rnn.weights.h5", config, epochs=0, progress=False)
+    no_epochs = iterate_script.round_config(config)
+    no_epochs.rnn.epochs = 0
+    iterate.finetune_rnn(folders, tmp_path / "rnn", run_dir / "rnn" / "mdn_rnn.weights.h5", no_epochs, progress=False)
     for kept, old in zip(load_mdn_rnn(tmp_path / "rnn", config).get_weights(), previous, strict=True):
         np.testing.assert_array_equal(kept, old)
     trained = load_mdn_rnn(run_dir / "iterate" / "round_001" / "rnn", config).get_weights()

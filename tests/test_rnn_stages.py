@@ -9,7 +9,7 @@ from scripts import stage
 from vae.series import write_initial_z, write_series
 
 Z_SIZE = 4
-SETTINGS = ["--set", f"vae.z_size={Z_SIZE}", "--set", "rnn.hidden_size=16", "--set", "rnn.num_steps=4", "--set", "rnn.log_every=2", "--set", "env.max_steps=30"]
+SETTINGS = ["--set", f"vae.z_size={Z_SIZE}", "--set", "rnn.hidden_size=16", "--set", "rnn.epochs=1", "--set", "rnn.log_every=2", "--set", "env.max_steps=30"]
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from common.files import append_jsonl, read_jsonl
+from common.checkpoint import read_checkpoint, save_checkpoint
+from common.errors import ArtifactError
+from common.files import read_jsonl
 from common.training import Progress, Record, Trainer, apply_if_finite, checkpoint_path, run_training
 from rnn import data as rnn_data
 from rnn.store import WEIGHTS_NAME
@@ -94,45 +95,44 @@ def test_resume_mid_epoch_restores_position_and_carried_state(tmp_path):
     assert read_checkpoint(checkpoint_path(tmp_path / "resumed"), Toy())[1] == whole_state
 
 
-def test_m_saves_on_ctrl_c_and_reads_its_old_checkpoint_name(tmp_path, monkeypatch):
+def test_m_saves_on_ctrl_c_mid_epoch_and_refuses_its_random_window_checkpoint(tmp_path, monkeypatch):
     series = tmp_path / "series"
     series.mkdir()
-    _write_episodes(series, [20, 25, 15, 30])
-    config = _config(num_steps=12, log_every=2)
+    _write_episodes(series, [20, 25, 15, 30, 12, 28])
+    config = _config(epochs=2, log_every=2)
     quiet = dict(progress=False, log=lambda _: None)
     train_rnn(series, tmp_path / "whole", config, Z_SIZE, ACTION_SIZE, **quiet)
     whole = build_trainable(config, Z_SIZE, ACTION_SIZE)
     whole.load_weights(tmp_path / "whole" / WEIGHTS_NAME)
 
-    # Ctrl-C while the batch of step 8 is being made: that step finishes, then the loop saves and stops.
-    clean = rnn_data.SeriesData.batch
+    # Ctrl-C while window 3 of the second epoch is being made: that step finishes, then the loop saves and stops.
+    clean = rnn_data.WindowStream.batch
 
-    def interrupted(self, batch_size, sequence_length, seed, step, restart_input):
-        if step == 7:
+    def interrupted(self, epoch, index):
+        if (epoch, index) == (1, 2):
             os.kill(os.getpid(), signal.SIGINT)
-        return clean(self, batch_size, sequence_length, seed, step, restart_input)
+        return clean(self, epoch, index)
 
-    monkeypatch.setattr(rnn_data.SeriesData, "batch", interrupted)
+    monkeypatch.setattr(rnn_data.WindowStream, "batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_rnn(series, tmp_path / "interrupted", config, Z_SIZE, ACTION_SIZE, **quiet)
-    monkeypatch.setattr(rnn_data.SeriesData, "batch", clean)
+    monkeypatch.setattr(rnn_data.WindowStream, "batch", clean)
     checkpoint = checkpoint_path(tmp_path / "interrupted")
     model = build_trainable(config, Z_SIZE, ACTION_SIZE)
-    assert load_checkpoint(checkpoint, model) == {"step": 8, "epoch": 0, "step_in_epoch": 8, "metrics_records": 4}
-    assert int(model.optimizer.iterations) == 8  # the weights are those of step 8, as the counters say
+    counters, state = read_checkpoint(checkpoint, model)
+    assert counters["epoch"] == 1 and counters["step_in_epoch"] == 3
+    assert int(model.optimizer.iterations) == counters["step"]  # the weights are those of the step the counters name
+    assert set(state) == {"h", "c"} and np.abs(state["h"]).sum() > 0  # the LSTM state carried into window 4
     assert not (tmp_path / "interrupted" / WEIGHTS_NAME).exists()
-
-    # The same checkpoint as M wrote it before the shared loop: checkpoint.npz, the step only, and a
-    # metrics line written after it.
-    legacy = checkpoint.parent / "checkpoint.npz"
-    save_checkpoint(legacy, model, {"step": 8})
-    checkpoint.unlink()
-    append_jsonl(tmp_path / "interrupted" / "metrics.jsonl", {"step": 10, "loss": 0.0})
-    summary = train_rnn(series, tmp_path / "interrupted", config, Z_SIZE, ACTION_SIZE, **quiet)
-    assert summary["steps"] == 12 and checkpoint.exists() and not legacy.exists()
-    assert load_checkpoint(checkpoint, build_trainable(config, Z_SIZE, ACTION_SIZE)) == {"step": 12, "epoch": 0, "step_in_epoch": 12, "metrics_records": 6}
-    assert [record["step"] for record in read_jsonl(tmp_path / "interrupted" / "metrics.jsonl")] == [2, 4, 6, 8, 10, 12]
+    train_rnn(series, tmp_path / "interrupted", config, Z_SIZE, ACTION_SIZE, **quiet)
     resumed = build_trainable(config, Z_SIZE, ACTION_SIZE)
     resumed.load_weights(tmp_path / "interrupted" / WEIGHTS_NAME)
     for expected, got in zip(whole.get_weights(), resumed.get_weights(), strict=True):
         np.testing.assert_array_equal(got, expected)
+
+    # A checkpoint of the earlier random-window training (checkpoints/checkpoint.npz) cannot continue as epochs: refused, kept.
+    old_run = tmp_path / "old"
+    save_checkpoint(old_run / "checkpoints" / "checkpoint.npz", model, {"step": 8})
+    with pytest.raises(ArtifactError, match=r"checkpoint\.npz: a checkpoint of M's earlier random-window training.*--force"):
+        train_rnn(series, old_run, config, Z_SIZE, ACTION_SIZE, **quiet)
+    assert sorted(path.name for path in (old_run / "checkpoints").iterdir()) == ["checkpoint.npz"]
