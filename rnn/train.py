@@ -147,6 +147,15 @@ def window_trainer(model: MdnRnn, windows: WindowStream, validation: WindowStrea
 # -- training -----------------------------------------------------------------------------
 
 
+def refuse_random_windows_checkpoint(path: Path, run_dir: Path) -> None:
+    """An earlier version's checkpoint (random windows, rnn.num_steps) cannot continue as epochs."""
+    if path.exists():
+        raise ArtifactError(
+            f"{path}: a checkpoint of M's earlier random-window training (rnn.num_steps), which cannot continue as "
+            f"epochs over the stream of windows; rerun `python -m scripts.train_rnn --run-dir {run_dir} --force` to train M again"
+        )
+
+
 def train_rnn(
     series_dir: str | Path,
     rnn_dir: str | Path,
@@ -158,12 +167,7 @@ def train_rnn(
 ) -> dict:
     """Train (or resume training) M; returns a summary of the run."""
     rnn_dir = Path(rnn_dir)
-    old_checkpoint = rnn_dir / "checkpoints" / RANDOM_WINDOWS_CHECKPOINT
-    if old_checkpoint.exists():
-        raise ArtifactError(
-            f"{old_checkpoint}: a checkpoint of M's earlier random-window training (rnn.num_steps), which cannot continue as "
-            f"epochs over the stream of windows; rerun `python -m scripts.train_rnn --run-dir {rnn_dir.parent} --force` to train M again"
-        )
+    refuse_random_windows_checkpoint(rnn_dir / "checkpoints" / RANDOM_WINDOWS_CHECKPOINT, rnn_dir.parent)
     paths = list_series(series_dir)
     if not paths:
         raise ArtifactError(f"{series_dir} holds no series files; run `python -m scripts.extract --run-dir {Path(series_dir).parent}` first")
