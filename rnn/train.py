@@ -147,6 +147,15 @@ def window_trainer(model: MdnRnn, windows: WindowStream, validation: WindowStrea
 # -- training -----------------------------------------------------------------------------
 
 
+def refuse_random_windows_checkpoint(path: Path, run_dir: Path) -> None:
+    """An earlier version's checkpoint (random windows, rnn.num_steps) cannot continue as epochs."""
+    if path.exists():
+        raise ArtifactError(
+            f"{path}: a checkpoint of M's earlier random-window training (rnn.num_steps), which cannot continue as "
+            f"epochs over the stream of windows; rerun `python -m scripts.train_rnn --run-dir {run_dir} --force` to train M again"
+        )
+
+
 def train_rnn(
     series_dir: str | Path | list,
     rnn_dir: str | Path,
@@ -163,12 +172,7 @@ def train_rnn(
     initial_weights: an mdn_rnn.weights.h5 to start from instead of the seeded initialisation
     (a fine-tune), used only when rnn_dir holds no checkpoint to resume."""
     rnn_dir = Path(rnn_dir)
-    old_checkpoint = rnn_dir / "checkpoints" / RANDOM_WINDOWS_CHECKPOINT
-    if old_checkpoint.exists():
-        raise ArtifactError(
-            f"{old_checkpoint}: a checkpoint of M's earlier random-window training (rnn.num_steps), which cannot continue as "
-            f"epochs over the stream of windows; rerun `python -m scripts.train_rnn --run-dir {rnn_dir.parent} --force` to train M again"
-        )
+    refuse_random_windows_checkpoint(rnn_dir / "checkpoints" / RANDOM_WINDOWS_CHECKPOINT, rnn_dir.parent)
     folders = series_dir if isinstance(series_dir, list) else [series_dir]
     paths = [path for folder in folders for path in list_series(folder)]
     if not paths:

@@ -92,6 +92,28 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Fields an earlier version wrote to config.json that no longer exist, with the reason. A run's
+# config.json holding them is still read (the field is dropped, with a note); anywhere else an
+# unknown field is an error.
+RETIRED_FIELDS = {
+    "rnn.num_steps": "M trains for rnn.epochs passes over its series instead (docs/design.md section 5 item 11)",
+}
+
+
+def drop_retired(sections: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Stored section values without the retired fields, and one note per field dropped."""
+    kept, notes = {}, []
+    for section, values in sections.items():
+        kept[section] = {}
+        for name, value in values.items():
+            key = f"{section}.{name}"
+            if key in RETIRED_FIELDS:
+                notes.append(f"{key}={value!r} is no longer a setting and is ignored: {RETIRED_FIELDS[key]}")
+            else:
+                kept[section][name] = value
+    return kept, notes
+
+
 def parse_value(key: str, text: str, default: Any) -> Any:
     """Convert the text of `--set key=text` to the type of the field's default."""
     if isinstance(default, bool):

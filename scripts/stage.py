@@ -175,7 +175,9 @@ def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> c
             if preset is not None and preset != stored.get("preset"):
                 # A different preset rebuilds everything from that preset; the locks decide if that is allowed.
                 return config_module.build(preset, None, overrides)
-            sections = {name: stored[name] for name in config_module.SECTIONS if name in stored}
+            sections, notes = config_module.drop_retired({name: stored[name] for name in config_module.SECTIONS if name in stored})
+            for note in notes:
+                print(f"note: {config_path}: {note}", file=sys.stderr)
             return config_module.build(stored.get("preset"), sections, overrides)
         if preset is None:
             raise StageError(

@@ -2,8 +2,8 @@
 
 Reads DIR/series/*.npz (made by `scripts.extract`), trains for rnn.epochs
 passes over its episodes (less a held-out rnn.validation_fraction), writes DIR/rnn/mdn_rnn.weights.h5, checkpoints, metrics.jsonl and
-TensorBoard logs. Rerunning resumes from the last checkpoint (a finished run with its
-final weights is left as it is); --force starts over.
+TensorBoard logs. Rerunning resumes from the last checkpoint, also after it finished if
+rnn.epochs was raised (a finished run is otherwise left as it is); --force starts over.
 """
 
 from scripts import stage
@@ -20,7 +20,10 @@ def validate(invocation) -> None:
     for path in series:
         read_series(path, config.vae.z_size, config.env.action_size)
     if not invocation.arguments.force:
-        stage.check_checkpoint(run_dir / "rnn" / "checkpoints" / "checkpoint.npz", "train_rnn", run_dir)
+        from rnn.train import RANDOM_WINDOWS_CHECKPOINT, refuse_random_windows_checkpoint
+
+        refuse_random_windows_checkpoint(run_dir / "rnn" / "checkpoints" / RANDOM_WINDOWS_CHECKPOINT, run_dir)
+        stage.check_checkpoint(run_dir / "rnn" / "checkpoints" / "last.npz", "train_rnn", run_dir)
 
 
 def main(argv=None):
@@ -30,8 +33,11 @@ def main(argv=None):
     from rnn.store import WEIGHTS_NAME
 
     if stage.done_path(run_dir, "train_rnn").exists() and (run_dir / "rnn" / WEIGHTS_NAME).exists():
-        print(f"train_rnn already finished in {run_dir} (use --force to train again)")
-        return
+        epochs_done = stage.require_done(run_dir, "train_rnn").get("summary", {}).get("epochs", 0)
+        if epochs_done >= config.rnn.epochs:
+            print(f"train_rnn: already finished in {run_dir / 'rnn'} (use --force to train again, or --set rnn.epochs=N to train longer)")
+            return
+        stage.clear_done(run_dir, "train_rnn")  # more epochs asked for: continue from the last checkpoint
     from rnn.train import train_rnn
 
     summary = train_rnn(run_dir / "series", run_dir / "rnn", config.rnn, config.vae.z_size, config.env.action_size)

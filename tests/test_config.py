@@ -181,3 +181,18 @@ def test_locked_field_of_an_interrupted_stage_is_refused(tmp_path):
     stage.force_clean(tmp_path, "generate")
     stage.mark_started(tmp_path, "generate", forced.config)
     assert json.loads(stage.started_path(tmp_path, "generate").read_text())["locked"]["env.max_steps"] == 99
+
+
+def test_a_retired_field_in_config_json_is_dropped_with_a_note(tmp_path, capsys):
+    from common.files import read_json, write_json
+    from scripts import stage
+
+    config = stage.resolve_config(tmp_path, "doom-smoke", [])
+    stored = read_json(tmp_path / "config.json")
+    stored["rnn"]["num_steps"] = 4000  # written by the version that trained M on random windows
+    write_json(tmp_path / "config.json", stored)
+    again = stage.build_config(tmp_path, None, [])
+    assert again.rnn == config.rnn
+    assert "rnn.num_steps=4000 is no longer a setting and is ignored" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown config field 'rnn.num_steps'"):
+        config_module.parse_overrides(["rnn.num_steps=10"])  # on the command line it is an error

@@ -170,7 +170,7 @@ def test_train_rnn_exits_2_on_a_nan_series_and_leaves_rnn_as_it_was(tmp_path, mo
 
     monkeypatch.setattr(rnn_data.WindowStream, "batch", interrupted_at_window_2)
     with pytest.raises(SystemExit) as exit_info:
-        stage.run_main(train_rnn_stage.main, ["--run-dir", str(run), *SETTINGS])
+        stage.run_main(train_rnn_stage.main, ["--run-dir", str(run), *SETTINGS, "--set", "rnn.sequence_length=5"])
     assert exit_info.value.code == 130
     monkeypatch.setattr(rnn_data.WindowStream, "batch", clean)
     before = _files(run / "rnn")
@@ -181,7 +181,7 @@ def test_train_rnn_exits_2_on_a_nan_series_and_leaves_rnn_as_it_was(tmp_path, mo
     write_series(run / "series" / "000001.npz", **series)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        stage.run_main(train_rnn_stage.main, ["--run-dir", str(run), *SETTINGS])
+        stage.run_main(train_rnn_stage.main, ["--run-dir", str(run), *SETTINGS, "--set", "rnn.sequence_length=5"])
     assert exit_info.value.code == 2
     assert re.search(r"000001\.npz: 'mu' holds 1 non-finite values .* row 7", capsys.readouterr().err)
     assert _files(run / "rnn") == before

@@ -140,3 +140,21 @@ def test_train_vae_refuses_a_damaged_checkpoint_before_clearing_done(tmp_path, c
     assert str(checkpoint) in capsys.readouterr().err
     assert tree(tmp_path) == before
     stage.release_locks()
+
+
+def test_train_rnn_refuses_a_damaged_checkpoint_before_clearing_done(tmp_path, capsys):
+    """More epochs asked for would clear done.json and resume from M's checkpoint: it is checked first."""
+    from scripts import train_rnn
+    from vae.series import write_series
+
+    config = new_run(tmp_path, ("generate", "train_vae", "extract", "train_rnn"))
+    mu = np.zeros((5, config.vae.z_size), np.float32)
+    write_series(tmp_path / "series" / "000000.npz", mu, mu, np.zeros((5, 1), np.float32), np.zeros(5, np.float32), np.zeros(5, bool))
+    put(tmp_path / "rnn" / "mdn_rnn.weights.h5", b"weights")
+    checkpoint = put(tmp_path / "rnn" / "checkpoints" / "last.npz", b"PK\x03\x04 cut by a full disk")
+    before = tree(tmp_path)
+    with pytest.raises(SystemExit):
+        stage.run_main(train_rnn.main, ["--run-dir", str(tmp_path), "--set", f"rnn.epochs={config.rnn.epochs + 1}"])
+    assert str(checkpoint) in capsys.readouterr().err
+    assert tree(tmp_path) == before
+    stage.release_locks()

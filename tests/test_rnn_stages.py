@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 
+from common.files import read_json
 from scripts import stage
 from vae.series import write_initial_z, write_series
 
@@ -45,6 +46,10 @@ def test_train_rnn_then_dream_videos(run_dir, capsys):
     train_rnn.main(["--run-dir", str(run_dir)])  # finished: a rerun does nothing
     assert "already finished" in capsys.readouterr().out
     assert (run_dir / "rnn" / "mdn_rnn.weights.h5").stat().st_mtime_ns == weights_time
+    one_epoch = read_json(run_dir / "rnn" / "done.json")["summary"]
+    train_rnn.main(["--run-dir", str(run_dir), "--set", "rnn.epochs=2"])  # more epochs asked for: it continues
+    two_epochs = read_json(run_dir / "rnn" / "done.json")["summary"]
+    assert two_epochs["epochs"] == 2 and two_epochs["steps"] == 2 * one_epoch["steps"]
 
     dream.main(["--run-dir", str(run_dir), "--max-steps", "8", "--format", "gif", "--tau", "1.0"])
     output = capsys.readouterr().out
