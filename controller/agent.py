@@ -47,21 +47,27 @@ class Agent:
             tf.TensorSpec([None, features, actions], tf.float32),  # W per row
             tf.TensorSpec([None, actions], tf.float32),  # b per row (zeros without bias)
             tf.TensorSpec([None], tf.float32),  # restart flag
+            tf.TensorSpec([None, actions], tf.float32),  # exploration noise on the action (zeros but in iterative training)
         ]
         self._step = tf.function(self._step_graph, input_signature=signature)
 
-    def _step_graph(self, frames, eps, h, c, weights, biases, restart):
+    def _step_graph(self, frames, eps, h, c, weights, biases, restart, action_noise):
         mu, logvar = self.encoder(tf.cast(frames, tf.float32) / 255.0, training=False)
         z = mu + tf.exp(logvar / 2.0) * eps
         actions = controller_actions(controller_features(z, h, c, self.shape.use_cell_state), weights, biases)
+        # the action taken (and fed to M) is clip(a + noise, -1, 1): a itself when the noise is zero
+        actions = tf.clip_by_value(actions + action_noise, -1.0, 1.0)
         inputs = self.mdn_rnn.make_input(z, actions, restart if self.restart_input else None)
         _, h, c = self.mdn_rnn.step(inputs, h, c)
         return actions, z, h, c
 
-    def step(self, frames, eps, h, c, weights, biases, restart):
-        """One step for a batch: returns NumPy actions (B, A), z (B, Z), h, c (B, H)."""
+    def step(self, frames, eps, h, c, weights, biases, restart, action_noise=None):
+        """One step for a batch: returns NumPy actions (B, A), z (B, Z), h, c (B, H).
+        action_noise (B, A) or None: added to C's output before it is clipped to [-1, 1], taken and fed to M."""
         if biases is None:
             biases = np.zeros((len(frames), self.shape.action_size), np.float32)
+        if action_noise is None:
+            action_noise = np.zeros((len(frames), self.shape.action_size), np.float32)
         outputs = self._step(
             tf.constant(frames, tf.uint8),
             tf.constant(eps, tf.float32),
@@ -70,6 +76,7 @@ class Agent:
             tf.constant(weights, tf.float32),
             tf.constant(biases, tf.float32),
             tf.constant(restart, tf.float32),
+            tf.constant(action_noise, tf.float32),
         )
         return tuple(output.numpy() for output in outputs)
 

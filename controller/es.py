@@ -6,7 +6,7 @@ authors' code also subtracts a weight decay, so large weights are penalised:
     fitness(x) = mean return(x) - weight_decay * mean(x^2)
 
 pycma minimises, so its objective is -fitness: the sign is flipped here, in
-`tell`, and nowhere else. x0 = 0, sigma0 = controller.sigma_init.
+`tell`, and nowhere else. x0 = 0 (or a given mean), sigma0 = controller.sigma_init.
 
 The sampler draws from a private NumPy RandomState seeded with
 controller.seed and stored inside the pickled pycma object, so the saved
@@ -29,12 +29,16 @@ STATE_FORMAT = 1
 class EvolutionStrategy:
     """Ask/tell CMA-ES maximising fitness = mean return - weight_decay * mean(params^2)."""
 
-    def __init__(self, num_params: int, sigma_init: float, population_size: int, weight_decay: float, seed: int):
+    def __init__(self, num_params: int, sigma_init: float, population_size: int, weight_decay: float, seed: int, x0: np.ndarray | None = None):
+        """x0: the initial distribution mean (N,), zeros if None (iterative training starts from the previous round's mean)."""
         self.num_params = num_params
         self.weight_decay = weight_decay
         random_state = np.random.RandomState(seed)  # private: see the module docstring
         options = {"popsize": population_size, "randn": random_state.randn, "verbose": -9}
-        self.strategy = cma.CMAEvolutionStrategy(np.zeros(num_params), sigma_init, options)
+        x0 = np.zeros(num_params) if x0 is None else np.asarray(x0, dtype=np.float64)
+        if x0.shape != (num_params,):
+            raise ValueError(f"x0 has shape {x0.shape}, expected ({num_params},)")
+        self.strategy = cma.CMAEvolutionStrategy(x0, sigma_init, options)
         self.generation = 0  # generations told so far
         self.best_params: np.ndarray | None = None  # best candidate ever told, by fitness
         self.best_fitness = -np.inf

@@ -108,7 +108,7 @@ def on_root(workers: Workers, function: Callable):
 class Rank0:
     """What rank 0 alone holds: the CMA-ES state, the output files, the log and the progress bar."""
 
-    def __init__(self, config, controller_dir: Path, log: Callable[[str], None], progress: bool):
+    def __init__(self, config, controller_dir: Path, log: Callable[[str], None], progress: bool, initial_mean: np.ndarray | None = None):
         self.settings = config.controller
         self.shape = linear.ControllerShape.from_config(config)
         self.controller_dir = controller_dir
@@ -120,7 +120,9 @@ class Rank0:
             self.strategy = EvolutionStrategy.load(state_path, self.shape.num_params)
         else:
             settings = self.settings
-            self.strategy = EvolutionStrategy(self.shape.num_params, settings.sigma_init, settings.population_size, settings.weight_decay, settings.seed)
+            self.strategy = EvolutionStrategy(
+                self.shape.num_params, settings.sigma_init, settings.population_size, settings.weight_decay, settings.seed, x0=initial_mean
+            )
         self.write_outputs()  # repairs them after a kill between the state and them
         self.bar = None
         self.writer = None
@@ -242,17 +244,24 @@ def plot_curve(records: list[dict], path: Path, title: str) -> None:
 
 
 def train_controller(
-    config, run_dir: Path, workers: Workers, scorer: Callable | None = None, log: Callable[[str], None] = print, progress: bool = True
+    config,
+    run_dir: Path,
+    workers: Workers,
+    scorer: Callable | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    initial_mean: np.ndarray | None = None,
 ) -> dict:
     """Run CMA-ES from the last finished generation to controller.num_generations.
 
     Every rank calls this; rank 0 owns CMA-ES and the files. scorer: see make_scorer (built
-    on every rank if not given). Returns a summary on rank 0 ({} elsewhere).
+    on every rank if not given). initial_mean: CMA-ES's x0 when no saved state exists (zeros if
+    None). Returns a summary on rank 0 ({} elsewhere).
     """
     run_dir = Path(run_dir)
     settings = config.controller
     shape = linear.ControllerShape.from_config(config)
-    rank0 = on_root(workers, lambda: Rank0(config, run_dir / "controller", log, progress))
+    rank0 = on_root(workers, lambda: Rank0(config, run_dir / "controller", log, progress, initial_mean))
     first_generation = workers.broadcast(rank0.strategy.generation if workers.is_root else None)
     if scorer is None:
         scorer = workers.guarded(lambda: make_scorer(config, run_dir))

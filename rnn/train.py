@@ -157,18 +157,24 @@ def refuse_random_windows_checkpoint(path: Path, run_dir: Path) -> None:
 
 
 def train_rnn(
-    series_dir: str | Path,
+    series_dir: str | Path | list,
     rnn_dir: str | Path,
     rnn_config: RnnConfig,
     z_size: int,
     action_size: int,
     progress: bool = True,
     log: Callable[[str], None] = tqdm.write,
+    initial_weights: str | Path | None = None,
 ) -> dict:
-    """Train (or resume training) M; returns a summary of the run."""
+    """Train (or resume training) M; returns a summary of the run.
+
+    series_dir: a folder of series files, or a list of such folders (M's data is all of them).
+    initial_weights: an mdn_rnn.weights.h5 to start from instead of the seeded initialisation
+    (a fine-tune), used only when rnn_dir holds no checkpoint to resume."""
     rnn_dir = Path(rnn_dir)
     refuse_random_windows_checkpoint(rnn_dir / "checkpoints" / RANDOM_WINDOWS_CHECKPOINT, rnn_dir.parent)
-    paths = list_series(series_dir)
+    folders = series_dir if isinstance(series_dir, list) else [series_dir]
+    paths = [path for folder in folders for path in list_series(folder)]
     if not paths:
         raise ArtifactError(f"{series_dir} holds no series files; run `python -m scripts.extract --run-dir {Path(series_dir).parent}` first")
     training_paths, validation_paths = split_series_paths(paths, rnn_config.validation_fraction, rnn_config.seed)
@@ -176,6 +182,10 @@ def train_rnn(
     windows = stream(SeriesData(training_paths, z_size, action_size))
     validation = stream(SeriesData(validation_paths, z_size, action_size)) if validation_paths else None
     model = build_trainable(rnn_config, z_size, action_size)
+    if initial_weights is not None and not training.checkpoint_path(rnn_dir).exists():
+        start = build_mdn_rnn(rnn_config, z_size, action_size)
+        start.load_weights(initial_weights)
+        model.set_weights(start.get_weights())
     data = windows.data
     log(
         f"M: {count_trainable(model):,} parameters; {data.num_episodes} training episodes ({data.num_steps:,} steps), "

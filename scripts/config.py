@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 from common.settings import describe
-from controller.config import ControllerConfig, EvaluateConfig
+from controller.config import ControllerConfig, EvaluateConfig, IterateConfig
 from env.config import EnvConfig, GenerateConfig
 from rnn.config import RnnConfig
 from vae.config import VaeConfig
@@ -21,6 +21,7 @@ SECTIONS = {
     "rnn": RnnConfig,
     "controller": ControllerConfig,
     "evaluate": EvaluateConfig,
+    "iterate": IterateConfig,
 }
 
 
@@ -33,6 +34,7 @@ class Config:
     rnn: RnnConfig
     controller: ControllerConfig
     evaluate: EvaluateConfig
+    iterate: IterateConfig
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -76,6 +78,10 @@ _SMOKE = {
     "controller.envs_per_worker": 4,
     "controller.max_dream_steps": 200,
     "evaluate.episodes": 3,
+    "iterate.episodes_per_round": 4,
+    "iterate.rnn_epochs": 1,
+    "iterate.controller_generations": 2,
+    "iterate.eval_episodes": 2,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

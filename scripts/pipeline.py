@@ -32,7 +32,7 @@ from common.stopping import run_child
 from scripts import config as config_module
 from scripts import stage
 
-ORDER = tuple(stage.STAGES)  # the stage table (scripts/stage.py) is in pipeline order
+ORDER = stage.PIPELINE_STAGES  # the stage table (scripts/stage.py) is in pipeline order
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".avi")
 LEAVES = stage.leaves()  # no later stage reads their outputs
 # Stages without a done.json of their own: the files they exist to make (each written atomically).

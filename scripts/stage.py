@@ -57,6 +57,7 @@ class Stage:
     sections: tuple[str, ...] = ()  # config sections whose locked fields its outputs depend on
     # "Finished": DIR/<folder>/done.json, or (stages without one) every file it exists to make.
     finished_files: tuple[str, ...] = ()
+    in_pipeline: bool = True  # False: run only by its own command, never by scripts.pipeline
 
     @property
     def has_done(self) -> bool:
@@ -85,14 +86,18 @@ STAGES: dict[str, Stage] = {
             optional_inputs=("train_vae", "extract", "train_controller"),
             finished_files=("dream/dream.mp4", "dream/real.mp4"),
         ),
+        # Rounds of iterative training (paper, section 6), each in DIR/iterate/round_NNN/: asked for with --rounds, not a pipeline step.
+        Stage("iterate", "iterate", inputs=("train_vae", "extract", "train_rnn", "train_controller"), sections=("iterate",), in_pipeline=False),
     )
 }
+PIPELINE_STAGES = tuple(name for name, spec in STAGES.items() if spec.in_pipeline)
 
 
 def leaves() -> tuple[str, ...]:
-    """Stages whose outputs no other stage reads."""
-    read = {upstream for spec in STAGES.values() for upstream in (*spec.inputs, *spec.optional_inputs, *spec.real_mode_inputs)}
-    return tuple(name for name in STAGES if name not in read)
+    """Pipeline stages whose outputs no other pipeline stage reads."""
+    specs = [STAGES[name] for name in PIPELINE_STAGES]
+    read = {upstream for spec in specs for upstream in (*spec.inputs, *spec.optional_inputs, *spec.real_mode_inputs)}
+    return tuple(name for name in PIPELINE_STAGES if name not in read)
 
 
 def command_for(stage: str, run_dir: Path) -> str:

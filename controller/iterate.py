@@ -1,0 +1,369 @@
+"""Iterative training (paper, section 6, "Iterative Training Procedure"): rounds of
+  1. real episodes played with the current controller (the previous round's CMA-ES mean), with
+     exploration noise on its action, saved as rollout files;
+  2. encoded by the same V into series;
+  3. M fine-tuned from the previous round's weights on every series so far (random policy + rounds);
+  4. C retrained in the new M's dream, CMA-ES started at the previous mean;
+  5. the new mean scored on fresh real episodes.
+Round r lives in DIR/iterate/round_<r:03d>/ with the run directory's own layout (rollouts/, series/,
+rnn/, controller/, eval/, a config.json and vae/ as a link to the run's V), so the stage scripts can
+be pointed at it. Round 1 starts from the run's own M (DIR/rnn) and C (DIR/controller/mean.npz).
+
+Collection (step 1): episode i of round r uses seed collection_seeds(iterate.seed, r)[i], a hash in
+[2^30, 2^31): above generate's seeds (base_seed + i) and evaluation's (evaluate.seed + k), below the
+training seeds [2^31, 2^32) (controller/seeds.py). Its randomness (the env, V's z samples, the action
+noise) comes from that seed only, so a resumed collection writes the same episodes. The action taken
+and recorded is clip(a + noise, -1, 1), noise ~ N(0, iterate.action_noise^2) per step and output: the
+continuous value M is trained on; the env maps it as usual (Doom: thresholds at +-1/3). Every
+episode is kept (no minimum length: the controller's short episodes are the failures M must learn).
+"""
+
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from common.errors import ArtifactError
+from common.files import read_json, read_jsonl, write_json
+from controller import linear
+from controller.agent import NOISE_STREAM as Z_NOISE_STREAM
+from controller.agent import Agent
+from controller.dream_scoring import DreamScorer
+from controller.evaluate import evaluate
+from controller.parallel import Workers
+from controller.store import MEAN_NAME, load_params
+from controller.train import METRICS_NAME, train_controller
+from env.batch import BatchEnv
+from env.rollouts import episode_path, list_episodes, write_rollout
+from rnn.store import WEIGHTS_NAME, load_mdn_rnn
+from rnn.train import train_rnn
+from vae.extract import check_source as check_encoder_source
+from vae.extract import extract_series, weights_fingerprint
+from vae.series import read_initial_z
+
+FOLDER = "iterate"  # DIR/iterate/
+ROUNDS_NAME = "rounds.json"
+SOURCE_NAME = "source.json"  # fingerprints of the run's V, M and C the rounds were started from
+COLLECTION_SEED_BASE = 2**30  # collection seeds lie in [2^30, 2^31)
+ACTION_NOISE_STREAM = 0xAC  # an episode's action noise comes from SeedSequence([seed, ACTION_NOISE_STREAM])
+CHUNK_ROUNDS = 4  # episodes are collected in chunks of CHUNK_ROUNDS x envs; a resume replays an unfinished chunk
+# A round's sub-steps, named after the stages whose folders (and done.json) they fill, in order.
+STEPS = {"generate": "collect", "extract": "encode", "train_rnn": "rnn", "train_controller": "controller", "evaluate": "evaluate"}
+
+
+def round_dir(run_dir: str | Path, number: int) -> Path:
+    return Path(run_dir) / FOLDER / f"round_{number:03d}"
+
+
+def previous_dir(run_dir: str | Path, number: int) -> Path:
+    """Where round `number` takes M and C from: the run itself for round 1, else the round before."""
+    return Path(run_dir) if number == 1 else round_dir(run_dir, number - 1)
+
+
+def existing_rounds(run_dir: str | Path) -> list[int]:
+    """Numbers of the round folders on disk, in order."""
+    folder = Path(run_dir) / FOLDER
+    if not folder.is_dir():
+        return []
+    numbers = []
+    for path in folder.glob("round_*"):
+        suffix = path.name.removeprefix("round_")
+        if path.is_dir() and suffix.isdigit():
+            numbers.append(int(suffix))
+    return sorted(numbers)
+
+
+def collection_seeds(seed: int, round_number: int, count: int) -> np.ndarray:
+    """(count,) int64: the env seed of each collection episode of a round, a hash of (seed, round, index) in [2^30, 2^31)."""
+    values = [np.random.SeedSequence([seed, round_number, index]).generate_state(1, np.uint32)[0] for index in range(count)]
+    return np.array([COLLECTION_SEED_BASE + int(value) % COLLECTION_SEED_BASE for value in values], np.int64)
+
+
+def series_folders(run_dir: str | Path, number: int) -> list[Path]:
+    """M's data in round `number`: the random-policy series and those of rounds 1..number."""
+    return [Path(run_dir) / "series", *(round_dir(run_dir, k) / "series" for k in range(1, number + 1))]
+
+
+def initial_table(folders: list[Path], z_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every real first frame of those folders (their initial_z.npz), where dreams start."""
+    tables = [read_initial_z(folder, z_size) for folder in folders]
+    return np.concatenate([mu for mu, _ in tables]), np.concatenate([logvar for _, logvar in tables])
+
+
+def array_digest(arrays) -> str:
+    """SHA-256 of arrays' shapes, dtypes and bytes: equal for equal weights, whatever file holds them."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def source_fingerprints(encoder, mdn_rnn, params: np.ndarray) -> dict:
+    """What the rounds are made from: the run's V encoder, M and C mean (by content)."""
+    return {
+        "encoder_sha256": array_digest(encoder.get_weights()),
+        "rnn_sha256": array_digest(mdn_rnn.get_weights()),
+        "controller_sha256": array_digest([params]),
+    }
+
+
+def check_rounds_source(run_dir: Path, fingerprints: dict) -> None:
+    """Refuse to add rounds to ones made from another V, M or C of the run."""
+    path = Path(run_dir) / FOLDER / SOURCE_NAME
+    if not path.exists():
+        return
+    recorded = read_json(path)
+    changed = [key.removesuffix("_sha256") for key in fingerprints if recorded.get(key) != fingerprints[key]]
+    if changed:
+        raise ArtifactError(
+            f"{path}: the rounds in {path.parent} were made from another {', '.join(changed)} than the run's "
+            f"(the run's {', '.join(changed)} changed since they started). Rerun `python -m scripts.iterate --run-dir {run_dir} --rounds N --force` to start them over."
+        )
+
+
+def record_source(run_dir: Path, fingerprints: dict) -> None:
+    path = Path(run_dir) / FOLDER / SOURCE_NAME
+    if not path.exists():
+        write_json(path, fingerprints)
+
+
+# --- step 1: real episodes with the current controller, with exploration noise ----------------------
+
+
+def play_episodes(
+    agent: Agent,
+    batch_env: BatchEnv,
+    params: np.ndarray,
+    shape: linear.ControllerShape,
+    seeds: np.ndarray,
+    action_noise: float,
+    on_episode: Callable[[int, dict], None],
+) -> None:
+    """One episode per seed with controller `params`, the rows of `batch_env` refilled as episodes end.
+
+    on_episode(job, episode) gets each finished episode in the rollout format: obs (T, 64, 64, 3) uint8
+    (the frame before each action), action (T, A) float32 (clip(a + noise, -1, 1), the action taken),
+    reward (T,) float32, done (T,) bool (termination only). z samples use the agent's stream of the seed,
+    so with action_noise 0 the episodes are those Agent.run_episodes plays.
+    """
+    weights, biases = linear.unflatten(params, shape)
+    num_rows, num_jobs = batch_env.num_envs, len(seeds)
+    z_size, hidden_size, action_size = shape.z_size, shape.hidden_size, shape.action_size
+    job_of_row = np.full(num_rows, -1, np.int64)
+    z_noise, action_rng = [None] * num_rows, [None] * num_rows
+    buffers: list[dict | None] = [None] * num_rows
+    frames = np.zeros((num_rows, 64, 64, 3), np.uint8)
+    h = np.zeros((num_rows, hidden_size), np.float32)
+    c = np.zeros((num_rows, hidden_size), np.float32)
+    restart = np.zeros(num_rows, np.float32)
+    next_job, finished = 0, 0
+
+    def start(row: int) -> None:
+        nonlocal next_job
+        job, next_job = next_job, next_job + 1
+        seed = int(seeds[job])
+        job_of_row[row] = job
+        z_noise[row] = np.random.default_rng(np.random.SeedSequence([seed, Z_NOISE_STREAM]))
+        action_rng[row] = np.random.default_rng(np.random.SeedSequence([seed, ACTION_NOISE_STREAM]))
+        frames[row] = batch_env.reset_one(row, seed)
+        h[row], c[row], restart[row] = 0.0, 0.0, 1.0
+        buffers[row] = {"obs": [], "action": [], "reward": [], "done": []}
+
+    for row in range(min(num_rows, num_jobs)):
+        start(row)
+    while finished < num_jobs:
+        active = np.flatnonzero(job_of_row >= 0)
+        eps = np.zeros((len(active), z_size), np.float32)
+        noise = np.zeros((len(active), action_size), np.float32)
+        for index, row in enumerate(active):
+            if agent.sample_z:
+                eps[index] = z_noise[row].standard_normal(z_size, dtype=np.float32)
+            noise[index] = np.float32(action_noise) * action_rng[row].standard_normal(action_size, dtype=np.float32)
+        rows_weights = np.repeat(weights[None], len(active), axis=0)
+        rows_biases = None if biases is None else np.repeat(biases[None], len(active), axis=0)
+        actions, _, h[active], c[active] = agent.step(frames[active], eps, h[active], c[active], rows_weights, rows_biases, restart[active], noise)
+        restart[active] = 0.0
+        all_actions = np.zeros((num_rows, action_size), np.float32)
+        all_actions[active] = actions
+        for index, row in enumerate(active):
+            buffers[row]["obs"].append(frames[row].copy())
+            buffers[row]["action"].append(actions[index])
+        new_frames, rewards, terminated, truncated = batch_env.step(all_actions)
+        frames[active] = new_frames[active]
+        for row in active:
+            buffers[row]["reward"].append(rewards[row])
+            buffers[row]["done"].append(terminated[row])
+            if terminated[row] or truncated[row]:
+                buffer = buffers[row]
+                episode = {
+                    "obs": np.asarray(buffer["obs"], np.uint8),
+                    "action": np.asarray(buffer["action"], np.float32),
+                    "reward": np.asarray(buffer["reward"], np.float32),
+                    "done": np.asarray(buffer["done"], np.bool_),
+                }
+                on_episode(int(job_of_row[row]), episode)
+                finished += 1
+                job_of_row[row], buffers[row] = -1, None
+                if next_job < num_jobs:
+                    start(row)
+
+
+def collect_round(
+    agent: Agent,
+    env_config,
+    params: np.ndarray,
+    shape: linear.ControllerShape,
+    seeds: np.ndarray,
+    action_noise: float,
+    folder: Path,
+    num_envs: int,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> dict:
+    """Play episode i (seed seeds[i]) into folder/<i:06d>.npz for every i without its file.
+
+    Episodes go in fixed chunks of CHUNK_ROUNDS x num_envs; a chunk with a missing file is played
+    whole (only missing files are written), so a resumed collection steps every env in the same
+    batches as an uninterrupted one."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    chunk_size = CHUNK_ROUNDS * num_envs
+    chunks = [list(range(start, min(start + chunk_size, len(seeds)))) for start in range(0, len(seeds), chunk_size)]
+    todo = [chunk for chunk in chunks if any(not episode_path(folder, index).exists() for index in chunk)]
+    already = len(seeds) - sum(sum(not episode_path(folder, index).exists() for index in chunk) for chunk in todo)
+    log(f"iterate: collecting {len(seeds)} episodes with action noise {action_noise} ({num_envs} envs in lockstep), {already} already on disk")
+    bar = tqdm(total=len(seeds), initial=already, desc="collect", unit="ep", leave=False, disable=not progress)
+    written, steps = 0, 0
+    batch_env = BatchEnv(env_config, min(num_envs, len(seeds))) if todo else None
+    try:
+        for chunk in todo:
+
+            def save(job: int, episode: dict, chunk=chunk) -> None:
+                nonlocal written, steps
+                path = episode_path(folder, chunk[job])
+                if not path.exists():
+                    write_rollout(path, **episode)
+                    written += 1
+                    steps += len(episode["done"])
+                    bar.update(1)
+
+            play_episodes(agent, batch_env, params, shape, seeds[chunk], action_noise, save)
+    finally:
+        if batch_env is not None:
+            batch_env.close()
+        bar.close()
+    return {"episodes": len(list_episodes(folder)), "new_episodes": written, "new_steps": steps, "seconds": time.perf_counter() - started}
+
+
+# --- steps 2-5 ------------------------------------------------------------------------------------
+
+
+def encode_round(rollouts_dir: Path, series_dir: Path, encoder, encoder_path: Path, config, log=print, progress: bool = True) -> dict:
+    """The round's rollouts through the run's V (vae/extract.py), source.json included."""
+    started = time.perf_counter()
+    check_encoder_source(series_dir, weights_fingerprint(encoder_path), series_dir.parent)
+    summary = extract_series(rollouts_dir, series_dir, encoder, config.env.action_size, config.vae.extract_batch_size, progress=progress, log=log)
+    return {**summary, "seconds": time.perf_counter() - started}
+
+
+def finetune_rnn(series: list[Path], rnn_dir: Path, initial_weights: Path, config, progress: bool = True) -> dict:
+    """M trained for config.rnn.epochs over every series file of the `series` folders (rnn/train.py),
+    starting from `initial_weights` (the previous round's M) unless rnn_dir holds a checkpoint to resume."""
+    started = time.perf_counter()
+    summary = train_rnn(series, rnn_dir, config.rnn, config.vae.z_size, config.env.action_size, progress=progress, initial_weights=initial_weights)
+    return {**summary, "seconds": time.perf_counter() - started}
+
+
+def dream_mean_return(controller_dir: Path) -> float | None:
+    """The distribution mean's return in the dream at the last generation that scored it."""
+    scored = [record for record in read_jsonl(Path(controller_dir) / METRICS_NAME) if "mean_params_return" in record]
+    return scored[-1]["mean_params_return"] if scored else None
+
+
+def retrain_controller(
+    config, output_dir: Path, initial_mean: np.ndarray, initial_mu: np.ndarray, initial_logvar: np.ndarray, log=print, progress: bool = True
+) -> dict:
+    """CMA-ES in the dream of output_dir/rnn at controller.temperature (controller/train.py), from
+    x0 = initial_mean, for controller.num_generations; resumes from output_dir/controller/es_state.pkl."""
+    started = time.perf_counter()
+    settings = config.controller
+    model = load_mdn_rnn(output_dir / "rnn", config)
+    scorer = DreamScorer(model, initial_mu, initial_logvar, settings.temperature, settings.max_dream_steps, settings.use_cell_state).run
+    summary = train_controller(config, output_dir, Workers(communicator=None), scorer=scorer, log=log, progress=progress, initial_mean=initial_mean)
+    return {**summary, "dream_mean": dream_mean_return(output_dir / "controller"), "seconds": time.perf_counter() - started}
+
+
+def evaluate_round(config, output_dir: Path, log=print, progress: bool = True) -> dict:
+    """controller/evaluate.py on output_dir (its controller/mean.npz, rnn/ and vae/), config.evaluate.episodes episodes."""
+    started = time.perf_counter()
+    summary = evaluate(config, output_dir, log=log, progress=progress)
+    return {**summary, "seconds": time.perf_counter() - started}
+
+
+# --- one round ------------------------------------------------------------------------------------
+
+
+def run_round(
+    config,
+    run_dir: Path,
+    number: int,
+    encoder,
+    is_done: Callable[[str], bool],
+    mark_done: Callable[[str, dict], None],
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> None:
+    """Round `number` (module docstring) into round_dir(run_dir, number), a sub-step at a time;
+    `config` is the round's (its rnn.epochs, controller.num_generations and evaluate.episodes set).
+
+    is_done(step) / mark_done(step, summary): the round folder's done.json of a sub-step, named
+    like the stage that fills the same folder (STEPS). A finished sub-step is skipped untouched;
+    an unfinished one resumes from what it left on disk."""
+    output, previous = round_dir(run_dir, number), previous_dir(run_dir, number)
+    shape = linear.ControllerShape.from_config(config)
+    previous_mean, _ = load_params(previous / "controller" / MEAN_NAME, shape)
+    if not is_done("generate"):
+        iterate = config.iterate
+        agent = Agent(encoder, load_mdn_rnn(previous / "rnn", config), shape, sample_z=config.controller.sample_z)
+        seeds = collection_seeds(iterate.seed, number, iterate.episodes_per_round)
+        summary = collect_round(
+            agent, config.env, previous_mean, shape, seeds, iterate.action_noise, output / "rollouts", config.controller.envs_per_worker, log, progress
+        )
+        mark_done("generate", {**summary, "action_noise": iterate.action_noise, "controller": str(previous / "controller" / MEAN_NAME)})
+    if not is_done("extract"):
+        mark_done("extract", encode_round(output / "rollouts", output / "series", encoder, run_dir / "vae" / "encoder.weights.h5", config, log, progress))
+    if not is_done("train_rnn"):
+        mark_done("train_rnn", finetune_rnn(series_folders(run_dir, number), output / "rnn", previous / "rnn" / WEIGHTS_NAME, config, progress))
+    if not is_done("train_controller"):
+        initial_mu, initial_logvar = initial_table(series_folders(run_dir, number), config.vae.z_size)
+        mark_done("train_controller", retrain_controller(config, output, previous_mean, initial_mu, initial_logvar, log, progress))
+    if not is_done("evaluate"):
+        mark_done("evaluate", evaluate_round(config, output, log, progress))
+
+
+def round_record(number: int, summaries: dict[str, dict]) -> dict:
+    """rounds.json's entry of a finished round, from its sub-steps' done.json summaries."""
+    return {
+        "round": number,
+        "new_episodes": summaries["generate"]["episodes"],
+        "real_mean": summaries["evaluate"]["mean"],
+        "real_std": summaries["evaluate"]["std"],
+        "dream_mean": summaries["train_controller"]["dream_mean"],
+        "seconds": {label: summaries[step]["seconds"] for step, label in STEPS.items()},
+    }
+
+
+def write_rounds(run_dir: Path, records: list[dict]) -> bool:
+    """DIR/iterate/rounds.json, rewritten (atomically) only if its content changes; True if written."""
+    path = Path(run_dir) / FOLDER / ROUNDS_NAME
+    value = {"rounds": records}
+    if path.exists() and read_json(path) == value:
+        return False
+    write_json(path, value)
+    return True

@@ -1,0 +1,226 @@
+"""Iterative training (paper, section 6): rounds of real episodes with the current controller, M
+fine-tuned on them, C retrained in the new dream, the new controller scored in the real game.
+
+  python -m scripts.iterate --run-dir DIR --rounds N
+
+Needs a finished pipeline (V, series, M, C; the first round starts from DIR/controller/mean.npz)
+trained in the dream (Doom, controller.mode=dream). Makes rounds 1..N (those already finished are
+left untouched, so rerunning the same command after a kill resumes the unfinished round, and a
+larger N adds rounds). Round r, in DIR/iterate/round_<r:03d>/ (see controller/iterate.py):
+  rollouts/    iterate.episodes_per_round real episodes with round r-1's mean controller, its
+               action plus N(0, iterate.action_noise^2) noise (one process, envs in lockstep)
+  series/      those episodes encoded by the run's V
+  rnn/         M fine-tuned for iterate.rnn_epochs epochs from round r-1's M, on every series so far
+  controller/  CMA-ES in that M's dream at controller.temperature, x0 = round r-1's mean,
+               sigma0 = controller.sigma_init, iterate.controller_generations generations (one process)
+  eval/        the new mean on iterate.eval_episodes fresh real episodes (seeds evaluate.seed + k)
+  config.json, vae/ (a link to DIR/vae): the round folder is a run directory for scripts.evaluate,
+               scripts.dream and scripts.fidelity
+DIR/iterate/rounds.json lists every finished round: new_episodes, real_mean, real_std, dream_mean
+(the mean's return in the dream at its last scored generation) and the seconds of each sub-step.
+--force discards every round.
+"""
+
+import copy
+import os
+
+from scripts import stage
+
+STAGE = "iterate"
+
+
+def add_arguments(parser):
+    parser.add_argument("--rounds", type=int, required=True, help="make rounds 1..N (finished ones are kept as they are)")
+
+
+def round_config(config):
+    """The config a round's stages run with: the iterate section's training lengths and evaluation size."""
+    result = copy.deepcopy(config)
+    result.rnn.epochs = config.iterate.rnn_epochs
+    result.controller.num_generations = config.iterate.controller_generations
+    result.evaluate.episodes = config.iterate.eval_episodes
+    result.evaluate.params = "mean"
+    return result
+
+
+def check_settings(config) -> None:
+    iterate = config.iterate
+    if config.controller.mode != "dream":
+        raise stage.StageError(
+            f"controller.mode={config.controller.mode!r}: iterative training here retrains C in M's dream (the paper's Doom procedure, "
+            "controller.mode=dream); a controller trained in the real environment (CarRacing) is not supported"
+        )
+    for key, value, least in (
+        ("iterate.episodes_per_round", iterate.episodes_per_round, 1),
+        ("iterate.eval_episodes", iterate.eval_episodes, 1),
+        ("iterate.rnn_epochs", iterate.rnn_epochs, 0),
+        ("iterate.controller_generations", iterate.controller_generations, 0),
+    ):
+        if value < least:
+            raise stage.StageError(f"{key}={value}: expected at least {least}")
+    if not iterate.action_noise >= 0:  # also refuses NaN
+        raise stage.StageError(f"iterate.action_noise={iterate.action_noise}: expected a standard deviation >= 0")
+
+
+def check_seeds(config, run_dir) -> None:
+    """Collection seeds [2^30, 2^31) apart from generate's (base_seed + index) and the evaluation's."""
+    from controller.iterate import COLLECTION_SEED_BASE
+    from controller.seeds import evaluation_seeds
+    from env.collect import dropped_indices
+    from env.rollouts import episode_index, list_episodes
+
+    indices = [episode_index(path) for path in list_episodes(run_dir / "rollouts")] + sorted(dropped_indices(run_dir / "rollouts"))
+    last_generate_seed = config.generate.base_seed + max(indices, default=0)
+    last_evaluation_seed = int(evaluation_seeds(config.evaluate.seed, config.iterate.eval_episodes)[-1])
+    for name, value in (("generate.base_seed", last_generate_seed), ("evaluate.seed", last_evaluation_seed)):
+        if value >= COLLECTION_SEED_BASE:
+            raise stage.StageError(
+                f"{name}: seeds up to {value} reach the iterative collection's seeds [2^30, 2^31); pick a smaller {name} (`--set {name}=...`)"
+            )
+
+
+def validate_round(config, run_dir, number: int, finished: bool, force: bool) -> None:
+    """The files round `number` will read or resume from."""
+    from controller import linear
+    from controller.es import EvolutionStrategy
+    from controller.iterate import round_dir
+    from controller.store import MEAN_NAME, load_params
+    from controller.train import STATE_NAME
+    from env.rollouts import episode_length, list_episodes
+    from rnn.store import load_mdn_rnn
+    from vae.series import list_series, read_initial_z, read_series
+
+    folder = round_dir(run_dir, number)
+    shape = linear.ControllerShape.from_config(config)
+    for path in list_series(folder / "series"):
+        read_series(path, config.vae.z_size, config.env.action_size)
+    if finished:  # the next round starts from its M, C and first frames
+        load_mdn_rnn(folder / "rnn", config)
+        load_params(folder / "controller" / MEAN_NAME, shape, fix_hint=f"rerun `{stage.command_for(STAGE, run_dir)} --rounds N --force`")
+        read_initial_z(folder / "series", config.vae.z_size)
+        return
+    if force:
+        return
+    for path in list_episodes(folder / "rollouts"):
+        episode_length(path)
+    if stage.done_path(folder, "extract").exists():
+        read_initial_z(folder / "series", config.vae.z_size)
+    stage.check_checkpoint(folder / "rnn" / "checkpoints" / "last.npz", STAGE, run_dir)
+    if stage.done_path(folder, "train_rnn").exists():
+        load_mdn_rnn(folder / "rnn", config)
+    if (folder / "controller" / STATE_NAME).exists():
+        EvolutionStrategy.load(folder / "controller" / STATE_NAME, shape.num_params)
+
+
+def round_finished(folder) -> bool:
+    from controller.iterate import STEPS
+
+    return all(stage.done_path(folder, step).exists() for step in STEPS)
+
+
+def validate(invocation):
+    """Every input, checked before anything is written: V, M and C of the run, its series and first
+    frames, the seeds, and every existing round (the one to resume included). Returns the encoder."""
+    from controller import iterate
+    from controller.store import load_controller
+    from rnn.store import load_mdn_rnn
+    from vae.series import list_series, read_initial_z, read_series
+    from vae.store import load_part
+
+    config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
+    encoder = load_part(run_dir / "vae", "encoder", config.vae.z_size)
+    if config.evaluate.video:
+        load_part(run_dir / "vae", "decoder", config.vae.z_size)
+    model = load_mdn_rnn(run_dir / "rnn", config)
+    params, _, _ = load_controller(config, run_dir, "mean")
+    series = list_series(run_dir / "series")
+    if not series:
+        raise stage.StageError(f"{run_dir / 'series'} holds no series files; run `{stage.command_for('extract', run_dir)}`")
+    for path in series:
+        read_series(path, config.vae.z_size, config.env.action_size)
+    read_initial_z(run_dir / "series", config.vae.z_size)
+    check_seeds(config, run_dir)
+    if arguments.force:
+        return encoder
+    iterate.check_rounds_source(run_dir, iterate.source_fingerprints(encoder, model, params))
+    numbers = iterate.existing_rounds(run_dir)
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise stage.StageError(f"{run_dir / iterate.FOLDER} holds rounds {numbers}: expected 1..{len(numbers)} with none missing; rerun with --force")
+    for number in numbers:
+        finished = round_finished(iterate.round_dir(run_dir, number))
+        if not finished and number != numbers[-1]:
+            raise stage.StageError(f"{iterate.round_dir(run_dir, number)} is unfinished but later rounds exist; rerun with --force")
+        validate_round(round_config(config), run_dir, number, finished, arguments.force)
+    return encoder
+
+
+def main(argv=None):
+    stage.limit_threads(1)
+    invocation = stage.parse(STAGE, __doc__, argv, add_arguments=add_arguments)
+    config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
+    if arguments.rounds < 0:
+        raise stage.StageError(f"--rounds {arguments.rounds}: expected at least 0")
+    check_settings(config)  # the config alone, before any file is read
+    encoder = stage.begin(invocation, validate=validate)
+
+    from controller import iterate
+    from controller.store import load_controller
+    from rnn.store import load_mdn_rnn
+
+    config_of_round = round_config(config)
+    todo = [number for number in range(1, arguments.rounds + 1) if not round_finished(iterate.round_dir(run_dir, number))]
+    if todo:
+        stage.clear_done(run_dir, STAGE)  # unfinished until marked done again
+        params, _, _ = load_controller(config, run_dir, "mean")
+        iterate.record_source(run_dir, iterate.source_fingerprints(encoder, load_mdn_rnn(run_dir / "rnn", config), params))
+    for number in todo:
+        folder = iterate.round_dir(run_dir, number)
+        print(f"iterate: round {number} of {arguments.rounds} in {folder}", flush=True)
+        prepare_round(folder, run_dir, config_of_round)
+        iterate.run_round(
+            config_of_round,
+            run_dir,
+            number,
+            encoder,
+            is_done=lambda step, folder=folder: stage.done_path(folder, step).exists(),
+            mark_done=lambda step, summary, folder=folder: stage.mark_done(folder, step, config_of_round, summary=summary),
+        )
+        iterate.write_rounds(run_dir, read_records(run_dir))
+    records = read_records(run_dir)
+    iterate.write_rounds(run_dir, records)  # unchanged (not rewritten) when every round was already finished
+    if not stage.done_path(run_dir, STAGE).exists():
+        stage.mark_done(run_dir, STAGE, config, summary={"rounds": len(records)})
+    for record in records:
+        dream = "-" if record["dream_mean"] is None else f"{record['dream_mean']:.1f}"
+        print(
+            f"iterate: round {record['round']}: {record['new_episodes']} new episodes, real {record['real_mean']:.1f} ± {record['real_std']:.1f}, dream {dream}"
+        )
+    return records
+
+
+def prepare_round(folder, run_dir, config) -> None:
+    """The round folder as a run directory: its config.json and vae/ linked to the run's V."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stage.save_config(folder, config)
+    link = folder / "vae"
+    if not link.is_symlink():
+        os.symlink(os.path.relpath(run_dir / "vae", folder), link)
+
+
+def read_records(run_dir) -> list[dict]:
+    """rounds.json's entries: every finished round in order, from its sub-steps' done.json summaries."""
+    from common.files import read_json
+    from controller import iterate
+
+    records = []
+    for number in iterate.existing_rounds(run_dir):
+        folder = iterate.round_dir(run_dir, number)
+        if not round_finished(folder):
+            break
+        summaries = {step: read_json(stage.done_path(folder, step))["summary"] for step in iterate.STEPS}
+        records.append(iterate.round_record(number, summaries))
+    return records
+
+
+if __name__ == "__main__":
+    stage.run_main(main)
