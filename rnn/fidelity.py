@@ -24,22 +24,20 @@ import tensorflow as tf
 
 from common.errors import ArtifactError
 from rnn import mdn
+from rnn.data import split_series_paths
 from rnn.dream import BatchedDream
-from vae.data import split_episodes
 from vae.series import list_series, read_series
 
-DEFAULT_HELDOUT_FRACTION = 0.1  # used while the config has no rnn.validation_fraction
+DEFAULT_HELDOUT_FRACTION = 0.1  # for an M trained on every episode (rnn.validation_fraction 0): then not truly held out
 STEPS_PER_CHUNK = 16384  # teacher forcing runs episodes in chunks of about this many (padded) steps
 
 
 def heldout_series(series_dir: str | Path, validation_fraction: float, seed: int) -> list[Path]:
-    """The series files held out from M's training: the episode split of vae/data.py on DIR/series.
-
-    The one place the split is chosen, so it can follow M's own training split."""
+    """The series files held out from M's training: M's own split (rnn.data.split_series_paths) of DIR/series."""
     paths = list_series(series_dir)
     if not paths:
         raise ArtifactError(f"{series_dir} holds no series files; run `python -m scripts.extract --run-dir {Path(series_dir).parent}` first")
-    _, validation = split_episodes(paths, validation_fraction, seed)
+    _, validation = split_series_paths(paths, validation_fraction, seed)
     if not validation:
         raise ArtifactError(
             f"{series_dir}: no series file is held out ({len(paths)} files, validation fraction {validation_fraction}): "

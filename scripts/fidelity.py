@@ -48,8 +48,8 @@ def _defaults():
 def heldout_split(run_dir: Path, config) -> tuple[list[Path], bool]:
     """The series files M did not train on, and whether its finished training really left them out.
 
-    The split is vae.data.split_episodes on DIR/series with rnn.validation_fraction and rnn.seed;
-    a config without that field (an M trained on every episode) falls back to a fraction of 0.1."""
+    M's own split of DIR/series (rnn.validation_fraction, rnn.seed); an M trained on every
+    episode (fraction 0) falls back to a fraction of 0.1, then reported as not held out."""
     from rnn.fidelity import DEFAULT_HELDOUT_FRACTION, heldout_series
 
     fraction = getattr(config.rnn, "validation_fraction", None)

@@ -29,7 +29,7 @@ def test_force_with_inputs_present_discards_outputs_and_records_the_locked_value
     stage.begin(invocation, requires=("extract",))
     assert sorted(path.name for path in (tmp_path / "rnn").iterdir()) == ["started.json"]
     locked = json.loads((tmp_path / "rnn" / "started.json").read_text())["locked"]
-    assert locked["rnn.hidden_size"] == 512 and "rnn.num_steps" not in locked  # num_steps is not locked
+    assert locked["rnn.hidden_size"] == 512 and "rnn.epochs" not in locked  # the training length is not locked
 
 
 def test_other_mpi_ranks_only_check(tmp_path):
@@ -43,8 +43,8 @@ def test_other_mpi_ranks_only_check(tmp_path):
 def test_build_config_is_read_only_and_names_the_file_on_a_bad_value(tmp_path):
     stage.resolve_config(tmp_path, "doom-smoke", [])
     before = (tmp_path / "config.json").read_bytes()
-    config = stage.build_config(tmp_path, None, ["rnn.num_steps=7"])
-    assert config.rnn.num_steps == 7 and config.preset == "doom-smoke"
+    config = stage.build_config(tmp_path, None, ["rnn.epochs=7"])
+    assert config.rnn.epochs == 7 and config.preset == "doom-smoke"
     assert (tmp_path / "config.json").read_bytes() == before
-    with pytest.raises(stage.StageError, match=r"config.json: --set rnn.num_steps=many: expected a number"):
-        stage.build_config(tmp_path, None, ["rnn.num_steps=many"])
+    with pytest.raises(stage.StageError, match=r"config.json: --set rnn.epochs=many: expected a number"):
+        stage.build_config(tmp_path, None, ["rnn.epochs=many"])
