@@ -110,13 +110,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_a_malformed_input_leaves_every_file_as_it_was(tmp_path, capsys, name):
-    arguments, prepare = CASES[name]
-    run_dir = tmp_path / "run"
-    bad_file = prepare(run_dir)
+def assert_refused_unchanged(run_dir: Path, module, arguments: list[str], bad_file: Path, capsys) -> None:
+    """The stage exits 2 naming bad_file, and every file of the run is as it was."""
     before = tree(run_dir)
-    module = importlib.import_module(f"scripts.{name}")
     with pytest.raises(SystemExit) as exit_info:
         stage.run_main(module.main, ["--run-dir", str(run_dir), *arguments])
     assert exit_info.value.code == 2
@@ -125,21 +121,23 @@ def test_a_malformed_input_leaves_every_file_as_it_was(tmp_path, capsys, name):
     stage.release_locks()
 
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_malformed_input_leaves_every_file_as_it_was(tmp_path, capsys, name):
+    arguments, prepare = CASES[name]
+    run_dir = tmp_path / "run"
+    bad_file = prepare(run_dir)
+    assert_refused_unchanged(run_dir, importlib.import_module(f"scripts.{name}"), arguments, bad_file, capsys)
+
+
 def test_train_vae_refuses_a_damaged_checkpoint_before_clearing_done(tmp_path, capsys):
     """More epochs asked for would clear done.json and resume from the checkpoint: it is checked first."""
+    from env.rollouts import write_rollout
     from scripts import train_vae
 
     config = new_run(tmp_path, ("generate", "train_vae"))
-    from env.rollouts import write_rollout
-
     write_rollout(tmp_path / "rollouts" / "000000.npz", np.zeros((2, 64, 64, 3), np.uint8), np.zeros((2, 1)), np.zeros(2), np.zeros(2, bool))
     checkpoint = put(tmp_path / "vae" / "checkpoints" / "last.npz", b"PK\x03\x04 cut by a full disk")
-    before = tree(tmp_path)
-    with pytest.raises(SystemExit):
-        stage.run_main(train_vae.main, ["--run-dir", str(tmp_path), "--set", f"vae.epochs={config.vae.epochs + 1}"])
-    assert str(checkpoint) in capsys.readouterr().err
-    assert tree(tmp_path) == before
-    stage.release_locks()
+    assert_refused_unchanged(tmp_path, train_vae, ["--set", f"vae.epochs={config.vae.epochs + 1}"], checkpoint, capsys)
 
 
 def test_train_rnn_refuses_a_damaged_checkpoint_before_clearing_done(tmp_path, capsys):
@@ -152,9 +150,4 @@ def test_train_rnn_refuses_a_damaged_checkpoint_before_clearing_done(tmp_path, c
     write_series(tmp_path / "series" / "000000.npz", mu, mu, np.zeros((5, 1), np.float32), np.zeros(5, np.float32), np.zeros(5, bool))
     put(tmp_path / "rnn" / "mdn_rnn.weights.h5", b"weights")
     checkpoint = put(tmp_path / "rnn" / "checkpoints" / "last.npz", b"PK\x03\x04 cut by a full disk")
-    before = tree(tmp_path)
-    with pytest.raises(SystemExit):
-        stage.run_main(train_rnn.main, ["--run-dir", str(tmp_path), "--set", f"rnn.epochs={config.rnn.epochs + 1}"])
-    assert str(checkpoint) in capsys.readouterr().err
-    assert tree(tmp_path) == before
-    stage.release_locks()
+    assert_refused_unchanged(tmp_path, train_rnn, ["--set", f"rnn.epochs={config.rnn.epochs + 1}"], checkpoint, capsys)
