@@ -1,14 +1,17 @@
-"""Scoring a trained controller in the real environment (paper, sections 4.4 and 5: the mean
-and standard deviation over 100 fresh episodes, never a best episode).
+"""Scoring in the real environment (paper, sections 4.4 and 5: the mean and standard deviation
+over 100 fresh episodes, never a best episode), of the trained controller or, as the baseline
+beside it, of the run's random data-collection policy.
 
 Episode k uses seed evaluate.seed + k, below 2^31, while training episodes use
 seeds in [2^31, 2^32) (controller/seeds.py): evaluation tracks and games are
-never ones the controller was trained on. Writes DIR/eval/:
+never ones the controller was trained on. Both evaluations play the same seeds, so
+their episodes correspond one to one. evaluate() writes DIR/eval/:
   returns.json  every episode: seed, return, length
   summary.json  mean, std (population, ddof 0), min, max, episodes, controller used
   histogram.png the returns
   episode.mp4   the first episode: the real frame beside V's reconstruction of z
   partial.json  while running: the episodes finished so far (a rerun resumes from them)
+evaluate_random() writes the same files (no video) to DIR/eval_random/.
 """
 
 import hashlib
@@ -27,11 +30,13 @@ from controller import linear
 from controller.seeds import evaluation_seeds
 from controller.store import load_agent, load_controller
 from env.batch import BatchEnv
+from env.policies import episode_actions
 from vae.encode import decode_z, to_uint8
 from vae.store import load_part
 
 CHUNK_ROUNDS = 4  # episodes are run (and saved) in chunks of CHUNK_ROUNDS x envs episodes
 PARTIAL_NAME = "partial.json"
+RANDOM_FOLDER = "eval_random"
 
 
 def _partial_key(params: np.ndarray, params_path: Path, config) -> dict:
@@ -44,6 +49,108 @@ def _partial_key(params: np.ndarray, params_path: Path, config) -> dict:
         "env": config.env.name,
         "max_steps": int(config.env.max_steps),
     }
+
+
+def random_policy_key(config) -> dict:
+    """What the random policy's results depend on: its actions' settings, the seeds and the game
+    (not the CarRacing renderer: both give the same frames, rewards and episode ends)."""
+    generate = config.generate
+    return {
+        "policy": generate.policy,
+        "brownian_scale": float(generate.brownian_scale),
+        "brownian_drive_bias": float(generate.brownian_drive_bias),
+        "hold_min_steps": int(generate.hold_min_steps),
+        "hold_max_steps": int(generate.hold_max_steps),
+        "first_seed": int(config.evaluate.seed),
+        "env": config.env.name,
+        "max_steps": int(config.env.max_steps),
+        "doom_skill": int(config.env.doom_skill) if config.env.name == "doom" else None,
+    }
+
+
+def random_policy_name(config) -> str:
+    return f"random ({config.generate.policy})"
+
+
+# --- shared by both evaluations: resume, chunks, results -----------------------------------------
+
+
+def load_partial(partial_path: Path, key: dict, episodes: int) -> dict[int, dict]:
+    """Episode index -> record of the episodes a stopped run saved with the same key (else none)."""
+    if not partial_path.exists():
+        return {}
+    partial = read_json(partial_path)
+    if partial.get("key") != key:
+        return {}
+    return {record["episode"]: record for record in partial["episodes"] if record["episode"] < episodes}
+
+
+def play_in_chunks(
+    todo: list[int],
+    chunk_size: int,
+    play_chunk: Callable,
+    seeds: np.ndarray,
+    done: dict[int, dict],
+    partial_path: Path,
+    key: dict,
+    progress: bool,
+) -> int:
+    """Play the episodes `todo` in chunks; play_chunk(chunk, progress) -> (returns, lengths) of the
+    chunk's episodes. After each chunk every finished episode is saved to partial.json, so a
+    stopped run loses at most one chunk. Fills `done`; returns the env steps played."""
+    bar = None
+    if progress:
+        total = len(seeds)
+        bar = tqdm(total=total, initial=total - len(todo), desc="episodes", unit="ep", leave=False)
+    steps = 0
+    try:
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            returns, lengths = play_chunk(chunk, bar.update if bar else None)
+            steps += int(np.sum(lengths))
+            for position, index in enumerate(chunk):
+                done[index] = {"episode": index, "seed": int(seeds[index]), "return": float(returns[position]), "length": int(lengths[position])}
+            write_json(partial_path, {"key": key, "episodes": [done[index] for index in sorted(done)]})
+    finally:
+        if bar is not None:
+            bar.close()
+    return steps
+
+
+def write_results(
+    eval_dir: Path, config, done: dict[int, dict], returns_header: dict, identity: dict, label: str, steps: int, seconds: float, log: Callable[[str], None]
+) -> dict:
+    """returns.json (returns_header + every episode), summary.json (identity fields, then the
+    statistics), histogram.png; removes partial.json. Returns the summary."""
+    episodes = [done[index] for index in range(config.evaluate.episodes)]
+    returns = np.array([episode["return"] for episode in episodes], np.float64)
+    lengths = np.array([episode["length"] for episode in episodes], np.int64)
+    write_json(eval_dir / "returns.json", {**returns_header, "episodes": episodes})
+    summary = {
+        "env": config.env.name,
+        "env_renderer": config.env.carracing_renderer if config.env.name == "carracing" else None,
+        **identity,
+        "episodes": int(config.evaluate.episodes),
+        "first_seed": int(config.evaluate.seed),
+        "mean": float(returns.mean()),
+        "std": float(returns.std()),
+        "min": float(returns.min()),
+        "max": float(returns.max()),
+        "mean_length": float(lengths.mean()),
+        "steps_per_second_this_run": float(steps / seconds) if steps else None,
+    }
+    write_json(eval_dir / "summary.json", summary)
+    plot_histogram(returns, eval_dir / "histogram.png", f"{config.env.name}, {label}: {summary['mean']:.1f} ± {summary['std']:.1f}")
+    (eval_dir / PARTIAL_NAME).unlink(missing_ok=True)
+    env_name = config.env.name + (f" ({summary['env_renderer']} renderer)" if summary["env_renderer"] else "")
+    log(
+        f"evaluate: {env_name}: return {summary['mean']:.2f} ± {summary['std']:.2f} over {config.evaluate.episodes} episodes "
+        f"(min {summary['min']:.2f}, max {summary['max']:.2f})"
+    )
+    return summary
+
+
+# --- the trained controller ----------------------------------------------------------------------
 
 
 def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress: bool = True) -> dict:
@@ -60,11 +167,7 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     shape = linear.ControllerShape.from_config(config)
     key = _partial_key(params, params_path, config)
     partial_path = eval_dir / PARTIAL_NAME
-    done = {}  # episode index -> record
-    if partial_path.exists():
-        partial = read_json(partial_path)
-        if partial.get("key") == key:
-            done = {record["episode"]: record for record in partial["episodes"] if record["episode"] < settings.episodes}
+    done = load_partial(partial_path, key, settings.episodes)
     todo = [index for index in range(settings.episodes) if index not in done]
     agent = load_agent(config, run_dir)
     num_envs = max(1, min(config.controller.envs_per_worker, settings.episodes))
@@ -74,65 +177,124 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     if video and 0 not in todo:
         todo.insert(0, 0)  # the video's episode was scored but its video never written
     batch_env = BatchEnv(config.env, min(num_envs, len(todo))) if todo else None
-    bar = None
-    if progress:
-        bar = tqdm(total=settings.episodes, initial=settings.episodes - len(todo), desc="episodes", unit="ep", leave=False)
+
+    def play_chunk(chunk: list[int], update) -> tuple[np.ndarray, np.ndarray]:
+        weights, biases = linear.stack(np.repeat(params[None], len(chunk), axis=0), shape)
+        record = chunk.index(0) if video and 0 in chunk else None
+        result = agent.run_episodes(batch_env, weights, biases, seeds[chunk], record=record, progress=update)
+        if record is not None:
+            write_video(result, run_dir, config, eval_dir / "episode.mp4")
+        return result["returns"], result["lengths"]
+
     started = time.perf_counter()
-    steps = 0
     try:
-        chunk_size = CHUNK_ROUNDS * num_envs
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start : start + chunk_size]
-            weights, biases = linear.stack(np.repeat(params[None], len(chunk), axis=0), shape)
-            record = chunk.index(0) if video and 0 in chunk else None
-            result = agent.run_episodes(batch_env, weights, biases, seeds[chunk], record=record, progress=bar.update if bar else None)
-            if record is not None:
-                write_video(result, run_dir, config, eval_dir / "episode.mp4")
-            steps += int(result["lengths"].sum())
-            for position, index in enumerate(chunk):
-                done[index] = {
-                    "episode": index,
-                    "seed": int(seeds[index]),
-                    "return": float(result["returns"][position]),
-                    "length": int(result["lengths"][position]),
-                }
-            write_json(partial_path, {"key": key, "episodes": [done[index] for index in sorted(done)]})
+        steps = play_in_chunks(todo, CHUNK_ROUNDS * num_envs, play_chunk, seeds, done, partial_path, key, progress)
     finally:
         if batch_env is not None:
             batch_env.close()
-        if bar is not None:
-            bar.close()
-    seconds = time.perf_counter() - started
-    episodes = [done[index] for index in range(settings.episodes)]
-    returns = np.array([episode["return"] for episode in episodes], np.float64)
-    lengths = np.array([episode["length"] for episode in episodes], np.int64)
-    write_json(eval_dir / "returns.json", {"controller": str(params_path), "episodes": episodes})
-    summary = {
-        "env": config.env.name,
-        "env_renderer": config.env.carracing_renderer if config.env.name == "carracing" else None,
-        "controller": str(params_path),
-        "params": settings.params,
-        "controller_generation": extras.get("generation"),
-        "episodes": int(settings.episodes),
-        "first_seed": int(settings.seed),
-        "mean": float(returns.mean()),
-        "std": float(returns.std()),
-        "min": float(returns.min()),
-        "max": float(returns.max()),
-        "mean_length": float(lengths.mean()),
-        "steps_per_second_this_run": float(steps / seconds) if steps else None,
-    }
-    write_json(eval_dir / "summary.json", summary)
-    plot_histogram(returns, eval_dir / "histogram.png", f"{config.env.name}, {settings.params} controller: {summary['mean']:.1f} ± {summary['std']:.1f}")
-    partial_path.unlink(missing_ok=True)
-    env_name = config.env.name + (f" ({summary['env_renderer']} renderer)" if summary["env_renderer"] else "")
-    log(
-        f"evaluate: {env_name}: return {summary['mean']:.2f} ± {summary['std']:.2f} over {settings.episodes} episodes "
-        f"(min {summary['min']:.2f}, max {summary['max']:.2f})"
+    identity = {"controller": str(params_path), "params": settings.params, "controller_generation": extras.get("generation")}
+    return write_results(
+        eval_dir, config, done, {"controller": str(params_path)}, identity, f"{settings.params} controller", steps, time.perf_counter() - started, log
     )
-    return summary
 
 
+# --- the random data-collection policy -----------------------------------------------------------
+
+
+def random_policy_episodes(
+    batch_env, env_config, generate_config, seeds: np.ndarray, progress: Callable[[int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Play one episode per seed with the data-collection policy over the rows of `batch_env`
+    (lockstep), refilling a row with the next seed as its episode ends: episode k is
+    reset(seeds[k]) then the actions env.policies.episode_actions draws for seeds[k], exactly
+    what generate plays for that seed. Returns (returns (K,) float64, summed step by step;
+    lengths (K,) int64). Every episode is kept, however short."""
+    seeds = np.asarray(seeds, np.int64)
+    returns = np.zeros(len(seeds), np.float64)
+    lengths = np.zeros(len(seeds), np.int64)
+    num_rows = batch_env.num_envs
+    job_of_row = np.full(num_rows, -1, np.int64)  # -1: the row is idle
+    actions_of_row: list[np.ndarray | None] = [None] * num_rows
+    next_job = 0
+
+    def start(row: int) -> None:
+        nonlocal next_job
+        seed = int(seeds[next_job])
+        job_of_row[row] = next_job
+        actions_of_row[row] = episode_actions(generate_config, env_config.name, env_config.action_size, env_config.max_steps, seed)
+        batch_env.reset_one(row, seed)
+        next_job += 1
+
+    for row in range(min(num_rows, len(seeds))):
+        start(row)
+    while (job_of_row >= 0).any():
+        active = np.flatnonzero(job_of_row >= 0)
+        jobs = job_of_row[active]
+        actions = np.zeros((num_rows, env_config.action_size), np.float32)
+        for row, job in zip(active, jobs, strict=True):
+            actions[row] = actions_of_row[row][lengths[job]]
+        _, rewards, terminated, truncated = batch_env.step(actions)
+        returns[jobs] += rewards[active]
+        lengths[jobs] += 1
+        for row in active[(terminated | truncated)[active]]:
+            job_of_row[row] = -1
+            if progress is not None:
+                progress(1)
+            if next_job < len(seeds):
+                start(row)
+    return returns, lengths
+
+
+def finished_random_summary(config, run_dir: Path) -> dict | None:
+    """The summary of a complete DIR/eval_random/ made with these settings and episode count, or None."""
+    eval_dir = Path(run_dir) / RANDOM_FOLDER
+    paths = [eval_dir / name for name in ("returns.json", "summary.json", "histogram.png")]
+    if not all(path.exists() for path in paths):
+        return None
+    saved = read_json(paths[0])
+    if saved.get("key") != random_policy_key(config) or len(saved.get("episodes", ())) != config.evaluate.episodes:
+        return None
+    return read_json(paths[1])
+
+
+def evaluate_random(config, run_dir: Path, log: Callable[[str], None] = print, progress: bool = True) -> dict:
+    """The baseline beside a trained agent: the run's data-collection policy (generate.policy:
+    'hold' for Doom, 'brownian' for CarRacing) plays config.evaluate.episodes fresh real episodes
+    with the controller evaluation's seeds (evaluate.seed + k); writes DIR/eval_random/.
+
+    Needs only the config (no V, M or C). Unlike generate, which drops Doom episodes of
+    <= generate.min_episode_steps steps from the training data, evaluation drops nothing: every
+    episode's return counts. controller.envs_per_worker environments are stepped in lockstep.
+    Resumable like evaluate(): DIR/eval_random/partial.json, keyed by random_policy_key.
+    """
+    run_dir = Path(run_dir)
+    eval_dir = run_dir / RANDOM_FOLDER
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    settings = config.evaluate
+    seeds = evaluation_seeds(settings.seed, settings.episodes)
+    key = random_policy_key(config)
+    partial_path = eval_dir / PARTIAL_NAME
+    done = load_partial(partial_path, key, settings.episodes)
+    todo = [index for index in range(settings.episodes) if index not in done]
+    num_envs = max(1, min(config.controller.envs_per_worker, settings.episodes))
+    name = random_policy_name(config)
+    resumed = f", {len(done)} already done" if done else ""
+    log(f"evaluate: {settings.episodes} {config.env.name} episodes with the {name} policy, {num_envs} envs in lockstep{resumed}")
+    batch_env = BatchEnv(config.env, min(num_envs, len(todo))) if todo else None
+
+    def play_chunk(chunk: list[int], update) -> tuple[np.ndarray, np.ndarray]:
+        return random_policy_episodes(batch_env, config.env, config.generate, seeds[chunk], progress=update)
+
+    started = time.perf_counter()
+    try:
+        steps = play_in_chunks(todo, CHUNK_ROUNDS * num_envs, play_chunk, seeds, done, partial_path, key, progress)
+    finally:
+        if batch_env is not None:
+            batch_env.close()
+    return write_results(eval_dir, config, done, {"policy": name, "key": key}, {"policy": name}, f"{name} policy", steps, time.perf_counter() - started, log)
+
+
+# --- pictures ------------------------------------------------------------------------------------
 def plot_histogram(returns: np.ndarray, path: Path, title: str) -> None:
     figure = Figure(figsize=(7, 4))
     axes = figure.subplots()

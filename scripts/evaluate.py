@@ -1,21 +1,31 @@
-"""Score the trained controller on fresh real episodes (paper, sections 4.4 and 5).
+"""Score the trained controller, or the random policy beside it, on fresh real episodes (paper, sections 4.4 and 5).
 
 Runs evaluate.episodes real-environment episodes (seeds evaluate.seed + k, never
 used in training) with V + M + C and the saved 'best' or 'mean' controller;
 writes DIR/eval/returns.json (every episode), summary.json (mean ± std),
 histogram.png and episode.mp4 (the real frame beside V's reconstruction).
 
-  python -m scripts.evaluate --run-dir DIR [--episodes 100] [--params best|mean]
+--params random scores the run's data-collection policy (generate.policy) on the
+same seeds instead, the baseline to put beside the controller's score. It needs
+only DIR/config.json (no V, M or C) and writes DIR/eval_random/ (the same files,
+no video). Unlike generate, it drops no short episode: every return counts.
+
+  python -m scripts.evaluate --run-dir DIR [--episodes 100] [--params best|mean|random]
 """
 
 from scripts import stage
 
 STAGE = "evaluate"
+RANDOM_STAGE = "evaluate_random"  # --params random: its own stage, folder and lock (DIR/eval_random)
 
 
 def add_arguments(parser):
     parser.add_argument("--episodes", type=int, help="episodes to run (overrides evaluate.episodes)")
-    parser.add_argument("--params", choices=("best", "mean"), help="which saved controller (overrides evaluate.params)")
+    parser.add_argument(
+        "--params",
+        choices=("best", "mean", "random"),
+        help="which saved controller (overrides evaluate.params), or 'random': the data-collection policy, written to DIR/eval_random",
+    )
 
 
 def validate(invocation) -> None:
@@ -33,6 +43,31 @@ def validate(invocation) -> None:
         read_json(run_dir / "eval" / "partial.json")
 
 
+def validate_random(invocation) -> None:
+    """Before anything is written: the seeds are evaluation seeds and a saved partial.json reads."""
+    from common.files import read_json
+    from controller.seeds import evaluation_seeds
+
+    config, run_dir = invocation.config, invocation.run_dir
+    evaluation_seeds(config.evaluate.seed, config.evaluate.episodes)
+    partial = run_dir / stage.STAGES[RANDOM_STAGE].folder / "partial.json"
+    if partial.exists():
+        read_json(partial)
+
+
+def main_random(invocation) -> None:
+    from controller.evaluate import evaluate_random, finished_random_summary
+
+    config, run_dir = invocation.config, invocation.run_dir
+    stage.begin(invocation, validate=validate_random)
+    if stage.done_path(run_dir, RANDOM_STAGE).exists() and finished_random_summary(config, run_dir) is not None:
+        print(f"evaluate: {run_dir / stage.STAGES[RANDOM_STAGE].folder} already holds these {config.evaluate.episodes} episodes (--force redoes them)")
+        return
+    stage.clear_done(run_dir, RANDOM_STAGE)
+    summary = evaluate_random(config, run_dir)
+    stage.mark_done(run_dir, RANDOM_STAGE, config, summary=summary)
+
+
 def main(argv=None):
     stage.limit_threads(1)
     invocation = stage.parse(STAGE, __doc__, argv, add_arguments=add_arguments)
@@ -41,6 +76,10 @@ def main(argv=None):
         if arguments.episodes < 1:
             raise stage.StageError(f"--episodes {arguments.episodes}: expected at least 1")
         config.evaluate.episodes = arguments.episodes
+    if arguments.params == "random":
+        invocation.stage = RANDOM_STAGE  # evaluate.params stays as it is: it names the controller
+        main_random(invocation)
+        return
     if arguments.params is not None:
         config.evaluate.params = arguments.params
 

@@ -79,6 +79,8 @@ STAGES: dict[str, Stage] = {
         Stage("train_rnn", "rnn", inputs=("extract",), sections=("rnn",)),
         Stage("train_controller", "controller", inputs=("train_rnn", "extract"), real_mode_inputs=("train_vae",), sections=("controller",)),
         Stage("evaluate", "eval", inputs=("train_vae", "train_rnn"), optional_inputs=("train_controller",)),
+        # The random data-collection policy on evaluate's seeds (python -m scripts.evaluate --params random): needs only config.json.
+        Stage("evaluate_random", "eval_random", in_pipeline=False),
         Stage(
             "dream",
             "dream",
