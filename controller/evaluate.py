@@ -30,7 +30,7 @@ from controller import linear
 from controller.seeds import evaluation_seeds
 from controller.store import load_agent, load_controller
 from env.batch import BatchEnv
-from env.policies import episode_actions
+from env.collect import random_policy_episodes
 from vae.encode import decode_z, to_uint8
 from vae.store import load_part
 
@@ -199,50 +199,6 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
 
 
 # --- the random data-collection policy -----------------------------------------------------------
-
-
-def random_policy_episodes(
-    batch_env, env_config, generate_config, seeds: np.ndarray, progress: Callable[[int], None] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Play one episode per seed with the data-collection policy over the rows of `batch_env`
-    (lockstep), refilling a row with the next seed as its episode ends: episode k is
-    reset(seeds[k]) then the actions env.policies.episode_actions draws for seeds[k], exactly
-    what generate plays for that seed. Returns (returns (K,) float64, summed step by step;
-    lengths (K,) int64). Every episode is kept, however short."""
-    seeds = np.asarray(seeds, np.int64)
-    returns = np.zeros(len(seeds), np.float64)
-    lengths = np.zeros(len(seeds), np.int64)
-    num_rows = batch_env.num_envs
-    job_of_row = np.full(num_rows, -1, np.int64)  # -1: the row is idle
-    actions_of_row: list[np.ndarray | None] = [None] * num_rows
-    next_job = 0
-
-    def start(row: int) -> None:
-        nonlocal next_job
-        seed = int(seeds[next_job])
-        job_of_row[row] = next_job
-        actions_of_row[row] = episode_actions(generate_config, env_config.name, env_config.action_size, env_config.max_steps, seed)
-        batch_env.reset_one(row, seed)
-        next_job += 1
-
-    for row in range(min(num_rows, len(seeds))):
-        start(row)
-    while (job_of_row >= 0).any():
-        active = np.flatnonzero(job_of_row >= 0)
-        jobs = job_of_row[active]
-        actions = np.zeros((num_rows, env_config.action_size), np.float32)
-        for row, job in zip(active, jobs, strict=True):
-            actions[row] = actions_of_row[row][lengths[job]]
-        _, rewards, terminated, truncated = batch_env.step(actions)
-        returns[jobs] += rewards[active]
-        lengths[jobs] += 1
-        for row in active[(terminated | truncated)[active]]:
-            job_of_row[row] = -1
-            if progress is not None:
-                progress(1)
-            if next_job < len(seeds):
-                start(row)
-    return returns, lengths
 
 
 def finished_random_summary(config, run_dir: Path) -> dict | None:

@@ -95,47 +95,16 @@ def _files_key(paths: list[Path]) -> str:
 
 
 def real_random_policy_lengths(env_config, generate_config, seeds: np.ndarray, num_envs: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Real episode lengths with the data-collection policy: episode k is env.reset(seeds[k]) then the
-    actions env.policies.episode_actions draws for seeds[k] (exactly what generate plays for that seed).
-    num_envs environments are stepped in lockstep, each refilled with the next episode as one ends."""
+    """Real episode lengths with the data-collection policy (exactly what generate plays for each
+    seed), num_envs environments in lockstep: env.collect.random_policy_episodes."""
     from env.batch import BatchEnv
-    from env.policies import episode_actions
+    from env.collect import random_policy_episodes
 
-    seeds = np.asarray(seeds, np.int64)
-    lengths = np.zeros(len(seeds), np.int64)
     batch_env = BatchEnv(env_config, max(1, min(num_envs, len(seeds))))
     try:
-        num_rows = batch_env.num_envs
-        job_of_row = np.full(num_rows, -1, np.int64)
-        actions_of_row: list[np.ndarray | None] = [None] * num_rows
-        next_job = 0
-
-        def start(row: int) -> None:
-            nonlocal next_job
-            job_of_row[row] = next_job
-            seed = int(seeds[next_job])
-            actions_of_row[row] = episode_actions(generate_config, env_config.name, env_config.action_size, env_config.max_steps, seed)
-            batch_env.reset_one(row, seed)
-            next_job += 1
-
-        for row in range(min(num_rows, len(seeds))):
-            start(row)
-        while (job_of_row >= 0).any():
-            active = np.flatnonzero(job_of_row >= 0)
-            actions = np.zeros((num_rows, env_config.action_size), np.float32)
-            for row in active:
-                actions[row] = actions_of_row[row][lengths[job_of_row[row]]]
-            _, _, terminated, truncated = batch_env.step(actions)
-            lengths[job_of_row[active]] += 1
-            for row in active[(terminated | truncated)[active]]:
-                job_of_row[row] = -1
-                if progress is not None:
-                    progress(1)
-                if next_job < len(seeds):
-                    start(row)
+        return random_policy_episodes(batch_env, env_config, generate_config, seeds, progress)[1]
     finally:
         batch_env.close()
-    return lengths
 
 
 def real_controller_lengths(agent, env_config, weights: np.ndarray, biases: np.ndarray | None, seeds: np.ndarray, num_envs: int, progress=None) -> np.ndarray:
