@@ -53,11 +53,15 @@ def encoder_layers(encoder) -> tuple[list, list]:
         if config.get("activation") != "relu" or not config.get("use_bias"):
             differences["activation, use_bias"] = (config.get("activation"), config.get("use_bias"))
         if differences:
-            raise ValueError(f"encoder layer {layer.name!r} has {differences}; the agent computes V's encoder as build_encoder makes it ({expected_conv}, relu, bias)")
+            raise ValueError(
+                f"encoder layer {layer.name!r} has {differences}; the agent computes V's encoder as build_encoder makes it ({expected_conv}, relu, bias)"
+            )
     for layer in denses:
         config = layer.get_config()
         if config.get("activation") != "linear" or not config.get("use_bias"):
-            raise ValueError(f"encoder layer {layer.name!r} has activation {config.get('activation')!r}, use_bias {config.get('use_bias')}; expected linear with bias")
+            raise ValueError(
+                f"encoder layer {layer.name!r} has activation {config.get('activation')!r}, use_bias {config.get('use_bias')}; expected linear with bias"
+            )
     return convs, denses
 
 
