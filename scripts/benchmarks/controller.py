@@ -2,43 +2,31 @@
 
 1. CarRacing-v3, real environment: steps/s of N lockstep envs driven by the full
    agent (V z 32 + M LSTM 256 + C, paper sizes, random weights, one compiled call
-   per lockstep step) / steps/s of the same envs, same seeds, replaying the same
-   actions with nothing else. Goal >= 0.9 (the env's own rendering is the limit).
+   per lockstep step) / steps/s of the same envs with nothing else. Goal >= 0.9
+   (the env's own rendering is the limit). The env-only figure comes from a twin
+   batch of envs with the same seeds that replays every lockstep step's actions
+   right after the agent's envs take it (same tracks, same driving; their frames
+   are checked equal): the two are interleaved step by step, so load from other
+   jobs on a shared machine hits both alike. Timed in wall-clock time and in this
+   process's CPU time (the steadier figure; CarRacing renders in this process).
+   Episodes run the config's full length (1,000 steps): the first 50 are the
+   zoom-in, which renders ~40% slower than driving, so short episodes flatter the ratio.
 2. ViZDoom TakeCover, the same ratio with Doom sizes (z 64, LSTM 512, C on [z, c, h]).
    Reported only: Doom steps ~50x faster than CarRacing, so V's encoder dominates.
-   Best of a few alternating rounds, in wall-clock time and in this process's CPU
-   time (fair on a shared machine for CarRacing, rendered in-process; ViZDoom's
-   engine runs in its own process, so only its wall-clock ratio means anything).
+   ViZDoom's engine runs in its own process, so only its wall-clock ratio means anything.
 3. CMA-ES ask + tell time per generation (population 64, 867 and 1,088 parameters) /
    the time of a generation at paper scale (64 x 16 episodes): for CarRacing from
    the agent's steps/s measured in 1 (1,000-step episodes), for Doom from the
    batched dream's measured time per step of 1,024 rows (episodes of 100 steps,
    the shortest kept, and of the 2,100-step cap). Goal < 1%. Per core (one rank).
 
-python -m scripts.benchmark controller [--envs 16] [--carracing-steps 100] [--doom-steps 300]
+python -m scripts.benchmark controller [--envs 16] [--carracing-steps 1000] [--doom-steps 300]
 """
 
 import argparse
 import time
 
 from controller.config import ControllerConfig
-
-
-class _RecordingBatchEnv:
-    """A BatchEnv that keeps the actions of every lockstep step, so the env-only run can replay
-    them: both runs then do exactly the same environment work (same tracks, same driving)."""
-
-    def __init__(self, batch_env):
-        self.batch_env = batch_env
-        self.num_envs = batch_env.num_envs
-        self.actions = []
-
-    def reset_one(self, row, seed):
-        return self.batch_env.reset_one(row, seed)
-
-    def step(self, actions):
-        self.actions.append(actions.copy())
-        return self.batch_env.step(actions)
 
 
 class _Clock:
@@ -49,81 +37,93 @@ class _Clock:
     def __init__(self):
         self.wall, self.cpu = time.perf_counter(), time.process_time()
 
-    def rates(self, steps: int) -> tuple[float, float]:
-        """(steps per wall second, steps per CPU second)."""
-        return steps / (time.perf_counter() - self.wall), steps / max(time.process_time() - self.cpu, 1e-9)
+    def elapsed(self) -> tuple[float, float]:
+        """(wall seconds, CPU seconds) since the clock started."""
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def _env_only(config, seeds, actions) -> tuple[float, float]:
-    """(wall, CPU) steps/s of BatchEnv replaying the agent's actions, nothing else."""
-    from env.batch import BatchEnv
+class _TwinBatchEnv:
+    """The agent's BatchEnv plus a twin BatchEnv (same env config and seeds) that takes every
+    reset and every step's actions right after it, timed: the twin's time is what the same
+    environment work costs with nothing else, measured interleaved with the agent's run."""
 
-    batch_env = BatchEnv(config.env, len(seeds))
-    try:
+    def __init__(self, env_config, num_envs: int):
+        from env.batch import BatchEnv
+
+        self.batch_env = BatchEnv(env_config, num_envs)
+        self.twin = BatchEnv(env_config, num_envs)
+        self.num_envs = num_envs
+        self.twin_wall = self.twin_cpu = 0.0
+        self.differing_steps = 0  # steps where the twin's frames differ (the replay would not be the same work)
+
+    def _timed(self, call, *args):
         clock = _Clock()
-        batch_env.reset(seeds)
-        steps = 0
-        for step_actions in actions:
-            steps += int((~batch_env.finished).sum())
-            batch_env.step(step_actions)
-        return clock.rates(steps)
-    finally:
-        batch_env.close()
+        result = call(*args)
+        wall, cpu = clock.elapsed()
+        self.twin_wall += wall
+        self.twin_cpu += cpu
+        return result
+
+    def reset_one(self, row, seed):
+        frame = self.batch_env.reset_one(row, seed)
+        self._timed(self.twin.reset_one, row, seed)
+        return frame
+
+    def step(self, actions):
+        result = self.batch_env.step(actions)
+        twin_frames = self._timed(self.twin.step, actions)[0]
+        self.differing_steps += int(not (twin_frames == result[0]).all())
+        return result
+
+    def close(self):
+        self.batch_env.close()
+        self.twin.close()
 
 
-def _agent_runner(config, num_envs: int, rng):
-    """A function running one episode per env with V + M + C (random weights); returns
-    ((wall, CPU) steps/s, the actions of every lockstep step)."""
+def _real_env_ratio(preset: str, num_envs: int, max_steps: int | None) -> tuple[float, float, float]:
+    """One episode per env with V + M + C (random weights), its env-only twin interleaved step by step.
+    Returns (agent steps/s wall, wall-time ratio, CPU-time ratio), ratio = steps/s with agent / env only."""
     import numpy as np
 
     from controller import linear
     from controller.agent import Agent
-    from env.batch import BatchEnv
     from rnn.model import build_mdn_rnn
+    from scripts import config as config_module
     from vae.model import build_encoder
 
+    config = config_module.build(preset, overrides={} if max_steps is None else {"env.max_steps": max_steps})
     shape = linear.ControllerShape.from_config(config)
     agent = Agent(build_encoder(config.vae.z_size), build_mdn_rnn(config.rnn, config.vae.z_size, config.env.action_size), shape, sample_z=True)
-    params = rng.normal(scale=0.3, size=(num_envs, shape.num_params)).astype(np.float32)
+    params = np.random.default_rng(0).normal(scale=0.3, size=(num_envs, shape.num_params)).astype(np.float32)
     weights, biases = linear.stack(params, shape)
     hidden = np.zeros((num_envs, shape.hidden_size), np.float32)
     frames = np.zeros((num_envs, 64, 64, 3), np.uint8)
     agent.step(frames, np.zeros((num_envs, shape.z_size), np.float32), hidden, hidden, weights, biases, np.zeros(num_envs, np.float32))  # trace
-
-    def run(seeds):
-        batch_env = _RecordingBatchEnv(BatchEnv(config.env, num_envs))
-        try:
-            clock = _Clock()
-            result = agent.run_episodes(batch_env, weights, biases, seeds)
-            return clock.rates(int(result["lengths"].sum())), batch_env.actions
-        finally:
-            batch_env.batch_env.close()
-
-    return run
-
-
-def _real_env_ratio(preset: str, num_envs: int, max_steps: int, rounds: int) -> tuple[float, float, float]:
-    """Best-of-`rounds` steps/s with the agent and env only (replaying the agent's actions),
-    measured alternately so a shared machine's load hits both alike.
-    Returns (agent steps/s, wall-time ratio, CPU-time ratio)."""
-    import numpy as np
-
-    from scripts import config as config_module
-
-    config = config_module.build(preset, overrides={"env.max_steps": max_steps})
     seeds = np.arange(num_envs, dtype=np.int64) + 12345
-    run_agent = _agent_runner(config, num_envs, np.random.default_rng(0))
-    env_rates, agent_rates = [], []
-    for _ in range(rounds):
-        rates, actions = run_agent(seeds)
-        agent_rates.append(rates)
-        env_rates.append(_env_only(config, seeds, actions))
-    env_wall, env_cpu = (max(rate[index] for rate in env_rates) for index in (0, 1))
+
+    batch_env = _TwinBatchEnv(config.env, num_envs)
+    try:
+        clock = _Clock()
+        result = agent.run_episodes(batch_env, weights, biases, seeds)
+        total_wall, total_cpu = clock.elapsed()
+    finally:
+        batch_env.close()
+    steps = int(result["lengths"].sum())
+    # the run with the agent is everything but the twin; steps/s ratio = env-only time / agent-run time
+    agent_wall, agent_cpu = total_wall - batch_env.twin_wall, total_cpu - batch_env.twin_cpu
     name = f"CarRacing-v3 ({config.env.carracing_renderer} renderer)" if preset == "carracing" else "ViZDoom TakeCover"
-    print(f"{name} (best of {rounds}, {num_envs} envs x {max_steps} steps): env only {env_wall:,.1f} steps/s wall, {env_cpu:,.1f} steps/CPU-s")
-    wall, cpu = (max(rate[index] for rate in agent_rates) for index in (0, 1))
-    print(f"  with agent: {wall:,.1f} steps/s wall -> ratio {wall / env_wall:.3f}; {cpu:,.1f} steps/CPU-s -> ratio {cpu / env_cpu:.3f}")
-    return wall, wall / env_wall, cpu / env_cpu
+    print(
+        f"{name}, {num_envs} envs x {config.env.max_steps}-step cap ({steps:,} steps, mean episode {steps / num_envs:,.0f}), interleaved step by step: "
+        f"env only {steps / batch_env.twin_wall:,.1f} steps/s wall, {steps / batch_env.twin_cpu:,.1f} steps/CPU-s"
+    )
+    print(
+        f"  with agent: {steps / agent_wall:,.1f} steps/s wall -> ratio {batch_env.twin_wall / agent_wall:.3f}; "
+        f"{steps / agent_cpu:,.1f} steps/CPU-s -> ratio {batch_env.twin_cpu / agent_cpu:.3f}; "
+        f"the agent's own cost {(agent_cpu - batch_env.twin_cpu) / steps * 1000:.3f} ms CPU per env step"
+    )
+    if batch_env.differing_steps:
+        print(f"  WARNING: the twin's frames differed on {batch_env.differing_steps} steps: the env-only figure is not the same work")
+    return steps / agent_wall, batch_env.twin_wall / agent_wall, batch_env.twin_cpu / agent_cpu
 
 
 def _ask_tell_seconds(num_params: int, generations: int = 12) -> float:
@@ -165,8 +165,7 @@ def _dream_seconds_per_step(rows: int, steps: int) -> float:
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m scripts.benchmark controller", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", type=int, default=ControllerConfig().envs_per_worker, help="environments in lockstep (default: controller.envs_per_worker)")
-    parser.add_argument("--carracing-steps", type=int, default=60, help="steps per CarRacing episode timed")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating env-only / agent measurements; the best of each counts")
+    parser.add_argument("--carracing-steps", type=int, default=None, help="step cap per CarRacing episode timed (default: the config's, 1,000)")
     parser.add_argument("--doom-steps", type=int, default=300, help="step cap per Doom episode timed")
     parser.add_argument("--dream-steps", type=int, default=10, help="dream steps timed for 1,024 rows")
     arguments = parser.parse_args(argv)
@@ -177,10 +176,10 @@ def main(argv=None):
 
     print(f"one process, one thread; {arguments.envs} environments in lockstep; V, M, C at paper sizes with random weights")
 
-    car_agent, car_wall_ratio, car_cpu_ratio = _real_env_ratio("carracing", arguments.envs, arguments.carracing_steps, arguments.rounds)
+    car_agent, car_wall_ratio, car_cpu_ratio = _real_env_ratio("carracing", arguments.envs, arguments.carracing_steps)
     verdict = "met" if car_cpu_ratio >= 0.9 else "NOT met"
     print(f"  CarRacing ratio: {car_cpu_ratio:.3f} on CPU time, {car_wall_ratio:.3f} on wall time (goal >= 0.9 on CPU time: {verdict})")
-    _, doom_wall_ratio, _ = _real_env_ratio("doom", arguments.envs, arguments.doom_steps, arguments.rounds)
+    _, doom_wall_ratio, _ = _real_env_ratio("doom", arguments.envs, arguments.doom_steps)
     print(f"  Doom ratio: {doom_wall_ratio:.3f} on wall time (reported; no goal; CPU time leaves out the engine's own process)")
     ask_tell = {num_params: _ask_tell_seconds(num_params) for num_params in (867, 1088)}
     car_generation = 64 * 16 * 1000 / car_agent
