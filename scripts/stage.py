@@ -446,6 +446,12 @@ def begin(
         acquire_lock(lock_path(run_dir, name), name, run_dir / spec.folder)
     for upstream in spec.required(invocation.config) if requires is None and spec is not None else requires or ():
         require_done(run_dir, upstream)
+    if spec is not None and invocation.arguments.force and (run_dir / spec.folder).is_symlink():
+        # e.g. an iterate round's vae/, a link to the run's V: --force would delete the run's own files
+        raise StageError(
+            f"{run_dir / spec.folder} is a link to {(run_dir / spec.folder).resolve()}: --force here would delete the outputs it "
+            f"links to. Run `{command_for(name, (run_dir / spec.folder).resolve().parent)} --force` on that run instead."
+        )
     if validate is not None:
         invocation.inputs = validate(invocation)
     if not write:

@@ -48,3 +48,19 @@ def test_build_config_is_read_only_and_names_the_file_on_a_bad_value(tmp_path):
     assert (tmp_path / "config.json").read_bytes() == before
     with pytest.raises(stage.StageError, match=r"config.json: --set rnn.epochs=many: expected a number"):
         stage.build_config(tmp_path, None, ["rnn.epochs=many"])
+
+
+def test_force_refuses_a_stage_folder_that_is_a_link(tmp_path):
+    """An iterate round links vae/ to the run's V: --force there must not delete the run's V."""
+    run, linked = tmp_path / "run", tmp_path / "round"
+    stage.resolve_config(run, "doom-smoke", [])
+    (run / "vae").mkdir()
+    (run / "vae" / "encoder.weights.h5").write_bytes(b"the run's V")
+    stage.resolve_config(linked, "doom-smoke", [])
+    (linked / "vae").symlink_to(run / "vae", target_is_directory=True)
+    write_json(linked / "rollouts" / "done.json", {"stage": "generate", "locked": {}})
+    invocation = stage.parse("train_vae", "", ["--run-dir", str(linked), "--force"])
+    with pytest.raises(stage.StageError, match=r"vae is a link to .*--force here would delete the outputs it links to"):
+        stage.begin(invocation)
+    stage.release_locks()
+    assert (run / "vae" / "encoder.weights.h5").read_bytes() == b"the run's V"
