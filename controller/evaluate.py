@@ -86,35 +86,40 @@ def load_partial(partial_path: Path, key: dict, episodes: int) -> dict[int, dict
 
 
 def play_in_chunks(
+    env_config,
+    num_envs: int,
     todo: list[int],
-    chunk_size: int,
     play_chunk: Callable,
     seeds: np.ndarray,
     done: dict[int, dict],
     partial_path: Path,
     key: dict,
     progress: bool,
-) -> int:
-    """Play the episodes `todo` in chunks; play_chunk(chunk, progress) -> (returns, lengths) of the
+) -> tuple[int, float]:
+    """Play the episodes `todo` on num_envs real environments in lockstep, in chunks of
+    CHUNK_ROUNDS x num_envs; play_chunk(batch_env, chunk, progress) -> (returns, lengths) of the
     chunk's episodes. After each chunk every finished episode is saved to partial.json, so a
-    stopped run loses at most one chunk. Fills `done`; returns the env steps played."""
-    bar = None
-    if progress:
-        total = len(seeds)
-        bar = tqdm(total=total, initial=total - len(todo), desc="episodes", unit="ep", leave=False)
+    stopped run loses at most one chunk. Fills `done`; returns (env steps played, seconds)."""
+    started = time.perf_counter()
+    if not todo:
+        return 0, 0.0
+    chunk_size = CHUNK_ROUNDS * num_envs
+    batch_env = BatchEnv(env_config, min(num_envs, len(todo)))
+    bar = tqdm(total=len(seeds), initial=len(seeds) - len(todo), desc="episodes", unit="ep", leave=False) if progress else None
     steps = 0
     try:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
-            returns, lengths = play_chunk(chunk, bar.update if bar else None)
+            returns, lengths = play_chunk(batch_env, chunk, bar.update if bar else None)
             steps += int(np.sum(lengths))
             for position, index in enumerate(chunk):
                 done[index] = {"episode": index, "seed": int(seeds[index]), "return": float(returns[position]), "length": int(lengths[position])}
             write_json(partial_path, {"key": key, "episodes": [done[index] for index in sorted(done)]})
     finally:
+        batch_env.close()
         if bar is not None:
             bar.close()
-    return steps
+    return steps, time.perf_counter() - started
 
 
 def write_results(
@@ -176,9 +181,8 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     video = settings.video and (0 in todo or not (eval_dir / "episode.mp4").exists())
     if video and 0 not in todo:
         todo.insert(0, 0)  # the video's episode was scored but its video never written
-    batch_env = BatchEnv(config.env, min(num_envs, len(todo))) if todo else None
 
-    def play_chunk(chunk: list[int], update) -> tuple[np.ndarray, np.ndarray]:
+    def play_chunk(batch_env, chunk: list[int], update) -> tuple[np.ndarray, np.ndarray]:
         weights, biases = linear.stack(np.repeat(params[None], len(chunk), axis=0), shape)
         record = chunk.index(0) if video and 0 in chunk else None
         result = agent.run_episodes(batch_env, weights, biases, seeds[chunk], record=record, progress=update)
@@ -186,16 +190,9 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
             write_video(result, run_dir, config, eval_dir / "episode.mp4")
         return result["returns"], result["lengths"]
 
-    started = time.perf_counter()
-    try:
-        steps = play_in_chunks(todo, CHUNK_ROUNDS * num_envs, play_chunk, seeds, done, partial_path, key, progress)
-    finally:
-        if batch_env is not None:
-            batch_env.close()
+    steps, seconds = play_in_chunks(config.env, num_envs, todo, play_chunk, seeds, done, partial_path, key, progress)
     identity = {"controller": str(params_path), "params": settings.params, "controller_generation": extras.get("generation")}
-    return write_results(
-        eval_dir, config, done, {"controller": str(params_path)}, identity, f"{settings.params} controller", steps, time.perf_counter() - started, log
-    )
+    return write_results(eval_dir, config, done, {"controller": str(params_path)}, identity, f"{settings.params} controller", steps, seconds, log)
 
 
 # --- the random data-collection policy -----------------------------------------------------------
@@ -236,18 +233,12 @@ def evaluate_random(config, run_dir: Path, log: Callable[[str], None] = print, p
     name = random_policy_name(config)
     resumed = f", {len(done)} already done" if done else ""
     log(f"evaluate: {settings.episodes} {config.env.name} episodes with the {name} policy, {num_envs} envs in lockstep{resumed}")
-    batch_env = BatchEnv(config.env, min(num_envs, len(todo))) if todo else None
 
-    def play_chunk(chunk: list[int], update) -> tuple[np.ndarray, np.ndarray]:
+    def play_chunk(batch_env, chunk: list[int], update) -> tuple[np.ndarray, np.ndarray]:
         return random_policy_episodes(batch_env, config.env, config.generate, seeds[chunk], progress=update)
 
-    started = time.perf_counter()
-    try:
-        steps = play_in_chunks(todo, CHUNK_ROUNDS * num_envs, play_chunk, seeds, done, partial_path, key, progress)
-    finally:
-        if batch_env is not None:
-            batch_env.close()
-    return write_results(eval_dir, config, done, {"policy": name, "key": key}, {"policy": name}, f"{name} policy", steps, time.perf_counter() - started, log)
+    steps, seconds = play_in_chunks(config.env, num_envs, todo, play_chunk, seeds, done, partial_path, key, progress)
+    return write_results(eval_dir, config, done, {"policy": name, "key": key}, {"policy": name}, f"{name} policy", steps, seconds, log)
 
 
 # --- pictures ------------------------------------------------------------------------------------
