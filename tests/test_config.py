@@ -75,6 +75,22 @@ def test_doom_preset(doom):
     assert controller_parameters(doom) == 1_088  # paper
 
 
+def test_carracing_cpu_preset_cuts_only_data_and_training_length(carracing):
+    budget = config_module.build("carracing-cpu")
+    # the paper's architecture, losses, frames and environment
+    for section in ("env", "vae"):
+        assert getattr(budget, section) == getattr(carracing, section)
+    assert mdn_rnn_parameters(budget) == 422_368 and controller_parameters(budget) == 867
+    assert budget.env.carracing_renderer == "fast"
+    assert budget.controller.mode == "real" and budget.controller.sigma_init == 0.1 and budget.controller.weight_decay == 0.01
+    # the cuts (README, "CarRacing on a 2-core CPU")
+    assert budget.generate.num_rollouts == 1000 and budget.rnn.epochs == 20
+    assert budget.controller.population_size * budget.controller.rollouts_per_candidate == 64
+    assert budget.controller.num_generations == 150
+    # each rank's half of a generation fits its lockstep batch
+    assert budget.controller.envs_per_worker * 2 >= budget.controller.population_size * budget.controller.rollouts_per_candidate
+
+
 def test_smoke_presets_keep_the_architecture(carracing, doom):
     for full, smoke in ((carracing, config_module.build("carracing-smoke")), (doom, config_module.build("doom-smoke"))):
         assert smoke.vae.z_size == full.vae.z_size and smoke.rnn.hidden_size == full.rnn.hidden_size
