@@ -10,6 +10,8 @@ DIR/fidelity/report.json holds:
                     the observed death frequency, by probability bin, and how often the done
                     logit fires (> 0) in the last k steps before a real death versus elsewhere;
   heldout_z_nll     M's z loss on the held-out episodes next to its training loss.
+The last two (and "heldout") are {"skipped": true, "note": ...} when the run has no series
+episodes (an exported agent ships only series/initial_z.npz).
 DIR/fidelity/report.png shows the length histograms and the calibration curve.
 
 Each of the six parts is saved to DIR/fidelity/parts/<part>.json as soon as it finishes, with the
@@ -40,6 +42,11 @@ REPORT_NAME = "report.json"
 PICTURE_NAME = "report.png"
 PARTS_FOLDER = "parts"
 PARTS = ("random_policy_dream", "random_policy_real", "controller_dream", "controller_real", "done_calibration", "heldout_z_nll")
+HELDOUT_PARTS = ("done_calibration", "heldout_z_nll")
+NO_SERIES_NOTE = (
+    "no series episodes in series/ (an exported agent ships only series/initial_z.npz): the held-out checks need M's held-out "
+    "episodes; run fidelity in the full run directory for them"
+)
 TRAINING_RECORDS = 10  # the training z loss is the mean of the last this many metrics records
 NOISE_SEED = 0  # the held-out z resampling (as in training), fixed so the figure is reproducible
 
@@ -380,11 +387,15 @@ def fidelity_report(
             "noise_seed": NOISE_SEED,
         }
 
-    stored["done_calibration"] = parts.get("done_calibration", {**heldout_key, "num_bins": settings.num_bins, "last_steps": settings.last_steps}, calibration)
-    stored["heldout_z_nll"] = parts.get("heldout_z_nll", {**heldout_key, "noise_seed": NOISE_SEED}, heldout_nll)
+    training = None
+    if heldout_paths:  # else skipped: the run has no series episodes (NO_SERIES_NOTE)
+        stored["done_calibration"] = parts.get(
+            "done_calibration", {**heldout_key, "num_bins": settings.num_bins, "last_steps": settings.last_steps}, calibration
+        )
+        stored["heldout_z_nll"] = parts.get("heldout_z_nll", {**heldout_key, "noise_seed": NOISE_SEED}, heldout_nll)
+        training = training_z_loss(run_dir / "rnn" / "metrics.jsonl")
 
     generation = None if controller is None else controller["generation"]
-    training = training_z_loss(run_dir / "rnn" / "metrics.jsonl")
     report = assemble(config, settings, stored, controller is not None, generation, heldout_paths, heldout_from_training, training)
     write_outputs(folder, report)
     return report
@@ -398,7 +409,7 @@ def assemble(
     controller_generation,
     heldout_paths: list[Path],
     heldout_from_training: bool,
-    training: dict,
+    training: dict | None,
 ) -> dict:
     """report.json from the parts (nothing here is computed from scratch, so a rerun that keeps every
     part gives the same bytes)."""
@@ -422,16 +433,22 @@ def assemble(
             "skipped": True,
             "note": f"no {controller_name} in the run directory: run `python -m scripts.train_controller --run-dir DIR`, then this again",
         }
-    heldout_note = (
-        "held out from M's training"
-        if heldout_from_training
-        else "M's training saw these episodes too (it held none out): these numbers measure fit, not generalisation"
-    )
-    heldout_nll = {
-        **stored["heldout_z_nll"]["result"],
-        "training": training,
-        "note": "z_nll: z resampled from (mu, sigma) for inputs and targets as in training, whole episodes from a zero state; z_nll_at_mu: z = mu",
-    }
+    if all(name in stored for name in HELDOUT_PARTS):
+        heldout_note = (
+            "held out from M's training"
+            if heldout_from_training
+            else "M's training saw these episodes too (it held none out): these numbers measure fit, not generalisation"
+        )
+        heldout = {"series": [path.name for path in heldout_paths], "held_out_from_training": bool(heldout_from_training), "note": heldout_note}
+        calibration = stored["done_calibration"]["result"]
+        heldout_nll = {
+            **stored["heldout_z_nll"]["result"],
+            "training": training,
+            "note": "z_nll: z resampled from (mu, sigma) for inputs and targets as in training, whole episodes from a zero state; z_nll_at_mu: z = mu",
+        }
+    else:
+        heldout = {"series": [], "held_out_from_training": False, "skipped": True, "note": NO_SERIES_NOTE}
+        calibration = heldout_nll = {"skipped": True, "note": NO_SERIES_NOTE}
     return {
         "env": config.env.name,
         "episodes": settings.episodes,
@@ -440,8 +457,8 @@ def assemble(
         "max_steps": {"dream": config.controller.max_dream_steps, "real": config.env.max_steps},
         "random_policy": random_policy,
         "controller": controller,
-        "heldout": {"series": [path.name for path in heldout_paths], "held_out_from_training": bool(heldout_from_training), "note": heldout_note},
-        "done_calibration": stored["done_calibration"]["result"],
+        "heldout": heldout,
+        "done_calibration": calibration,
         "heldout_z_nll": heldout_nll,
         "seconds": {name: stored[name]["seconds"] for name in PARTS if name in stored},
     }
@@ -478,8 +495,20 @@ def plot_report(report: dict, path: Path) -> None:
         axis.set_ylabel("episodes")
         axis.set_title(f"{title}, {part['dream']['count']} episodes each")
         axis.legend()
-    calibration = report["done_calibration"]
-    axis = axes[2]
+    _plot_calibration(axes[2], report["done_calibration"])
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=90)
+    plt.close(figure)
+
+
+def _plot_calibration(axis, calibration: dict) -> None:
+    """M's done head against real deaths, or a note when the held-out parts were skipped."""
+    if calibration.get("skipped"):
+        axis.text(0.5, 0.5, "no held-out series episodes", ha="center", va="center", transform=axis.transAxes)
+        axis.set_title("done head: skipped")
+        axis.set_axis_off()
+        return
     filled = [entry for entry in calibration["bins"] if entry["count"]]
     axis.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
     axis.plot([entry["mean_predicted"] for entry in filled], [entry["observed_frequency"] for entry in filled], marker="o", label="M's done head")
@@ -497,10 +526,6 @@ def plot_report(report: dict, path: Path) -> None:
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1)
     axis.legend(loc="upper left")
-    figure.tight_layout()
-    with atomic_path(path, suffix=".png") as temporary:
-        figure.savefig(temporary, dpi=90)
-    plt.close(figure)
 
 
 def _percent(rate) -> str:
@@ -523,6 +548,17 @@ def summary_lines(report: dict, folder: Path) -> list[str]:
     lines.append(
         f"  controller ({controller['params']}): {sides(controller)}" if not controller["skipped"] else f"  controller: skipped ({controller['note']})"
     )
+    if report["heldout"].get("skipped"):
+        lines.append(f"  done head and held-out z NLL: skipped ({report['heldout']['note']})")
+    else:
+        lines.extend(_heldout_lines(report))
+    lines.append(f"  -> {folder / REPORT_NAME}, {folder / PICTURE_NAME}")
+    return lines
+
+
+def _heldout_lines(report: dict) -> list[str]:
+    """The summary of the done head's calibration and the held-out z loss."""
+    lines = []
     calibration = report["done_calibration"]
     fires = calibration["fires"]
     lines.append(
@@ -541,5 +577,4 @@ def summary_lines(report: dict, folder: Path) -> list[str]:
     lines.append(f"  held-out z NLL {nll['z_nll']:.4f} (at mu {nll['z_nll_at_mu']:.4f}); {training_text}")
     if not report["heldout"]["held_out_from_training"]:
         lines.append(f"  note: {report['heldout']['note']}")
-    lines.append(f"  -> {folder / REPORT_NAME}, {folder / PICTURE_NAME}")
     return lines

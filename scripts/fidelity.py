@@ -6,7 +6,8 @@ count), M's death probability against real deaths on held-out episodes, and M's
 z loss on them next to its training loss. See controller/fidelity.py for every field.
 Needs a finished train_rnn with M's done head (Doom). The controller part plays
 DIR/controller/mean.npz (or best.npz) with V in the real game; without that file
-it is skipped, with a note.
+it is skipped, with a note. Without series episodes in DIR/series (an exported
+agent, python -m scripts.export_agent) the two held-out parts are skipped, with a note.
 
 Resumable: each part is saved to DIR/fidelity/parts/ when it finishes and a rerun
 computes only the missing ones (or those whose inputs changed); --force recomputes all.
@@ -49,9 +50,14 @@ def heldout_split(run_dir: Path, config) -> tuple[list[Path], bool]:
     """The series files M did not train on, and whether its finished training really left them out.
 
     M's own split of DIR/series (rnn.validation_fraction, rnn.seed); an M trained on every
-    episode (fraction 0) falls back to a fraction of 0.1, then reported as not held out."""
+    episode (fraction 0) falls back to a fraction of 0.1, then reported as not held out.
+    No series episode at all (an exported agent ships only series/initial_z.npz): no paths, and
+    the report skips the held-out parts with a note."""
     from rnn.fidelity import DEFAULT_HELDOUT_FRACTION, heldout_series
+    from vae.series import list_series
 
+    if not list_series(run_dir / "series"):
+        return [], False
     fraction = getattr(config.rnn, "validation_fraction", None)
     trained_with = read_json(stage.done_path(run_dir, "train_rnn")).get("locked", {}).get("rnn.validation_fraction", 0.0)
     paths = heldout_series(run_dir / "series", DEFAULT_HELDOUT_FRACTION if not fraction else fraction, config.rnn.seed)

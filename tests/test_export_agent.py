@@ -1,0 +1,212 @@
+"""scripts.export_agent: exactly the files evaluate, dream and fidelity read, the same returns on
+the same seeds, fidelity's skip note without series episodes, and every refusal leaving disk as it was."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from common.files import write_jsonl
+from controller import linear, store
+from scripts import dream, evaluate, export_agent, stage
+from scripts import fidelity as fidelity_script
+from tests.controller_fixtures import make_run
+
+TINY = ["vae.z_size=8", "rnn.hidden_size=16", "rnn.num_mixtures=2", "env.max_steps=30", "controller.max_dream_steps=25", "controller.envs_per_worker=2"]
+EPISODES = "3"
+EXPECTED = {
+    "config.json",
+    "vae/encoder.weights.h5",
+    "vae/decoder.weights.h5",
+    "vae/done.json",
+    "series/initial_z.npz",
+    "rnn/mdn_rnn.weights.h5",
+    "rnn/done.json",
+    "controller/best.npz",
+    "controller/mean.npz",
+    "controller/done.json",
+}
+# What a finished run holds besides: none of it may reach the export.
+LEFT_BEHIND = [
+    "rollouts/000000.npz",
+    "rollouts/done.json",
+    "series/000000.npz",
+    "series/000001.npz",
+    "series/source.json",
+    "series/done.json",
+    "vae/checkpoints/last.npz",
+    "vae/tensorboard/events.out",
+    "vae/started.json",
+    "rnn/checkpoints/last.npz",
+    "rnn/metrics.jsonl",
+    "controller/es_state.pkl",
+    "controller/metrics.jsonl",
+    "controller/curve.png",
+    ".locks/controller.lock",
+]
+
+
+def _files(folder):
+    return {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
+
+
+def _states(folder):
+    return {name: (folder / name).read_bytes() for name in _files(folder)} if folder.exists() else None
+
+
+def _sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A finished tiny Doom run (random V and M, two saved controllers, every stage's extras) and its evaluation."""
+    from vae.series import write_series
+
+    run_dir = tmp_path_factory.mktemp("export") / "run"
+    config = make_run(run_dir, "doom-smoke", TINY)
+    shape = linear.ControllerShape.from_config(config)
+    rng = np.random.default_rng(4)
+    for name in ("best.npz", "mean.npz"):
+        store.save_params(run_dir / "controller" / name, rng.normal(scale=0.4, size=shape.num_params).astype(np.float32), shape, generation=1)
+    stage.mark_done(run_dir, "train_controller", config)
+    stage.mark_done(run_dir, "generate", config)
+    stage.mark_started(run_dir, "train_vae", config)
+    for name in LEFT_BEHIND:
+        path = run_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.startswith("series/0"):
+            steps = 6
+            write_series(path, rng.normal(size=(steps, 8)), np.full((steps, 8), -2.0), rng.uniform(-1, 1, (steps, 1)), np.ones(steps), np.zeros(steps, bool))
+        elif not path.exists():
+            path.write_bytes(b"x" * 100)
+    write_jsonl(run_dir / "rnn" / "metrics.jsonl", [{"step": 10, "z_loss": 1.0}])
+    evaluate.main(["--run-dir", str(run_dir), "--episodes", EPISODES])
+    return run_dir
+
+
+def test_the_export_holds_exactly_the_files_the_stages_read(source, tmp_path, capsys):
+    out = tmp_path / "pretrained" / "doom"
+    record = export_agent.main(["--run-dir", str(source), "--to", str(out)])
+    assert _files(out) == EXPECTED | {"EXPORTED.json"}
+    assert set(export_agent.exported_files()) == EXPECTED
+    for name in EXPECTED:
+        assert (out / name).read_bytes() == (source / name).read_bytes(), name
+    marker = json.loads((out / "EXPORTED.json").read_text())
+    assert marker == record
+    assert marker["source"] == str(source.resolve())
+    assert marker["files"] == {name: {"bytes": (source / name).stat().st_size, "sha256": _sha256(source / name)} for name in EXPECTED}
+    assert marker["total_bytes"] == sum((source / name).stat().st_size for name in EXPECTED) < export_agent.MAX_BYTES
+    assert marker["source_evaluation"] == json.loads((source / "eval" / "summary.json").read_text())
+    assert marker["command"] == f"python -m scripts.export_agent --run-dir {source} --to {out}"
+    assert f"{marker['total_bytes'] / 1e6:.1f} MB" in capsys.readouterr().out
+    assert not [path for path in out.parent.iterdir() if path.name.startswith(".")], "no staging folder is left behind"
+
+
+def test_evaluate_in_the_export_gives_the_source_returns_and_dream_runs(source, tmp_path):
+    run_dir, out = tmp_path / "run", tmp_path / "doom"
+    shutil.copytree(source, run_dir)  # its evaluation of the mean (the default) is the fixture's
+    export_agent.main(["--run-dir", str(run_dir), "--to", str(out)])
+    for params in ("mean", "best"):
+        if params == "best":
+            evaluate.main(["--run-dir", str(run_dir), "--episodes", EPISODES, "--params", "best"])
+        evaluate.main(["--run-dir", str(out), "--episodes", EPISODES, "--params", params])
+        exported = json.loads((out / "eval" / "returns.json").read_text())["episodes"]
+        original = json.loads((run_dir / "eval" / "returns.json").read_text())["episodes"]
+        assert len(exported) == int(EPISODES) and exported == original, params
+    assert json.loads((out / "eval" / "summary.json").read_text())["params"] == "best"
+    dream.main(["--run-dir", str(out), "--max-steps", "10"])
+    assert (out / "dream" / "dream.mp4").stat().st_size > 0 and (out / "dream" / "real.mp4").stat().st_size > 0
+
+
+def test_fidelity_in_the_export_skips_the_heldout_parts_with_a_note(source, tmp_path, capsys):
+    out = tmp_path / "doom"
+    export_agent.main(["--run-dir", str(source), "--to", str(out)])
+    capsys.readouterr()
+    report = fidelity_script.main(["--run-dir", str(out), "--episodes", "2"])
+    assert report["random_policy"]["dream"]["count"] == 2 == report["random_policy"]["real"]["count"]
+    assert report["controller"]["skipped"] is False and report["controller"]["real"]["count"] == 2
+    for part in ("done_calibration", "heldout_z_nll", "heldout"):
+        assert report[part]["skipped"] is True and "no series episodes" in report[part]["note"], part
+    assert set(report["seconds"]) == {"random_policy_dream", "random_policy_real", "controller_dream", "controller_real"}
+    assert json.loads((out / "fidelity" / "report.json").read_text()) == report
+    assert (out / "fidelity" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "done head and held-out z NLL: skipped (no series episodes" in printed and "controller (mean): dream" in printed
+
+
+@pytest.mark.parametrize(
+    "missing, command",
+    [
+        ("controller/done.json", "scripts.train_controller"),
+        ("controller/best.npz", "scripts.train_controller"),
+        ("rnn/mdn_rnn.weights.h5", "scripts.train_rnn"),
+        ("vae/done.json", "scripts.train_vae"),
+        ("series/initial_z.npz", "scripts.extract"),
+    ],
+)
+def test_a_run_missing_a_piece_is_refused_naming_it_and_nothing_is_written(source, tmp_path, capsys, missing, command):
+    run_dir = tmp_path / "run"
+    shutil.copytree(source, run_dir)
+    (run_dir / missing).unlink()
+    before = _states(run_dir)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        stage.run_main(export_agent.main, ["--run-dir", str(run_dir), "--to", str(out)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert str(run_dir / missing) in error and f"python -m {command} --run-dir {run_dir}" in error
+    assert not out.exists() and sorted(path.name for path in tmp_path.iterdir()) == ["run"]
+    assert _states(run_dir) == before
+
+
+def test_a_non_empty_folder_is_refused_and_force_replaces_only_an_earlier_export(source, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    for extra in ([], ["--force"]):
+        with pytest.raises(SystemExit) as exit_info:
+            stage.run_main(export_agent.main, ["--run-dir", str(source), "--to", str(out), *extra])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert f"--to {out} is not empty" in error and "notes.txt" in error and "EXPORTED.json" in error
+        assert _files(out) == {"notes.txt"}
+
+    (out / "notes.txt").unlink()  # an empty folder is fine
+    export_agent.main(["--run-dir", str(source), "--to", str(out)])
+    stale = out / "eval" / "returns.json"
+    stale.parent.mkdir()
+    stale.write_text("{}")
+    before = _states(out)
+    with pytest.raises(SystemExit) as exit_info:
+        stage.run_main(export_agent.main, ["--run-dir", str(source), "--to", str(out)])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "already holds an exported agent" in error and "rerun with --force" in error
+    assert _states(out) == before
+
+    export_agent.main(["--run-dir", str(source), "--to", str(out), "--force"])
+    assert _files(out) == EXPECTED | {"EXPORTED.json"}, "--force replaces the whole earlier export, its evaluation included"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"], "no staging or previous folder is left behind"
+
+
+def test_the_run_directory_itself_or_a_folder_holding_it_is_refused(source, capsys):
+    before = _states(source)
+    for out in (source, source.parent):
+        with pytest.raises(SystemExit) as exit_info:
+            stage.run_main(export_agent.main, ["--run-dir", str(source), "--to", str(out), "--force"])
+        assert exit_info.value.code == 2 and "holds the run directory" in capsys.readouterr().err
+    assert _states(source) == before
+
+
+def test_above_the_size_limit_is_refused_unless_allowed(source, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(export_agent, "MAX_BYTES", 1000)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        stage.run_main(export_agent.main, ["--run-dir", str(source), "--to", str(out)])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "above the 0.001 MB" in error and "--allow-large" in error and "nothing was written" in error
+    assert not out.exists()
+    export_agent.main(["--run-dir", str(source), "--to", str(out), "--allow-large"])
+    assert _files(out) == EXPECTED | {"EXPORTED.json"} and "warning:" in capsys.readouterr().out
