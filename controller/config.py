@@ -20,7 +20,13 @@ class ControllerConfig:
     num_generations: int = setting(2000, "CMA-ES generations", "generations", "paper, figure 18", locked=False)
     eval_every: int = setting(25, "score the distribution mean every this many generations", "generations", "authors' code", locked=False)
     eval_rollouts: int = setting(100, "episodes for that score", "episodes", "authors' code", locked=False)
-    envs_per_worker: int = setting(16, "real environments a worker steps in lockstep", "environments", locked=False)
+    envs_per_worker: int = setting(
+        32,
+        "real environments a worker steps in lockstep (CarRacing 32: more rows share each call of V + M + C; Doom 16: each is an engine process)",
+        "environments",
+        "docs/benchmarks.md (controller)",
+        locked=False,
+    )
     seed: int = setting(0, "seed of CMA-ES and of the training episodes", "seed")
 
 

@@ -57,6 +57,7 @@ _DOOM = {
     "controller.use_cell_state": True,
     "controller.use_bias": False,
     "controller.num_generations": 200,
+    "controller.envs_per_worker": 16,  # each ViZDoom env is an engine process
 }
 
 # CarRacing on one 2-core CPU in <= 8 hours (README, "CarRacing on a 2-core CPU"): the paper's
@@ -68,7 +69,6 @@ _CARRACING_CPU = {
     "controller.population_size": 16,
     "controller.rollouts_per_candidate": 4,
     "controller.num_generations": 150,  # what ~5.5 h of 2 cores buy at 64 full episodes a generation
-    "controller.envs_per_worker": 32,  # half of a generation's episodes per rank, all in lockstep
 }
 
 # Smoke presets keep every architecture size of the real preset (so parameter
