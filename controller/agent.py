@@ -13,8 +13,11 @@ row of the batch can carry its own controller (its own W, b), so a worker
 scores several candidates' rollouts together. When a row's episode ends,
 its LSTM state is zeroed and the row is refilled with the next episode.
 
-Each episode's randomness (the environment's seed and the eps of its z
-samples) comes from its own seed only, never from the row it runs in.
+Each episode's randomness (the environment's seed, the eps of its z samples and,
+in iterative training, the exploration noise on its actions) comes from its own
+seed only, never from the row it runs in. The same loop serves evaluation, CMA-ES
+in the real environment, videos (one recorded job) and iterative training's
+collection (every finished episode handed to a callback in the rollout format).
 
 Speed (docs/design.md section 6; `python -m scripts.benchmark controller`): V's
 encoder is ~90% of the step. It is computed here from the encoder's own layer
@@ -25,6 +28,8 @@ called as a concrete function (no per-call signature matching). Both are
 tested equal to the eager Keras models in tests/test_controller_agent.py.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -32,6 +37,8 @@ from controller.linear import ControllerShape, controller_actions, controller_fe
 
 # The eps of an episode's z samples come from SeedSequence([seed, NOISE_STREAM]).
 NOISE_STREAM = 0x5A
+# The exploration noise on its actions (iterative training) from SeedSequence([seed, ACTION_NOISE_STREAM]).
+ACTION_NOISE_STREAM = 0xAC
 # V's encoder as vae/model.py builds it: the layers the agent computes from.
 CONV_NAMES = ("conv1", "conv2", "conv3", "conv4")
 DENSE_NAMES = ("mu", "logvar")
@@ -139,13 +146,29 @@ class Agent:
         )
         return tuple(output.numpy() for output in outputs)
 
-    def run_episodes(self, batch_env, weights: np.ndarray, biases: np.ndarray | None, seeds: np.ndarray, record: int | None = None, progress=None) -> dict:
+    def run_episodes(
+        self,
+        batch_env,
+        weights: np.ndarray,
+        biases: np.ndarray | None,
+        seeds: np.ndarray,
+        record: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        action_noise: float | None = None,
+        on_episode: Callable[[int, dict], None] | None = None,
+    ) -> dict:
         """Run one episode per job over the rows of `batch_env`, refilling rows as episodes end.
         Rows beyond the number of jobs are never reset, so BatchEnv leaves them idle.
 
         weights (J, F, A), biases (J, A) or None, seeds (J,) int: job j's controller and seed.
         record: a job whose frames (64x64 and raw), z and actions are kept (for videos).
         progress: optional callable(number of episodes finished) for a progress bar.
+        action_noise: std of the exploration noise (iterative training): the action taken and fed to M is
+        clip(a + action_noise * N(0, 1), -1, 1), the normal draws from the episode's own stream
+        SeedSequence([seed, ACTION_NOISE_STREAM]); None: the action is C's own, and nothing is drawn.
+        on_episode: optional callable(job, episode) given each episode as it ends, in the rollout format:
+        obs (T, 64, 64, 3) uint8 (the frame before each action), action (T, A) float32 (the action taken),
+        reward (T,) float32, done (T,) bool (termination only).
         Returns dict(returns (J,) float32, lengths (J,) int64, and if record is set:
         frames (T,64,64,3) uint8, raw_frames list, z (T,Z), actions (T,A)).
         """
@@ -156,16 +179,20 @@ class Agent:
         num_rows = batch_env.num_envs
         if num_jobs == 0:  # e.g. an MPI rank with no share
             return {"returns": np.zeros(0, np.float32), "lengths": np.zeros(0, np.int64)}
-        hidden_size, z_size = self.shape.hidden_size, self.shape.z_size
+        hidden_size, z_size, action_size = self.shape.hidden_size, self.shape.z_size, self.shape.action_size
         returns = np.zeros(num_jobs, np.float64)
         lengths = np.zeros(num_jobs, np.int64)
         job_of_row = np.full(num_rows, -1, np.int64)  # -1: the row is idle
         noise = [None] * num_rows
+        action_rng = [None] * num_rows
+        # the steps of each row's running episode, kept only for episodes someone asked for
+        tracking = on_episode is not None or record is not None
+        kept: list[dict | None] = [None] * num_rows
+        recorded = {"obs": [], "raw_frames": [], "z": [], "action": []}
         frames = np.zeros((num_rows, 64, 64, 3), np.uint8)
         h = np.zeros((num_rows, hidden_size), np.float32)
         c = np.zeros((num_rows, hidden_size), np.float32)
         restart = np.zeros(num_rows, np.float32)
-        recording = {"frames": [], "raw_frames": [], "z": [], "actions": []}
         next_job = 0
         finished_count = 0
 
@@ -175,6 +202,10 @@ class Agent:
             next_job += 1
             job_of_row[row] = job
             noise[row] = np.random.default_rng(np.random.SeedSequence([int(seeds[job]), NOISE_STREAM]))
+            if action_noise is not None:
+                action_rng[row] = np.random.default_rng(np.random.SeedSequence([int(seeds[job]), ACTION_NOISE_STREAM]))
+            if on_episode is not None or job == record:
+                kept[row] = {"obs": [], "raw_frames": [], "z": [], "action": [], "reward": [], "done": []}
             frames[row] = batch_env.reset_one(row, int(seeds[job]))
             h[row] = 0.0  # a new episode starts from M's zero state
             c[row] = 0.0
@@ -189,36 +220,58 @@ class Agent:
             if self.sample_z:
                 for index, row in enumerate(active):
                     eps[index] = noise[row].standard_normal(z_size, dtype=np.float32)
-            if record is not None and record in jobs:
-                row = active[np.flatnonzero(jobs == record)[0]]
-                recording["frames"].append(frames[row].copy())
-                if hasattr(batch_env, "raw_frame"):
-                    recording["raw_frames"].append(np.array(batch_env.raw_frame(row)))
+            exploration = None
+            if action_noise is not None:
+                exploration = np.zeros((len(active), action_size), np.float32)
+                for index, row in enumerate(active):
+                    exploration[index] = np.float32(action_noise) * action_rng[row].standard_normal(action_size, dtype=np.float32)
+            keeping = [(index, row) for index, row in enumerate(active) if kept[row] is not None] if tracking else []
+            for _, row in keeping:
+                kept[row]["obs"].append(frames[row].copy())
+                if job_of_row[row] == record and hasattr(batch_env, "raw_frame"):
+                    kept[row]["raw_frames"].append(np.array(batch_env.raw_frame(row)))
             actions, z, h[active], c[active] = self.step(
-                frames[active], eps, h[active], c[active], weights[jobs], biases[jobs] if biases is not None else None, restart[active]
+                frames[active], eps, h[active], c[active], weights[jobs], biases[jobs] if biases is not None else None, restart[active], exploration
             )
             restart[active] = 0.0
-            if record is not None and record in jobs:
-                index = np.flatnonzero(jobs == record)[0]
-                recording["z"].append(z[index])
-                recording["actions"].append(actions[index])
-            all_actions = np.zeros((num_rows, self.shape.action_size), np.float32)
+            for index, row in keeping:
+                kept[row]["z"].append(z[index])
+                kept[row]["action"].append(actions[index])
+            all_actions = np.zeros((num_rows, action_size), np.float32)
             all_actions[active] = actions
             new_frames, rewards, terminated, truncated = batch_env.step(all_actions)
             frames[active] = new_frames[active]
             returns[jobs] += rewards[active]
             lengths[jobs] += 1
+            for _, row in keeping:
+                kept[row]["reward"].append(rewards[row])
+                kept[row]["done"].append(terminated[row])
             for row in active[(terminated | truncated)[active]]:
                 finished_count += 1
+                job = int(job_of_row[row])
                 job_of_row[row] = -1
+                if kept[row] is not None:
+                    steps, kept[row] = kept[row], None
+                    if job == record:
+                        recorded = steps
+                    if on_episode is not None:
+                        on_episode(
+                            job,
+                            {
+                                "obs": np.asarray(steps["obs"], np.uint8),
+                                "action": np.asarray(steps["action"], np.float32),
+                                "reward": np.asarray(steps["reward"], np.float32),
+                                "done": np.asarray(steps["done"], np.bool_),
+                            },
+                        )
                 if progress is not None:
                     progress(1)
                 if next_job < num_jobs:
                     start(row)
         result = {"returns": returns.astype(np.float32), "lengths": lengths}
         if record is not None:
-            result["frames"] = np.asarray(recording["frames"], np.uint8)
-            result["raw_frames"] = recording["raw_frames"]
-            result["z"] = np.asarray(recording["z"], np.float32)
-            result["actions"] = np.asarray(recording["actions"], np.float32)
+            result["frames"] = np.asarray(recorded["obs"], np.uint8)
+            result["raw_frames"] = recorded["raw_frames"]
+            result["z"] = np.asarray(recorded["z"], np.float32)
+            result["actions"] = np.asarray(recorded["action"], np.float32)
         return result

@@ -29,7 +29,6 @@ from tqdm import tqdm
 from common.errors import ArtifactError
 from common.files import read_json, read_jsonl, write_json
 from controller import linear
-from controller.agent import NOISE_STREAM as Z_NOISE_STREAM
 from controller.agent import Agent
 from controller.dream_scoring import DreamScorer
 from controller.evaluate import evaluate
@@ -48,7 +47,6 @@ FOLDER = "iterate"  # DIR/iterate/
 ROUNDS_NAME = "rounds.json"
 SOURCE_NAME = "source.json"  # fingerprints of the run's V, M and C the rounds were started from
 COLLECTION_SEED_BASE = 2**30  # collection seeds lie in [2^30, 2^31)
-ACTION_NOISE_STREAM = 0xAC  # an episode's action noise comes from SeedSequence([seed, ACTION_NOISE_STREAM])
 CHUNK_ROUNDS = 4  # episodes are collected in chunks of CHUNK_ROUNDS x envs; a resume replays an unfinished chunk
 # A round's sub-steps, named after the stages whose folders (and done.json) they fill, in order.
 STEPS = {"generate": "collect", "extract": "encode", "train_rnn": "rnn", "train_controller": "controller", "evaluate": "evaluate"}
@@ -144,73 +142,12 @@ def play_episodes(
     action_noise: float,
     on_episode: Callable[[int, dict], None],
 ) -> None:
-    """One episode per seed with controller `params`, the rows of `batch_env` refilled as episodes end.
-
-    on_episode(job, episode) gets each finished episode in the rollout format: obs (T, 64, 64, 3) uint8
-    (the frame before each action), action (T, A) float32 (clip(a + noise, -1, 1), the action taken),
-    reward (T,) float32, done (T,) bool (termination only). z samples use the agent's stream of the seed,
-    so with action_noise 0 the episodes are those Agent.run_episodes plays.
-    """
-    weights, biases = linear.unflatten(params, shape)
-    num_rows, num_jobs = batch_env.num_envs, len(seeds)
-    z_size, hidden_size, action_size = shape.z_size, shape.hidden_size, shape.action_size
-    job_of_row = np.full(num_rows, -1, np.int64)
-    z_noise, action_rng = [None] * num_rows, [None] * num_rows
-    buffers: list[dict | None] = [None] * num_rows
-    frames = np.zeros((num_rows, 64, 64, 3), np.uint8)
-    h = np.zeros((num_rows, hidden_size), np.float32)
-    c = np.zeros((num_rows, hidden_size), np.float32)
-    restart = np.zeros(num_rows, np.float32)
-    next_job, finished = 0, 0
-
-    def start(row: int) -> None:
-        nonlocal next_job
-        job, next_job = next_job, next_job + 1
-        seed = int(seeds[job])
-        job_of_row[row] = job
-        z_noise[row] = np.random.default_rng(np.random.SeedSequence([seed, Z_NOISE_STREAM]))
-        action_rng[row] = np.random.default_rng(np.random.SeedSequence([seed, ACTION_NOISE_STREAM]))
-        frames[row] = batch_env.reset_one(row, seed)
-        h[row], c[row], restart[row] = 0.0, 0.0, 1.0
-        buffers[row] = {"obs": [], "action": [], "reward": [], "done": []}
-
-    for row in range(min(num_rows, num_jobs)):
-        start(row)
-    while finished < num_jobs:
-        active = np.flatnonzero(job_of_row >= 0)
-        eps = np.zeros((len(active), z_size), np.float32)
-        noise = np.zeros((len(active), action_size), np.float32)
-        for index, row in enumerate(active):
-            if agent.sample_z:
-                eps[index] = z_noise[row].standard_normal(z_size, dtype=np.float32)
-            noise[index] = np.float32(action_noise) * action_rng[row].standard_normal(action_size, dtype=np.float32)
-        rows_weights = np.repeat(weights[None], len(active), axis=0)
-        rows_biases = None if biases is None else np.repeat(biases[None], len(active), axis=0)
-        actions, _, h[active], c[active] = agent.step(frames[active], eps, h[active], c[active], rows_weights, rows_biases, restart[active], noise)
-        restart[active] = 0.0
-        all_actions = np.zeros((num_rows, action_size), np.float32)
-        all_actions[active] = actions
-        for index, row in enumerate(active):
-            buffers[row]["obs"].append(frames[row].copy())
-            buffers[row]["action"].append(actions[index])
-        new_frames, rewards, terminated, truncated = batch_env.step(all_actions)
-        frames[active] = new_frames[active]
-        for row in active:
-            buffers[row]["reward"].append(rewards[row])
-            buffers[row]["done"].append(terminated[row])
-            if terminated[row] or truncated[row]:
-                buffer = buffers[row]
-                episode = {
-                    "obs": np.asarray(buffer["obs"], np.uint8),
-                    "action": np.asarray(buffer["action"], np.float32),
-                    "reward": np.asarray(buffer["reward"], np.float32),
-                    "done": np.asarray(buffer["done"], np.bool_),
-                }
-                on_episode(int(job_of_row[row]), episode)
-                finished += 1
-                job_of_row[row], buffers[row] = -1, None
-                if next_job < num_jobs:
-                    start(row)
+    """One episode per seed with controller `params` and exploration noise of std `action_noise`:
+    Agent.run_episodes, which hands on_episode(job, episode) each finished episode in the rollout format
+    (the action recorded is the one taken, clip(a + noise, -1, 1)). With action_noise 0 the episodes
+    are the agent's noiseless ones."""
+    weights, biases = linear.stack(np.repeat(np.asarray(params)[None], len(seeds), axis=0), shape)
+    agent.run_episodes(batch_env, weights, biases, seeds, action_noise=action_noise, on_episode=on_episode)
 
 
 def collect_round(

@@ -1,11 +1,13 @@
-"""The batched real-env agent gives the actions of step-by-step Keras calls, and resets M per row."""
+"""The batched real-env agent gives the actions of step-by-step Keras calls, and resets M per row;
+with exploration noise and a per-episode callback (iterative training's collection) it hands over
+every episode as played, noisy from the episode's own stream."""
 
 import keras
 import numpy as np
 import pytest
 
 from controller import linear
-from controller.agent import NOISE_STREAM, Agent, encode, encoder_layers
+from controller.agent import ACTION_NOISE_STREAM, NOISE_STREAM, Agent, encode, encoder_layers
 from rnn.config import RnnConfig
 from rnn.model import build_mdn_rnn
 from vae.model import build_encoder
@@ -53,10 +55,12 @@ class FakeBatchEnv:
         return frames, rewards, self.finished.copy(), np.zeros(self.num_envs, bool)
 
 
-def reference_episode(encoder, mdn_rnn, params, shape, seed, sample_z):
-    """One episode, one eager Keras call per step (the slow way the agent must agree with)."""
+def reference_episode(encoder, mdn_rnn, params, shape, seed, sample_z, action_noise=0.0):
+    """One episode, one eager Keras call per step (the slow way the agent must agree with);
+    the action taken is clip(a + action_noise * N(0, 1), -1, 1), the draws from the episode's action stream."""
     weights, biases = linear.unflatten(params, shape)
     noise = np.random.default_rng(np.random.SeedSequence([seed, NOISE_STREAM]))
+    exploration = np.random.default_rng(np.random.SeedSequence([seed, ACTION_NOISE_STREAM]))
     h = np.zeros((1, HIDDEN_SIZE), np.float32)
     c = np.zeros((1, HIDDEN_SIZE), np.float32)
     actions = []
@@ -67,6 +71,7 @@ def reference_episode(encoder, mdn_rnn, params, shape, seed, sample_z):
         z = mu + np.exp(logvar / 2) * eps
         features = np.concatenate([z, c, h] if shape.use_cell_state else [z, h], axis=1)
         action = np.tanh(features @ weights + (biases if biases is not None else 0))
+        action = np.clip(action + np.float32(action_noise) * exploration.standard_normal(shape.action_size, dtype=np.float32), -1.0, 1.0)
         inputs = [z, action] + ([np.full((1, 1), float(t == 0))] if mdn_rnn.rnn_config.restart_input else [])
         _, h, c = mdn_rnn.lstm(np.concatenate(inputs, axis=1)[:, None, :].astype(np.float32), initial_state=[h, c])
         h, c = h.numpy(), c.numpy()
@@ -111,6 +116,82 @@ def test_z_equals_mu_when_not_sampling_and_spare_rows_stay_idle():
     result = agent.run_episodes(env, weights, biases, np.array([12]))
     assert list(env.received) == [12] and result["lengths"].tolist() == [FakeBatchEnv.length(12)]
     np.testing.assert_allclose(np.array(env.received[12]), reference_episode(encoder, mdn_rnn, params[0], shape, 12, sample_z=False), rtol=1e-4, atol=1e-5)
+
+
+def small_agent(doom, sample_z=True):
+    action_size = 1 if doom else 3
+    rnn_config = RnnConfig(hidden_size=HIDDEN_SIZE, num_mixtures=2, restart_input=doom, predict_done=doom)
+    shape = linear.ControllerShape("doom" if doom else "carracing", Z_SIZE, HIDDEN_SIZE, action_size, use_cell_state=doom, use_bias=not doom)
+    return Agent(build_encoder(Z_SIZE), build_mdn_rnn(rnn_config, Z_SIZE, action_size), shape, sample_z=sample_z)
+
+
+def collect(agent, num_envs, weights, biases, seeds, action_noise, record=None):
+    """run_episodes with on_episode: (result, {job: episode}, jobs in the order they were handed over, env)."""
+    episodes, order = {}, []
+
+    def keep(job, episode):
+        order.append(job)
+        episodes[job] = episode
+
+    env = FakeBatchEnv(num_envs=num_envs, action_size=agent.shape.action_size)
+    result = agent.run_episodes(env, weights, biases, seeds, record=record, action_noise=action_noise, on_episode=keep)
+    return result, episodes, order, env
+
+
+@pytest.mark.parametrize("doom", [False, True])
+def test_noiseless_collection_hands_over_the_episodes_the_agent_plays(doom):
+    """action_noise 0 with on_episode: the same actions (to the bit) as the plain call, and each
+    episode's arrays are what the env showed and received: obs the frame before each action, rewards
+    summing to the return, done only on the last (terminal) step; the recorded job agrees too."""
+    agent = small_agent(doom)
+    seeds = np.array([10, 21, 32, 43, 54, 65], np.int64)
+    population = np.random.default_rng(4).normal(scale=0.5, size=(len(seeds), agent.shape.num_params)).astype(np.float32)
+    weights, biases = linear.stack(population, agent.shape)
+    plain_env = FakeBatchEnv(num_envs=2, action_size=agent.shape.action_size)
+    plain = agent.run_episodes(plain_env, weights, biases, seeds, record=3)
+    result, episodes, order, env = collect(agent, 2, weights, biases, seeds, action_noise=0.0, record=3)
+    assert sorted(order) == list(range(len(seeds))) and order != sorted(order)  # handed over as they end, not in job order
+    np.testing.assert_array_equal(result["returns"], plain["returns"])
+    np.testing.assert_array_equal(result["lengths"], plain["lengths"])
+    for job, seed in enumerate(seeds):
+        episode, length = episodes[job], FakeBatchEnv.length(seed)
+        assert set(episode) == {"obs", "action", "reward", "done"}
+        assert [episode[key].dtype for key in ("obs", "action", "reward", "done")] == [np.uint8, np.float32, np.float32, np.bool_]
+        np.testing.assert_array_equal(episode["obs"], np.array([FakeBatchEnv.frame(seed, t) for t in range(length)]))
+        np.testing.assert_array_equal(episode["action"], np.array(plain_env.received[seed]))
+        np.testing.assert_array_equal(episode["action"], np.array(env.received[seed]))
+        np.testing.assert_array_equal(episode["reward"], np.arange(1, length + 1, dtype=np.float32))
+        assert episode["done"].tolist() == [False] * (length - 1) + [True]
+        assert (len(episode["done"]), np.float32(episode["reward"].sum())) == (result["lengths"][job], result["returns"][job])
+    for key in ("frames", "z", "actions"):
+        np.testing.assert_array_equal(result[key], plain[key])
+    np.testing.assert_array_equal(result["frames"], episodes[3]["obs"])
+    np.testing.assert_array_equal(result["actions"], episodes[3]["action"])
+
+
+@pytest.mark.parametrize("doom", [False, True])
+def test_noisy_collection_follows_the_episode_seed(doom):
+    """action_noise > 0: every episode equals the eager reference taking clip(a + std * N(0, 1), -1, 1)
+    from its own action stream (noise fed to M, so the whole episode depends on it); the same seeds give
+    the same episodes in another number of rows, and other episodes than without noise."""
+    agent = small_agent(doom)
+    seeds = np.array([12, 23, 34, 45, 56], np.int64)
+    population = np.random.default_rng(5).normal(scale=0.5, size=(len(seeds), agent.shape.num_params)).astype(np.float32)
+    weights, biases = linear.stack(population, agent.shape)
+    _, noisy, _, env = collect(agent, 2, weights, biases, seeds, action_noise=0.4)
+    _, again, _, _ = collect(agent, 2, weights, biases, seeds, action_noise=0.4)
+    _, other_rows, _, _ = collect(agent, 3, weights, biases, seeds, action_noise=0.4)
+    _, noiseless, _, _ = collect(agent, 2, weights, biases, seeds, action_noise=0.0)
+    for job, seed in enumerate(seeds):
+        expected = reference_episode(agent.encoder, agent.mdn_rnn, population[job], agent.shape, int(seed), sample_z=True, action_noise=0.4)
+        np.testing.assert_allclose(noisy[job]["action"], expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(noisy[job]["action"], np.array(env.received[seed]))
+        assert np.abs(noisy[job]["action"]).max() <= 1.0
+        for key in ("obs", "action", "reward", "done"):
+            np.testing.assert_array_equal(again[job][key], noisy[job][key])
+        # another batch size rounds V's and C's float32 sums differently: last-bit differences only
+        np.testing.assert_allclose(other_rows[job]["action"], noisy[job]["action"], rtol=0, atol=1e-6)
+        assert np.abs(noisy[job]["action"] - noiseless[job]["action"]).max() > 0.01
 
 
 @pytest.mark.parametrize("z_size", [32, 64])

@@ -13,6 +13,7 @@ import pytest
 
 from common.files import read_json, read_jsonl
 from controller import iterate, linear, store
+from controller.agent import ACTION_NOISE_STREAM
 from scripts import iterate as iterate_script
 from scripts import stage
 from tests.controller_fixtures import make_run
@@ -157,7 +158,7 @@ def test_rollouts_are_noisy_controller_episodes(one_round):
             # a batch of 1 row rounds V's and C's float32 sums differently from the collection's 2 rows: last-bit differences
             np.testing.assert_allclose(replayed["action"], episode["action"], rtol=0, atol=1e-6)
             # the first step: same frame, z noise and zero state, so only the action noise differs
-            noise = np.random.default_rng(np.random.SeedSequence([int(seed), iterate.ACTION_NOISE_STREAM])).standard_normal(1, dtype=np.float32)
+            noise = np.random.default_rng(np.random.SeedSequence([int(seed), ACTION_NOISE_STREAM])).standard_normal(1, dtype=np.float32)
             expected = np.clip(noiseless["action"][0] + np.float32(0.3) * noise, -1.0, 1.0)
             np.testing.assert_allclose(episode["action"][0], expected, rtol=0, atol=1e-6)
             assert not np.array_equal(episode["action"][: len(noiseless["action"])], noiseless["action"][: len(episode["action"])])
