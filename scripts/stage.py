@@ -193,16 +193,20 @@ def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> c
 
 
 def save_config(run_dir: Path, config: config_module.Config) -> None:
-    """Write DIR/config.json (with the library versions) unless it already holds exactly this."""
+    """Write DIR/config.json (with the library versions) unless it already holds this config.
+
+    The versions are those the run was started with: a later stage run with other versions
+    (e.g. re-scoring a committed agent on another machine) leaves the file as it is."""
     record = config.to_dict()
-    record["versions"] = _versions()
     path = Path(run_dir) / "config.json"
     if path.exists():
         try:
-            if json.loads(path.read_text(encoding="utf-8")) == record:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            if {key: value for key, value in stored.items() if key != "versions"} == record and "versions" in stored:
                 return
         except (OSError, json.JSONDecodeError):
             pass  # rewritten below
+    record["versions"] = _versions()
     write_json(path, record)
 
 

@@ -150,6 +150,21 @@ def test_config_json_written_by_first_stage_and_reused(tmp_path):
     assert later.config == first.config
 
 
+def test_config_json_keeps_the_versions_the_run_started_with(tmp_path):
+    config = config_module.build("doom-smoke")
+    stage.save_config(tmp_path, config)
+    path = tmp_path / "config.json"
+    stored = json.loads(path.read_text())
+    stored["versions"] = {"python": "3.11.0", "tensorflow": "2.21.0-elsewhere"}
+    path.write_text(json.dumps(stored))
+    stage.save_config(tmp_path, config)  # e.g. evaluate on another machine: the file is left alone
+    assert json.loads(path.read_text())["versions"] == stored["versions"]
+    changed = config_module.build("doom-smoke", None, {"evaluate.episodes": 7})
+    stage.save_config(tmp_path, changed)  # a changed config is written with this machine's versions
+    rewritten = json.loads(path.read_text())
+    assert rewritten["evaluate"]["episodes"] == 7 and rewritten["versions"] == stage._versions()
+
+
 def test_missing_config_without_preset_says_how_to_start(tmp_path):
     with pytest.raises(stage.StageError, match="start the run with a preset"):
         stage.parse("train_vae", "", ["--run-dir", str(tmp_path)])
