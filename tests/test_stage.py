@@ -1,6 +1,10 @@
 """The start every stage shares (scripts.stage.begin): inputs first, then --force, then the record."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +68,12 @@ def test_force_refuses_a_stage_folder_that_is_a_link(tmp_path):
         stage.begin(invocation)
     stage.release_locks()
     assert (run / "vae" / "encoder.weights.h5").read_bytes() == b"the run's V"
+
+
+def test_entry_points_load_numpy_with_one_blas_thread():
+    # OpenBLAS starts its threads when NumPy loads: a process that imports an entry point must
+    # already have the limit set then (a second BLAS thread slows CMA-ES 2-3x on a loaded machine).
+    environment = {key: value for key, value in os.environ.items() if key not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    probe = "import os, scripts.stage, numpy; print(os.environ['OPENBLAS_NUM_THREADS'], open('/proc/self/status').read().split('Threads:')[1].split()[0])"
+    output = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]).stdout
+    assert output.split() == ["1", "1"]
