@@ -192,22 +192,36 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
 
     steps, seconds = play_in_chunks(config.env, num_envs, todo, play_chunk, seeds, done, partial_path, key, progress)
     identity = {"controller": str(params_path), "params": settings.params, "controller_generation": extras.get("generation")}
-    return write_results(eval_dir, config, done, {"controller": str(params_path)}, identity, f"{settings.params} controller", steps, seconds, log)
+    return write_results(eval_dir, config, done, {"controller": str(params_path), "key": key}, identity, f"{settings.params} controller", steps, seconds, log)
 
 
 # --- the random data-collection policy -----------------------------------------------------------
 
 
-def finished_random_summary(config, run_dir: Path) -> dict | None:
-    """The summary of a complete DIR/eval_random/ made with these settings and episode count, or None."""
-    eval_dir = Path(run_dir) / RANDOM_FOLDER
-    paths = [eval_dir / name for name in ("returns.json", "summary.json", "histogram.png")]
+def _finished_summary(eval_dir: Path, key: dict, config, extra_files: tuple[str, ...] = ()) -> dict | None:
+    """The summary of a complete evaluation folder made with this key, episode count and CarRacing
+    renderer (the renderer changes no result, but the summary names it), or None."""
+    paths = [eval_dir / name for name in ("returns.json", "summary.json", "histogram.png", *extra_files)]
     if not all(path.exists() for path in paths):
         return None
-    saved = read_json(paths[0])
-    if saved.get("key") != random_policy_key(config) or len(saved.get("episodes", ())) != config.evaluate.episodes:
+    saved, summary = read_json(paths[0]), read_json(paths[1])
+    renderer = config.env.carracing_renderer if config.env.name == "carracing" else None
+    if saved.get("key") != key or len(saved.get("episodes", ())) != config.evaluate.episodes or summary.get("env_renderer") != renderer:
         return None
-    return read_json(paths[1])
+    return summary
+
+
+def finished_random_summary(config, run_dir: Path) -> dict | None:
+    """The summary of a complete DIR/eval_random/ made with these settings and episode count, or None."""
+    return _finished_summary(Path(run_dir) / RANDOM_FOLDER, random_policy_key(config), config)
+
+
+def finished_summary(config, run_dir: Path) -> dict | None:
+    """The summary of a complete DIR/eval/ of the controller as it is now (same parameters, seeds,
+    episode count; its video too if evaluate.video), or None: a rerun then has nothing to play."""
+    params, _, params_path = load_controller(config, run_dir, config.evaluate.params)
+    video = ("episode.mp4",) if config.evaluate.video else ()
+    return _finished_summary(Path(run_dir) / "eval", _partial_key(params, params_path, config), config, video)
 
 
 def evaluate_random(config, run_dir: Path, log: Callable[[str], None] = print, progress: bool = True) -> dict:

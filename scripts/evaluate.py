@@ -85,11 +85,16 @@ def main(argv=None):
 
     stage.configure_devices("real")  # CPU-bound envs, small agent batches: keep off the GPU (before validation builds models)
     stage.begin(invocation, validate=validate)
+    from controller.evaluate import evaluate, finished_summary
+
+    if stage.done_path(run_dir, STAGE).exists() and finished_summary(config, run_dir) is not None:
+        print(
+            f"evaluate: {run_dir / stage.STAGES[STAGE].folder} already holds these {config.evaluate.episodes} episodes of this controller (--force redoes them)"
+        )
+        return
     if not stage.done_path(run_dir, "train_controller").exists():
         print(f"evaluate: note: train_controller has not finished in {run_dir}; scoring the controller of its last saved generation")
     stage.clear_done(run_dir, STAGE)
-
-    from controller.evaluate import evaluate
 
     summary = evaluate(config, run_dir)
     stage.mark_done(run_dir, STAGE, config, summary=summary)

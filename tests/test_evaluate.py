@@ -71,3 +71,25 @@ def test_a_killed_evaluation_resumes_with_the_same_returns(tmp_path):
     assert resumed["episodes"][1]["length"] == 999  # reused, not rerun
     resumed["episodes"][1]["length"] = uninterrupted["episodes"][1]["length"]
     assert resumed == uninterrupted  # episode 2, run again, gives the same return
+
+
+def test_a_finished_evaluation_is_not_played_again_unless_the_controller_changes(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    config = make_run(run_dir, "doom-smoke", TINY + ["evaluate.video=false"])
+    shape = linear.ControllerShape.from_config(config)
+    mean_path = run_dir / "controller" / "mean.npz"
+    store.save_params(mean_path, np.random.default_rng(2).normal(scale=0.3, size=shape.num_params).astype(np.float32), shape, generation=0)
+    evaluate.main(["--run-dir", str(run_dir), "--episodes", "2"])
+    returns_path = run_dir / "eval" / "returns.json"
+    stamp = returns_path.stat().st_mtime_ns
+    capsys.readouterr()
+    evaluate.main(["--run-dir", str(run_dir), "--episodes", "2"])
+    assert "already holds these 2 episodes of this controller" in capsys.readouterr().out
+    assert returns_path.stat().st_mtime_ns == stamp  # nothing played, nothing written
+    evaluate.main(["--run-dir", str(run_dir), "--episodes", "3"])  # more episodes: played
+    assert len(json.loads(returns_path.read_text())["episodes"]) == 3
+    store.save_params(mean_path, np.zeros(shape.num_params, np.float32), shape, generation=1)  # training went on
+    capsys.readouterr()
+    evaluate.main(["--run-dir", str(run_dir), "--episodes", "3"])
+    assert "already holds" not in capsys.readouterr().out
+    assert json.loads((run_dir / "eval" / "summary.json").read_text())["controller_generation"] == 1

@@ -149,14 +149,16 @@ def test_resume_after_a_crash_reruns_only_the_unfinished_stages(finished_run):
 
 def test_a_stage_that_reran_makes_the_later_ones_run_again(finished_run):
     """A crash in train_controller (as after a --set that asked for more generations): evaluate
-    and dream ran before with the old controller, so they must run again, not be skipped."""
+    and dream ran before with the old controller, so they must run again, not be skipped.
+    (Here the controller comes out the same, so evaluate finds its episodes already played for
+    it; tests/test_evaluate.py checks that a changed controller is played again.)"""
     run_dir, _ = finished_run
     (run_dir / "controller" / "done.json").unlink()
     old_summary = (run_dir / "eval" / "summary.json").stat().st_mtime_ns
     timings = pipeline.main(["--run-dir", str(run_dir), "--skip-dream"])
     statuses = {name: status for name, status, _ in timings}
     assert statuses == {name: ("ran" if name in ("train_controller", "evaluate") else "skipped") for name in pipeline.ORDER if name != "dream"}
-    assert (run_dir / "eval" / "summary.json").stat().st_mtime_ns != old_summary
+    assert (run_dir / "eval" / "summary.json").stat().st_mtime_ns == old_summary
 
 
 def test_check_vae_and_dream_are_finished_only_with_every_file_they_make(tmp_path):
