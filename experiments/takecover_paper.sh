@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The README's TakeCover run: the doom preset (the paper's experiment) on RANKS MPI ranks, then
+# the fidelity report and the random policy's score. Every step resumes or is skipped when the
+# script is rerun, so run it again after any stop; each step's start and end go to RUN/stages.log.
+#
+#   nohup experiments/takecover_paper.sh > takecover_paper.log 2>&1 &
+#
+# The variables below can be set to try the script on smoke settings (tests/test_experiments.py).
+set -u
+CODE=${CODE:-$(cd "$(dirname "$0")/.." && pwd)}
+RUN=${RUN:-$CODE/runs/takecover-paper}
+PRESET=${PRESET:-doom}
+EPISODES=${EPISODES:-100}
+RANKS=${RANKS:-2}
+cd "$CODE" || exit 1
+mkdir -p "$RUN"
+
+step() {  # step NAME LOG COMMAND...: run it, its start, end and status in stages.log
+    local name=$1 log=$2
+    shift 2
+    echo "$(date -Is) start $name" >> "$RUN/stages.log"
+    "$@" >> "$log" 2>&1
+    local status=$?
+    echo "$(date -Is) end $name status $status" >> "$RUN/stages.log"
+    return $status
+}
+
+step generate "$RUN/generate.log" ./run.sh python -m scripts.generate --run-dir "$RUN" --preset "$PRESET" || exit 1
+step train_vae "$RUN/train_vae.log" ./run.sh python -m scripts.train_vae --run-dir "$RUN" || exit 1
+step pipeline "$RUN/pipeline.log" ./run.sh pipeline --run-dir "$RUN" --ranks "$RANKS" --set "evaluate.episodes=$EPISODES" || exit 1
+step fidelity "$RUN/fidelity.log" ./run.sh python -m scripts.fidelity --run-dir "$RUN" --episodes "$EPISODES" || exit 1
+step evaluate-random "$RUN/evaluate.log" ./run.sh python -m scripts.evaluate --run-dir "$RUN" --params random --episodes "$EPISODES"

@@ -1,0 +1,70 @@
+"""The experiment scripts behind the README's results (experiments/*.sh), on smoke settings:
+every step runs, the CarRacing comparison picks the better mean on the same tracks, the final
+scores use gymnasium's own renderer, and a rerun plays nothing again. Slow (minutes): opt in
+with `./run.sh test -m slow tests/test_experiments.py`."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run_script(name: str, variables: dict) -> None:
+    environment = {**os.environ, **{key: str(value) for key, value in variables.items()}}
+    subprocess.run(["bash", str(ROOT / "experiments" / name)], env=environment, check=True, cwd=ROOT, timeout=1800)
+
+
+def stage_statuses(run_dir: Path) -> list[str]:
+    return [line.split()[-1] for line in (run_dir / "stages.log").read_text().splitlines() if " end " in line]
+
+
+def test_carracing_cpu_script_compares_then_trains_the_winner(tmp_path):
+    run_dir, side_dir = tmp_path / "run", tmp_path / "side"
+    variables = dict(RUN=run_dir, SIDE=side_dir, PRESET="carracing-smoke", COMPARE_GENERATIONS=2, GENERATIONS=3, EVAL_EVERY=3, EPISODES=3, RANKS=2)
+    run_script("carracing_cpu.sh", variables)
+    assert stage_statuses(run_dir) and set(stage_statuses(run_dir)) == {"0"}
+    comparison = json.loads((run_dir / "compare.json").read_text())
+    scores = comparison["scores"]
+    assert comparison["generation"] == 1 and set(scores) == {str(run_dir), str(side_dir)}
+    assert comparison["winner"] == max(scores, key=lambda run: scores[run]["mean"])
+    for run, population, rollouts in ((run_dir, 16, 4), (side_dir, 64, 1)):
+        config = json.loads((run / "config.json").read_text())["controller"]
+        assert (config["population_size"], config["rollouts_per_candidate"]) == (population, rollouts)
+    winner = Path(comparison["winner"])
+    records = [json.loads(line) for line in (winner / "controller" / "metrics.jsonl").read_text().splitlines()]
+    assert [record["generation"] for record in records] == [0, 1, 2]
+    # the comparison's score of the mean is the one recorded at its last generation
+    assert records[1]["mean_params_return"] == scores[str(winner)]["mean"]
+    summary = json.loads((winner / "eval" / "summary.json").read_text())
+    assert summary["env_renderer"] == "stock" and summary["episodes"] == 3 and summary["controller_generation"] == 2
+    assert json.loads((winner / "eval_random" / "summary.json").read_text())["env_renderer"] == "stock"
+    assert list((winner / "dream").glob("*.mp4"))
+
+    returns = winner / "eval" / "returns.json"
+    stamp = returns.stat().st_mtime_ns
+    run_script("carracing_cpu.sh", variables)  # a rerun: everything is finished
+    assert returns.stat().st_mtime_ns == stamp
+    assert json.loads((run_dir / "compare.json").read_text()) == comparison
+    assert set(stage_statuses(run_dir)) == {"0"}
+
+
+def test_takecover_paper_script_runs_every_step(tmp_path):
+    run_dir = tmp_path / "run"
+    run_script("takecover_paper.sh", dict(RUN=run_dir, PRESET="doom-smoke", EPISODES=3, RANKS=2))
+    assert [line.split()[2] for line in (run_dir / "stages.log").read_text().splitlines() if " end " in line] == [
+        "generate",
+        "train_vae",
+        "pipeline",
+        "fidelity",
+        "evaluate-random",
+    ]
+    assert set(stage_statuses(run_dir)) == {"0"}
+    assert json.loads((run_dir / "eval" / "summary.json").read_text())["episodes"] == 3
+    report = json.loads((run_dir / "fidelity" / "report.json").read_text())
+    assert "random_policy" in report and "done_calibration" in report
+    assert json.loads((run_dir / "eval_random" / "summary.json").read_text())["episodes"] == 3
