@@ -1,4 +1,4 @@
-"""FastCarRacing: gymnasium's CarRacing-v3 with the same frames, drawn ~3x faster.
+"""FastCarRacing: gymnasium's CarRacing-v3 with the same frames, drawn ~2.5x faster.
 
 Physics, track generation, rewards and episode ends are gymnasium's own
 (subclass, nothing copied). Only the per-step "state_pixels" rendering is
