@@ -22,18 +22,7 @@ GENERATIONS=${GENERATIONS:-150}
 EVAL_EVERY=${EVAL_EVERY:-25}
 EPISODES=${EPISODES:-100}
 RANKS=${RANKS:-2}
-cd "$CODE" || exit 1
-mkdir -p "$RUN"
-
-step() {  # step NAME LOG COMMAND...: run it, its start, end and status in stages.log
-    local name=$1 log=$2
-    shift 2
-    echo "$(date -Is) start $name" >> "$RUN/stages.log"
-    "$@" >> "$log" 2>&1
-    local status=$?
-    echo "$(date -Is) end $name status $status" >> "$RUN/stages.log"
-    return $status
-}
+source "$CODE/experiments/common.sh"
 
 step generate "$RUN/generate.log" ./run.sh python -m scripts.generate --run-dir "$RUN" --preset "$PRESET" || exit 1
 step train_vae "$RUN/train_vae.log" ./run.sh python -m scripts.train_vae --run-dir "$RUN" || exit 1
