@@ -42,8 +42,20 @@ _NOISE_STREAM = 1
 
 def split_series_paths(paths: list[Path], validation_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
     """(training, validation) series files, split by episode, deterministic in (files, fraction, seed):
-    the validation episodes are never trained on (rnn.validation_fraction, rnn.seed)."""
-    return split_episodes(paths, validation_fraction, seed)
+    the validation episodes are never trained on (rnn.validation_fraction, rnn.seed).
+
+    Each folder is split on its own, folders in the order they first appear: adding a folder
+    (an iterate round's new episodes) leaves the split of the others as it was, so an episode
+    held out from one round's M is never trained on by the next."""
+    folders: dict[Path, list[Path]] = {}
+    for path in paths:
+        folders.setdefault(Path(path).parent, []).append(Path(path))
+    training, validation = [], []
+    for folder_paths in folders.values():
+        folder_training, folder_validation = split_episodes(folder_paths, validation_fraction, seed)
+        training += folder_training
+        validation += folder_validation
+    return training, validation
 
 
 class SeriesData:

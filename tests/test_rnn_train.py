@@ -171,6 +171,17 @@ def test_validation_split_is_deterministic_and_held_out(tmp_path):
     assert split_series_paths(paths, 0.0, seed=3) == (paths, [])
 
 
+def test_adding_a_folder_leaves_the_split_of_the_others_unchanged(tmp_path):
+    # iterate adds each round's episodes as a new folder: what was held out stays held out
+    first = [tmp_path / "series" / f"{index:06d}.npz" for index in range(40)]
+    added = [tmp_path / "iterate" / "round_001" / "series" / f"{index:06d}.npz" for index in range(20)]
+    training, validation = split_series_paths(first, 0.1, seed=3)
+    both_training, both_validation = split_series_paths(first + added, 0.1, seed=3)
+    assert both_validation[: len(validation)] == validation and both_training[: len(training)] == training
+    assert len(both_validation) == 4 + 2 and set(both_validation[len(validation) :]) <= set(added)
+    assert sorted(both_training + both_validation) == sorted(first + added)
+
+
 def test_training_lowers_the_loss_and_validates_each_epoch(tmp_path):
     series = tmp_path / "series"
     series.mkdir()
