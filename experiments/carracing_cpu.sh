@@ -31,11 +31,7 @@ step check_vae+extract+train_rnn "$RUN/pipeline.log" ./run.sh pipeline --run-dir
 # The comparison (once: compare.json records the scores and the winner). The evaluation seeds of
 # the mean depend only on controller.seed and the generation, so both settings meet the same tracks.
 if [ ! -f "$RUN/compare.json" ]; then
-    mkdir -p "$SIDE"
-    for folder in rollouts vae series rnn; do
-        [ -e "$SIDE/$folder" ] || ln -s "$RUN/$folder" "$SIDE/$folder"
-    done
-    [ -f "$SIDE/config.json" ] || cp "$RUN/config.json" "$SIDE/config.json"
+    share "$RUN" "$SIDE" rollouts vae series rnn
     compare=(--set "controller.num_generations=$COMPARE_GENERATIONS" --set "controller.eval_every=$COMPARE_GENERATIONS")
     step compare-16x4 "$RUN/compare.log" ./run.sh python -m scripts.train_controller --run-dir "$RUN" "${compare[@]}" \
         --set controller.population_size=16 --set controller.rollouts_per_candidate=4 &

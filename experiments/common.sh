@@ -13,3 +13,13 @@ step() {
     echo "$(date -Is) end $name status $status" >> "$RUN/stages.log"
     return $status
 }
+
+share() {  # share FROM TO FOLDER...: TO starts from FROM's config and finished stages (linked, not copied)
+    local from=$1 to=$2
+    shift 2
+    mkdir -p "$to"
+    for folder in "$@"; do
+        [ -e "$to/$folder" ] || ln -s "$from/$folder" "$to/$folder"
+    done
+    [ -f "$to/config.json" ] || cp "$from/config.json" "$to/config.json"
+}

@@ -1,5 +1,5 @@
 """The experiment scripts behind the README's results (experiments/*.sh), on smoke settings:
-every step runs, the CarRacing comparison picks the better mean on the same tracks, the final
+every step runs, the TakeCover temperature sweep reuses the run's V and M, the CarRacing comparison picks the better mean on the same tracks, the final
 scores use gymnasium's own renderer, and a rerun plays nothing again. Slow (minutes): opt in
 with `./run.sh test -m slow tests/test_experiments.py`."""
 
@@ -53,7 +53,7 @@ def test_carracing_cpu_script_compares_then_trains_the_winner(tmp_path):
     assert set(stage_statuses(run_dir)) == {"0"}
 
 
-def test_takecover_paper_script_runs_every_step(tmp_path):
+def test_takecover_scripts_run_every_step_then_the_temperature_sweep(tmp_path):
     run_dir = tmp_path / "run"
     run_script("takecover_paper.sh", dict(RUN=run_dir, PRESET="doom-smoke", EPISODES=3, RANKS=2))
     assert [line.split()[2] for line in (run_dir / "stages.log").read_text().splitlines() if " end " in line] == [
@@ -68,3 +68,16 @@ def test_takecover_paper_script_runs_every_step(tmp_path):
     report = json.loads((run_dir / "fidelity" / "report.json").read_text())
     assert "random_policy" in report and "done_calibration" in report
     assert json.loads((run_dir / "eval_random" / "summary.json").read_text())["episodes"] == 3
+
+    # the temperature sweep on that run: C again at another tau, with the run's own V and M
+    run_script("takecover_temperature.sh", dict(RUN=run_dir, TAUS="1.3", EPISODES=3, RANKS=2))
+    branch = tmp_path / "run-tau1.3"
+    assert [line.split()[2] for line in (run_dir / "stages.log").read_text().splitlines() if " end " in line][-2:] == ["tau1.3/pipeline", "tau1.3/fidelity"]
+    assert set(stage_statuses(run_dir)) == {"0"}
+    for folder in ("vae", "series", "rnn"):
+        assert (branch / folder).resolve() == (run_dir / folder).resolve()
+    assert json.loads((branch / "config.json").read_text())["controller"]["temperature"] == 1.3
+    assert json.loads((run_dir / "config.json").read_text())["controller"]["temperature"] == 1.15
+    assert json.loads((branch / "fidelity" / "report.json").read_text())["temperature"] == 1.3
+    summary = json.loads((branch / "eval" / "summary.json").read_text())
+    assert summary["episodes"] == 3 and summary != json.loads((run_dir / "eval" / "summary.json").read_text())
