@@ -16,14 +16,15 @@ RUN=${RUN:-$CODE/runs/takecover-paper}
 TAUS=${TAUS:-1.0 1.3}
 EPISODES=${EPISODES:-100}
 RANKS=${RANKS:-2}
-source "$CODE/experiments/common.sh"
-
+# checked before common.sh, which would make RUN
 for folder in rollouts vae series rnn; do
     if [ ! -f "$RUN/$folder/done.json" ]; then
         echo "error: $RUN/$folder/done.json is missing: finish the run first (experiments/takecover_paper.sh with RUN=$RUN)" >&2
         exit 1
     fi
 done
+source "$CODE/experiments/common.sh"
+
 for tau in $TAUS; do
     branch=$RUN-tau$tau
     share "$RUN" "$branch" rollouts vae series rnn

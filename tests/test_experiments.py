@@ -1,7 +1,8 @@
 """The experiment scripts behind the README's results (experiments/*.sh), on smoke settings:
-every step runs, the TakeCover temperature sweep reuses the run's V and M, the CarRacing comparison picks the better mean on the same tracks, the final
-scores use gymnasium's own renderer, and a rerun plays nothing again. Slow (minutes): opt in
-with `./run.sh test -m slow tests/test_experiments.py`."""
+every step runs, the TakeCover temperature sweep reuses the run's V and M, the CarRacing
+comparison picks the better mean on the same tracks, the final scores use gymnasium's own
+renderer, and a rerun plays nothing again. Slow (minutes): opt in with
+`./run.sh test -m slow tests/test_experiments.py`."""
 
 import json
 import os
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-pytestmark = pytest.mark.slow
 
 
 def run_script(name: str, variables: dict) -> None:
@@ -23,6 +23,7 @@ def stage_statuses(run_dir: Path) -> list[str]:
     return [line.split()[-1] for line in (run_dir / "stages.log").read_text().splitlines() if " end " in line]
 
 
+@pytest.mark.slow
 def test_carracing_cpu_script_compares_then_trains_the_winner(tmp_path):
     run_dir, side_dir = tmp_path / "run", tmp_path / "side"
     variables = dict(RUN=run_dir, SIDE=side_dir, PRESET="carracing-smoke", COMPARE_GENERATIONS=2, GENERATIONS=3, EVAL_EVERY=3, EPISODES=3, RANKS=2)
@@ -53,6 +54,7 @@ def test_carracing_cpu_script_compares_then_trains_the_winner(tmp_path):
     assert set(stage_statuses(run_dir)) == {"0"}
 
 
+@pytest.mark.slow
 def test_takecover_scripts_run_every_step_then_the_temperature_sweep(tmp_path):
     run_dir = tmp_path / "run"
     run_script("takecover_paper.sh", dict(RUN=run_dir, PRESET="doom-smoke", EPISODES=3, RANKS=2))
@@ -81,3 +83,12 @@ def test_takecover_scripts_run_every_step_then_the_temperature_sweep(tmp_path):
     assert json.loads((branch / "fidelity" / "report.json").read_text())["temperature"] == 1.3
     summary = json.loads((branch / "eval" / "summary.json").read_text())
     assert summary["episodes"] == 3 and summary != json.loads((run_dir / "eval" / "summary.json").read_text())
+
+
+def test_temperature_sweep_refuses_an_unfinished_run_and_writes_nothing(tmp_path):
+    run_dir = tmp_path / "missing"
+    environment = {**os.environ, "RUN": str(run_dir), "TAUS": "1.3"}
+    result = subprocess.run(["bash", str(ROOT / "experiments" / "takecover_temperature.sh")], env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"{run_dir}/rollouts/done.json is missing" in result.stderr and "takecover_paper.sh" in result.stderr
+    assert not run_dir.exists() and not (tmp_path / "missing-tau1.3").exists()
