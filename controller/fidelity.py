@@ -3,7 +3,8 @@ does as well in the game as M imitates the game; the paper's agent scored 918 in
 
 DIR/fidelity/report.json holds:
   random_policy     episode lengths of the data-collection policy (env/policies.py) in the dream
-                    and in the real game: the same number of episodes, the same seeds;
+                    and in the real game: the same number of episodes, the same seeds; with each
+                    side's "actions", what the policy did (controller/behaviour.py);
   controller        the same for the trained controller (DIR/controller/mean.npz or best.npz),
                     or {"skipped": true, "note": ...} when there is none;
   done_calibration  M's death probability sigmoid(done_logit) on held-out real episodes against
@@ -34,6 +35,8 @@ import numpy as np
 from common.errors import ArtifactError
 from common.files import atomic_path, read_json, read_jsonl, write_json
 from controller import linear
+from controller.behaviour import action_stats
+from controller.behaviour import describe as describe_actions
 from controller.seeds import TRAINING_SEED_BASE
 from controller.store import BEST_NAME, MEAN_NAME, load_agent, load_controller
 
@@ -49,6 +52,8 @@ NO_SERIES_NOTE = (
 )
 TRAINING_RECORDS = 10  # the training z loss is the mean of the last this many metrics records
 NOISE_SEED = 0  # the held-out z resampling (as in training), fixed so the figure is reproducible
+# What the four episode parts hold; raised when that changes, so older saved parts are recomputed (2: "actions").
+EPISODE_STATS_VERSION = 2
 
 
 @dataclasses.dataclass
@@ -81,6 +86,11 @@ def length_stats(lengths) -> dict:
     }
 
 
+def episode_stats(lengths, actions: list[np.ndarray], env_name: str) -> dict:
+    """length_stats of the episodes, and under "actions" what the policy did (controller/behaviour.py)."""
+    return {**length_stats(lengths), "actions": action_stats(actions, env_name)}
+
+
 def file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -101,41 +111,68 @@ def _files_key(paths: list[Path]) -> str:
 # --- the real game --------------------------------------------------------------------------------
 
 
-def real_random_policy_lengths(env_config, generate_config, seeds: np.ndarray, num_envs: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Real episode lengths with the data-collection policy (exactly what generate plays for each
-    seed), num_envs environments in lockstep: env.collect.random_policy_episodes."""
+def random_policy_actions(generate_config, env_config, seeds: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """The actions the data-collection policy took in each episode: generate's draws for its seed, cut to its length."""
+    from env.policies import episode_actions
+
+    return [
+        episode_actions(generate_config, env_config.name, env_config.action_size, int(length), int(seed))
+        for seed, length in zip(seeds, lengths, strict=True)
+    ]
+
+
+def real_random_policy_episodes(
+    env_config, generate_config, seeds: np.ndarray, num_envs: int, progress: Callable[[int], None] | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Real episode lengths and actions with the data-collection policy (exactly what generate plays
+    for each seed), num_envs environments in lockstep: env.collect.random_policy_episodes."""
     from env.batch import BatchEnv
     from env.collect import random_policy_episodes
 
     batch_env = BatchEnv(env_config, max(1, min(num_envs, len(seeds))))
     try:
-        return random_policy_episodes(batch_env, env_config, generate_config, seeds, progress)[1]
+        lengths = random_policy_episodes(batch_env, env_config, generate_config, seeds, progress)[1]
     finally:
         batch_env.close()
+    return lengths, random_policy_actions(generate_config, env_config, seeds, lengths)
 
 
-def real_controller_lengths(agent, env_config, weights: np.ndarray, biases: np.ndarray | None, seeds: np.ndarray, num_envs: int, progress=None) -> np.ndarray:
-    """Real episode lengths with one controller (W (F, A), b (A,) or None), played by the agent that
-    evaluation uses (controller/agent.py), num_envs environments in lockstep."""
+def real_controller_episodes(
+    agent, env_config, weights: np.ndarray, biases: np.ndarray | None, seeds: np.ndarray, num_envs: int, progress=None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Real episode lengths and actions with one controller (W (F, A), b (A,) or None), played by the
+    agent that evaluation uses (controller/agent.py), num_envs environments in lockstep."""
     from env.batch import BatchEnv
 
     count = len(seeds)
+    actions: list[np.ndarray | None] = [None] * count
+
+    def keep(job: int, episode: dict) -> None:
+        actions[job] = episode["action"]
+
     batch_env = BatchEnv(env_config, max(1, min(num_envs, count)))
     try:
         result = agent.run_episodes(
-            batch_env, np.repeat(weights[None], count, axis=0), None if biases is None else np.repeat(biases[None], count, axis=0), seeds, progress=progress
+            batch_env,
+            np.repeat(weights[None], count, axis=0),
+            None if biases is None else np.repeat(biases[None], count, axis=0),
+            seeds,
+            progress=progress,
+            on_episode=keep,
         )
     finally:
         batch_env.close()
-    return result["lengths"]
+    return result["lengths"], actions
 
 
 # --- the dream ------------------------------------------------------------------------------------
 
 
-def dream_random_policy_lengths(model, initial_mu, initial_logvar, controller_config, generate_config, env_config, seeds: np.ndarray) -> np.ndarray:
-    """Dream episode lengths with the data-collection policy at the controller's tau and dream cap:
-    row k starts from seed k's first frame and takes the actions generate draws for seed k."""
+def dream_random_policy_episodes(
+    model, initial_mu, initial_logvar, controller_config, generate_config, env_config, seeds: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Dream episode lengths and actions with the data-collection policy at the controller's tau and
+    dream cap: row k starts from seed k's first frame and takes the actions generate draws for seed k."""
     from env.policies import episode_actions
     from rnn.dream import BatchedDream
     from rnn.fidelity import dream_lengths_under_actions
@@ -143,20 +180,33 @@ def dream_random_policy_lengths(model, initial_mu, initial_logvar, controller_co
     max_steps = controller_config.max_dream_steps
     dream = BatchedDream(model, initial_mu, initial_logvar, controller_config.temperature, max_steps)
     actions = np.stack([episode_actions(generate_config, env_config.name, env_config.action_size, max_steps, int(seed)) for seed in seeds])
-    return dream_lengths_under_actions(dream, actions, seeds)
+    lengths = dream_lengths_under_actions(dream, actions, seeds)
+    return lengths, [row[:length] for row, length in zip(actions, lengths, strict=True)]
 
 
-def dream_controller_lengths(model, initial_mu, initial_logvar, controller_config, weights, biases, seeds: np.ndarray) -> np.ndarray:
-    """Dream episode lengths with one controller: the batched dream that scores candidates in training,
-    at the controller's tau and dream cap, every episode in one batch."""
+def dream_controller_episodes(
+    model, initial_mu, initial_logvar, controller_config, weights, biases, seeds: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Dream episode lengths and actions with one controller: the batched dream that scores candidates
+    in training, at the controller's tau and dream cap, every episode in one batch."""
     from controller.dream_scoring import DreamScorer
 
     scorer = DreamScorer(model, initial_mu, initial_logvar, controller_config.temperature, controller_config.max_dream_steps, controller_config.use_cell_state)
     count = len(seeds)
+    # every row starts at step 0, so a row's step number is the dream's
+    taken = np.zeros((count, controller_config.max_dream_steps, scorer.action_size), np.float32)
+
+    def keep(step, rows, z_next, action, done) -> None:
+        taken[rows, step] = action
+
     _, lengths = scorer.run(
-        np.repeat(weights[None], count, axis=0), None if biases is None else np.repeat(biases[None], count, axis=0), seeds, return_lengths=True
+        np.repeat(weights[None], count, axis=0),
+        None if biases is None else np.repeat(biases[None], count, axis=0),
+        seeds,
+        return_lengths=True,
+        on_step=keep,
     )
-    return lengths
+    return lengths, [row[:length] for row, length in zip(taken, lengths, strict=True)]
 
 
 # --- M's training loss ----------------------------------------------------------------------------
@@ -302,7 +352,7 @@ def fidelity_report(
     policy_key = {
         "generate": {name: getattr(config.generate, name) for name in ("policy", "brownian_scale", "brownian_drive_bias", "hold_min_steps", "hold_max_steps")}
     }
-    episodes_key = {"episodes": settings.episodes, "first_seed": settings.first_seed}
+    episodes_key = {"episodes": settings.episodes, "first_seed": settings.first_seed, "episode_stats": EPISODE_STATS_VERSION}
     num_envs = config.controller.envs_per_worker
     if force:
         clear(run_dir)
@@ -315,10 +365,14 @@ def fidelity_report(
 
         return tqdm(total=settings.episodes, desc=description, unit="ep", leave=False)
 
+    def stats(episodes: tuple[np.ndarray, list[np.ndarray]]) -> dict:
+        lengths, actions = episodes
+        return episode_stats(lengths, actions, config.env.name)
+
     def real_run(run: Callable) -> dict:
         progress_bar = bar("real episodes")
         try:
-            return length_stats(run(progress_bar.update if progress_bar else None))
+            return stats(run(progress_bar.update if progress_bar else None))
         finally:
             if progress_bar is not None:
                 progress_bar.close()
@@ -327,25 +381,25 @@ def fidelity_report(
     stored["random_policy_dream"] = parts.get(
         "random_policy_dream",
         {**dream_key, **policy_key, **episodes_key, "env": config.env.name},
-        lambda: length_stats(dream_random_policy_lengths(model, initial_mu, initial_logvar, config.controller, config.generate, config.env, seeds)),
+        lambda: stats(dream_random_policy_episodes(model, initial_mu, initial_logvar, config.controller, config.generate, config.env, seeds)),
     )
     stored["random_policy_real"] = parts.get(
         "random_policy_real",
         {**real_key, **policy_key, **episodes_key},
-        lambda: real_run(lambda update: real_random_policy_lengths(config.env, config.generate, seeds, num_envs, update)),
+        lambda: real_run(lambda update: real_random_policy_episodes(config.env, config.generate, seeds, num_envs, update)),
     )
     if controller is not None:
         controller_key = {"controller": controller["digest"], "params": settings.params}
         stored["controller_dream"] = parts.get(
             "controller_dream",
             {**dream_key, **controller_key, **episodes_key},
-            lambda: length_stats(
-                dream_controller_lengths(model, initial_mu, initial_logvar, config.controller, controller["weights"], controller["biases"], seeds)
+            lambda: stats(
+                dream_controller_episodes(model, initial_mu, initial_logvar, config.controller, controller["weights"], controller["biases"], seeds)
             ),
         )
 
         def controller_real(update):
-            return real_controller_lengths(load_agent(config, run_dir), config.env, controller["weights"], controller["biases"], seeds, num_envs, update)
+            return real_controller_episodes(load_agent(config, run_dir), config.env, controller["weights"], controller["biases"], seeds, num_envs, update)
 
         v_digest = file_digest(run_dir / "vae" / "encoder.weights.h5")
         stored["controller_real"] = parts.get(
@@ -535,19 +589,25 @@ def _percent(rate) -> str:
 def summary_lines(report: dict, folder: Path) -> list[str]:
     """The terminal summary."""
 
-    def sides(part: dict) -> str:
+    def sides(title: str, part: dict) -> list[str]:
         dream, real = part["dream"], part["real"]
-        return f"dream {dream['mean']:.1f} ± {dream['std']:.1f}, real {real['mean']:.1f} ± {real['std']:.1f} steps (dream / real {part['dream_over_real_mean']:.2f})"
+        return [
+            f"  {title}: dream {dream['mean']:.1f} ± {dream['std']:.1f}, real {real['mean']:.1f} ± {real['std']:.1f} steps "
+            f"(dream / real {part['dream_over_real_mean']:.2f})",
+            f"    actions in the dream: {describe_actions(dream['actions'])}",
+            f"    actions in the game:  {describe_actions(real['actions'])}",
+        ]
 
     caps = report["max_steps"]
     lines = [
         f"fidelity: {report['env']}, {report['episodes']} episodes per side, tau {report['temperature']}, caps dream {caps['dream']} / real {caps['real']}"
     ]
-    lines.append(f"  random policy ({report['random_policy']['policy']}): {sides(report['random_policy'])}")
+    lines.extend(sides(f"random policy ({report['random_policy']['policy']})", report["random_policy"]))
     controller = report["controller"]
-    lines.append(
-        f"  controller ({controller['params']}): {sides(controller)}" if not controller["skipped"] else f"  controller: skipped ({controller['note']})"
-    )
+    if controller["skipped"]:
+        lines.append(f"  controller: skipped ({controller['note']})")
+    else:
+        lines.extend(sides(f"controller ({controller['params']})", controller))
     if report["heldout"].get("skipped"):
         lines.append(f"  done head and held-out z NLL: skipped ({report['heldout']['note']})")
     else:

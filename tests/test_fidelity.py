@@ -10,6 +10,7 @@ import pytest
 
 from common.files import write_jsonl
 from controller import linear, store
+from controller.behaviour import action_stats
 from scripts import fidelity as fidelity_script
 from tests.controller_fixtures import make_run
 
@@ -25,7 +26,7 @@ TINY = [
     "rnn.validation_fraction=0.1",  # 2 of the 20 series held out
 ]
 NUM_SERIES = 20
-STAT_KEYS = {"mean", "std", "median", "min", "max", "count", "lengths"}
+STAT_KEYS = {"mean", "std", "median", "min", "max", "count", "lengths", "actions"}
 
 
 def _write_series(run_dir, config):
@@ -127,22 +128,28 @@ def test_real_lengths_equal_episodes_played_one_at_a_time(finished):
     seeds = report["first_seed"] + np.arange(EPISODES)
     env = make_env(config.env)
     try:
-        expected = [
-            len(collect_episode(env, episode_actions(config.generate, "doom", 1, config.env.max_steps, int(seed)), int(seed))["done"]) for seed in seeds
-        ]
+        played = [collect_episode(env, episode_actions(config.generate, "doom", 1, config.env.max_steps, int(seed)), int(seed)) for seed in seeds]
     finally:
         env.close()
+    expected = [len(episode["done"]) for episode in played]
     assert report["random_policy"]["real"]["lengths"] == expected
     assert min(expected) < 120, "some real episode should end by death"
+    _assert_same_actions(report["random_policy"]["real"]["actions"], action_stats([episode["action"] for episode in played], "doom"))
 
     params, _ = store.load_params(run_dir / "controller" / "mean.npz", linear.ControllerShape.from_config(config))
     weights, biases = linear.stack(params[None], linear.ControllerShape.from_config(config))
     agent, batch_env = load_agent(config, run_dir), BatchEnv(config.env, 1)
+    taken = []
     try:
-        alone = [int(agent.run_episodes(batch_env, weights, biases, np.array([seed]))["lengths"][0]) for seed in seeds]
+        alone = [
+            int(agent.run_episodes(batch_env, weights, biases, np.array([seed]), on_episode=lambda job, episode: taken.append(episode["action"]))["lengths"][0])
+            for seed in seeds
+        ]
     finally:
         batch_env.close()
     assert report["controller"]["real"]["lengths"] == alone
+    # the same steps; C's float32 outputs may differ in the last bit between a batch of 2 and of 1
+    _assert_same_actions(report["controller"]["real"]["actions"], action_stats(taken, "doom"))
 
 
 def test_dream_lengths_equal_single_episode_dreams(finished):
@@ -160,19 +167,32 @@ def test_dream_lengths_equal_single_episode_dreams(finished):
     params, _ = store.load_params(run_dir / "controller" / "mean.npz", linear.ControllerShape.from_config(config))
     weights, _ = linear.unflatten(params, linear.ControllerShape.from_config(config))
     random_lengths, controller_lengths = [], []
+    taken = {"random": [], "controller": []}
     for seed in report["first_seed"] + np.arange(EPISODES):
         for lengths, policy in ((random_lengths, "random"), (controller_lengths, "controller")):
             actions = episode_actions(config.generate, "doom", 1, config.controller.max_dream_steps, int(seed))
             observation, _ = env.reset(seed=int(seed))
-            steps, finished_episode = 0, False
+            steps, finished_episode, episode = 0, False, []
             while not finished_episode:
                 action = actions[steps] if policy == "random" else controller_policy.episode_action(observation, weights)
+                episode.append(np.asarray(action, np.float32).reshape(1))
                 observation, _, terminated, truncated, _ = env.step(action)
                 steps += 1
                 finished_episode = terminated or truncated
             lengths.append(steps)
+            taken[policy].append(np.array(episode))
     assert report["random_policy"]["dream"]["lengths"] == random_lengths
     assert report["controller"]["dream"]["lengths"] == controller_lengths
+    for part, policy in (("random_policy", "random"), ("controller", "controller")):
+        _assert_same_actions(report[part]["dream"]["actions"], action_stats(taken[policy], "doom"))
+
+
+def _assert_same_actions(actual: dict, expected: dict) -> None:
+    """Action statistics equal to float32 rounding (the counts exactly)."""
+    assert actual.keys() == expected.keys()
+    assert (actual["steps"], actual["discrete"]) == (expected["steps"], expected["discrete"])
+    for key, value in expected.items():
+        assert actual[key] == pytest.approx(value, abs=1e-6), key
 
 
 def _eager_outputs(model, episode, z):
@@ -276,6 +296,23 @@ def test_rerun_keeps_every_part_and_force_recomputes_them(finished, tmp_path, ca
             assert recomputed[part][side]["count"] == 3
             assert recomputed[part][side]["lengths"] == report[part][side]["lengths"][:3]
     assert recomputed["done_calibration"] == report["done_calibration"] and recomputed["heldout_z_nll"] == report["heldout_z_nll"]
+
+
+def test_a_part_saved_before_action_statistics_is_computed_again(finished, tmp_path, capsys):
+    """A report made by an older version (episode parts without "actions") gains them on a rerun."""
+    source, _, report = finished
+    run_dir = tmp_path / "run"
+    shutil.copytree(source, run_dir)
+    part_path = run_dir / "fidelity" / "parts" / "controller_dream.json"
+    stored = json.loads(part_path.read_text())
+    del stored["key"]["episode_stats"], stored["result"]["actions"]
+    part_path.write_text(json.dumps(stored))
+    capsys.readouterr()
+    rerun = fidelity_script.main(["--run-dir", str(run_dir), "--seed", str(FIRST_SEED), "--episodes", str(EPISODES)])
+    output = capsys.readouterr().out
+    assert output.count(": kept from ") == 5 and "controller_dream.json was made from other inputs" in output
+    assert {key: value for key, value in rerun.items() if key != "seconds"} == {key: value for key, value in report.items() if key != "seconds"}
+    assert "actions in the dream: noop" in output and "switches per 100 steps" in output
 
 
 def test_without_a_controller_the_report_says_it_skipped(tmp_path, capsys):
