@@ -156,6 +156,7 @@ class Agent:
         progress: Callable[[int], None] | None = None,
         action_noise: float | None = None,
         on_episode: Callable[[int, dict], None] | None = None,
+        episode_obs: bool = True,
     ) -> dict:
         """Run one episode per job over the rows of `batch_env`, refilling rows as episodes end.
         Rows beyond the number of jobs are never reset, so BatchEnv leaves them idle.
@@ -169,6 +170,8 @@ class Agent:
         on_episode: optional callable(job, episode) given each episode as it ends, in the rollout format:
         obs (T, 64, 64, 3) uint8 (the frame before each action), action (T, A) float32 (the action taken),
         reward (T,) float32, done (T,) bool (termination only).
+        episode_obs: False leaves obs out of on_episode's episodes, so no frame is copied for them
+        (a 2,100-step Doom episode's frames are 26 MB per row; fidelity needs only the actions).
         Returns dict(returns (J,) float32, lengths (J,) int64, and if record is set:
         frames (T,64,64,3) uint8, raw_frames list, z (T,Z), actions (T,A)).
         """
@@ -227,7 +230,8 @@ class Agent:
                     exploration[index] = np.float32(action_noise) * action_rng[row].standard_normal(action_size, dtype=np.float32)
             keeping = [(index, row) for index, row in enumerate(active) if kept[row] is not None] if tracking else []
             for _, row in keeping:
-                kept[row]["obs"].append(frames[row].copy())
+                if episode_obs or job_of_row[row] == record:
+                    kept[row]["obs"].append(frames[row].copy())
                 if job_of_row[row] == record and hasattr(batch_env, "raw_frame"):
                     kept[row]["raw_frames"].append(np.array(batch_env.raw_frame(row)))
             actions, z, h[active], c[active] = self.step(
@@ -255,15 +259,14 @@ class Agent:
                     if job == record:
                         recorded = steps
                     if on_episode is not None:
-                        on_episode(
-                            job,
-                            {
-                                "obs": np.asarray(steps["obs"], np.uint8),
-                                "action": np.asarray(steps["action"], np.float32),
-                                "reward": np.asarray(steps["reward"], np.float32),
-                                "done": np.asarray(steps["done"], np.bool_),
-                            },
-                        )
+                        episode = {
+                            "action": np.asarray(steps["action"], np.float32),
+                            "reward": np.asarray(steps["reward"], np.float32),
+                            "done": np.asarray(steps["done"], np.bool_),
+                        }
+                        if episode_obs:
+                            episode["obs"] = np.asarray(steps["obs"], np.uint8)
+                        on_episode(job, episode)
                 if progress is not None:
                     progress(1)
                 if next_job < num_jobs:

@@ -159,6 +159,7 @@ def real_controller_episodes(
             seeds,
             progress=progress,
             on_episode=keep,
+            episode_obs=False,
         )
     finally:
         batch_env.close()

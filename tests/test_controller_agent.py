@@ -169,6 +169,33 @@ def test_noiseless_collection_hands_over_the_episodes_the_agent_plays(doom):
     np.testing.assert_array_equal(result["actions"], episodes[3]["action"])
 
 
+def test_episodes_without_obs_keep_everything_else_and_the_recording():
+    """episode_obs=False: each episode handed over lacks obs only, its other arrays equal the full
+    call's, and the recorded job still gets its frames."""
+    agent = small_agent(doom=True)
+    seeds = np.array([10, 21, 32, 43], np.int64)
+    population = np.random.default_rng(5).normal(scale=0.5, size=(len(seeds), agent.shape.num_params)).astype(np.float32)
+    weights, biases = linear.stack(population, agent.shape)
+    full, full_episodes, _, _ = collect(agent, 2, weights, biases, seeds, action_noise=None, record=1)
+    lean_episodes = {}
+    lean = agent.run_episodes(
+        FakeBatchEnv(num_envs=2, action_size=1),
+        weights,
+        biases,
+        seeds,
+        record=1,
+        on_episode=lambda job, episode: lean_episodes.__setitem__(job, episode),
+        episode_obs=False,
+    )
+    for job in range(len(seeds)):
+        assert set(lean_episodes[job]) == {"action", "reward", "done"}
+        for key in ("action", "reward", "done"):
+            np.testing.assert_array_equal(lean_episodes[job][key], full_episodes[job][key])
+    for key in ("returns", "lengths", "frames", "z", "actions"):
+        np.testing.assert_array_equal(lean[key], full[key])
+    assert len(lean["frames"]) == FakeBatchEnv.length(seeds[1])
+
+
 @pytest.mark.parametrize("doom", [False, True])
 def test_noisy_collection_follows_the_episode_seed(doom):
     """action_noise > 0: every episode equals the eager reference taking clip(a + std * N(0, 1), -1, 1)
