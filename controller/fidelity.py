@@ -10,12 +10,16 @@ DIR/fidelity/report.json holds:
   done_calibration  M's death probability sigmoid(done_logit) on held-out real episodes against
                     the observed death frequency, by probability bin, and how often the done
                     logit fires (> 0) in the last k steps before a real death versus elsewhere;
-  heldout_z_nll     M's z loss on the held-out episodes next to its training loss.
-The last two (and "heldout") are {"skipped": true, "note": ...} when the run has no series
+  heldout_z_nll     M's z loss on the held-out episodes next to its training loss;
+  held_actions      Doom's three actions (no-op, left, right), each held for whole episodes:
+                    lengths in the dream and in the game. These are the simplest policies C can
+                    find, so one that lives far longer in the dream than in the game is an
+                    exploit waiting for C. {"skipped": true, "note": ...} for other envs.
+The done_calibration and heldout_z_nll (and "heldout") are {"skipped": true, "note": ...} when the run has no series
 episodes (an exported agent ships only series/initial_z.npz).
 DIR/fidelity/report.png shows the length histograms and the calibration curve.
 
-Each of the six parts is saved to DIR/fidelity/parts/<part>.json as soon as it finishes, with the
+Each part (held_actions is six: one per action and side) is saved to DIR/fidelity/parts/<part>.json as soon as it finishes, with the
 inputs it was made from (settings, digests of M, V, the controller and the series); a rerun keeps
 every part whose inputs are unchanged and computes only the others.
 
@@ -44,7 +48,10 @@ FOLDER = "fidelity"
 REPORT_NAME = "report.json"
 PICTURE_NAME = "report.png"
 PARTS_FOLDER = "parts"
-PARTS = ("random_policy_dream", "random_policy_real", "controller_dream", "controller_real", "done_calibration", "heldout_z_nll")
+# The held policies per env: (name, the controller output held every step).
+HELD_ACTIONS = {"doom": (("noop", 0.0), ("left", -1.0), ("right", 1.0))}
+HELD_PARTS = tuple(f"held_{name}_{side}" for actions in HELD_ACTIONS.values() for name, _ in actions for side in ("dream", "real"))
+PARTS = ("random_policy_dream", "random_policy_real", "controller_dream", "controller_real", "done_calibration", "heldout_z_nll", *HELD_PARTS)
 HELDOUT_PARTS = ("done_calibration", "heldout_z_nll")
 NO_SERIES_NOTE = (
     "no series episodes in series/ (an exported agent ships only series/initial_z.npz): the held-out checks need M's held-out "
@@ -116,8 +123,7 @@ def random_policy_actions(generate_config, env_config, seeds: np.ndarray, length
     from env.policies import episode_actions
 
     return [
-        episode_actions(generate_config, env_config.name, env_config.action_size, int(length), int(seed))
-        for seed, length in zip(seeds, lengths, strict=True)
+        episode_actions(generate_config, env_config.name, env_config.action_size, int(length), int(seed)) for seed, length in zip(seeds, lengths, strict=True)
     ]
 
 
@@ -185,9 +191,7 @@ def dream_random_policy_episodes(
     return lengths, [row[:length] for row, length in zip(actions, lengths, strict=True)]
 
 
-def dream_controller_episodes(
-    model, initial_mu, initial_logvar, controller_config, weights, biases, seeds: np.ndarray
-) -> tuple[np.ndarray, list[np.ndarray]]:
+def dream_controller_episodes(model, initial_mu, initial_logvar, controller_config, weights, biases, seeds: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Dream episode lengths and actions with one controller: the batched dream that scores candidates
     in training, at the controller's tau and dream cap, every episode in one batch."""
     from controller.dream_scoring import DreamScorer
@@ -208,6 +212,33 @@ def dream_controller_episodes(
         on_step=keep,
     )
     return lengths, [row[:length] for row, length in zip(taken, lengths, strict=True)]
+
+
+def held_action_array(value: float, count: int, steps: int, action_size: int) -> np.ndarray:
+    return np.full((count, steps, action_size), value, np.float32)
+
+
+def dream_held_action_lengths(model, initial_mu, initial_logvar, controller_config, value: float, seeds: np.ndarray) -> np.ndarray:
+    """Dream episode lengths (at the controller's tau and dream cap) when C's output is `value` at every step."""
+    from rnn.dream import BatchedDream
+    from rnn.fidelity import dream_lengths_under_actions
+
+    max_steps = controller_config.max_dream_steps
+    dream = BatchedDream(model, initial_mu, initial_logvar, controller_config.temperature, max_steps)
+    return dream_lengths_under_actions(dream, held_action_array(value, len(seeds), max_steps, dream.core.action_size), seeds)
+
+
+def real_held_action_lengths(env_config, value: float, seeds: np.ndarray, num_envs: int, progress=None) -> np.ndarray:
+    """Real episode lengths when the action is `value` at every step, num_envs environments in lockstep."""
+    from env.batch import BatchEnv
+    from env.collect import scripted_episodes
+
+    held = held_action_array(value, 1, env_config.max_steps, env_config.action_size)[0]
+    batch_env = BatchEnv(env_config, max(1, min(num_envs, len(seeds))))
+    try:
+        return scripted_episodes(batch_env, env_config, seeds, lambda seed: held, progress)[1]
+    finally:
+        batch_env.close()
 
 
 # --- M's training loss ----------------------------------------------------------------------------
@@ -370,13 +401,16 @@ def fidelity_report(
         lengths, actions = episodes
         return episode_stats(lengths, actions, config.env.name)
 
-    def real_run(run: Callable) -> dict:
+    def real_run(run: Callable, summarise: Callable = stats) -> dict:
         progress_bar = bar("real episodes")
         try:
-            return stats(run(progress_bar.update if progress_bar else None))
+            return summarise(run(progress_bar.update if progress_bar else None))
         finally:
             if progress_bar is not None:
                 progress_bar.close()
+
+    def real_run_lengths(run: Callable) -> dict:
+        return real_run(run, length_stats)
 
     stored = {}
     stored["random_policy_dream"] = parts.get(
@@ -394,9 +428,7 @@ def fidelity_report(
         stored["controller_dream"] = parts.get(
             "controller_dream",
             {**dream_key, **controller_key, **episodes_key},
-            lambda: stats(
-                dream_controller_episodes(model, initial_mu, initial_logvar, config.controller, controller["weights"], controller["biases"], seeds)
-            ),
+            lambda: stats(dream_controller_episodes(model, initial_mu, initial_logvar, config.controller, controller["weights"], controller["biases"], seeds)),
         )
 
         def controller_real(update):
@@ -449,6 +481,19 @@ def fidelity_report(
         )
         stored["heldout_z_nll"] = parts.get("heldout_z_nll", {**heldout_key, "noise_seed": NOISE_SEED}, heldout_nll)
         training = training_z_loss(run_dir / "rnn" / "metrics.jsonl")
+
+    for name, value in HELD_ACTIONS.get(config.env.name, ()):
+        held_key = {**episodes_key, "action": value}
+        stored[f"held_{name}_dream"] = parts.get(
+            f"held_{name}_dream",
+            {**dream_key, **held_key},
+            lambda value=value: length_stats(dream_held_action_lengths(model, initial_mu, initial_logvar, config.controller, value, seeds)),
+        )
+        stored[f"held_{name}_real"] = parts.get(
+            f"held_{name}_real",
+            {**real_key, **held_key},
+            lambda value=value: real_run_lengths(lambda update: real_held_action_lengths(config.env, value, seeds, num_envs, update)),
+        )
 
     generation = None if controller is None else controller["generation"]
     report = assemble(config, settings, stored, controller is not None, generation, heldout_paths, heldout_from_training, training)
@@ -504,6 +549,15 @@ def assemble(
     else:
         heldout = {"series": [], "held_out_from_training": False, "skipped": True, "note": NO_SERIES_NOTE}
         calibration = heldout_nll = {"skipped": True, "note": NO_SERIES_NOTE}
+    if config.env.name in HELD_ACTIONS:
+        held_actions = {
+            "skipped": False,
+            "actions": {
+                name: {"action": value, **sides(stored[f"held_{name}_dream"], stored[f"held_{name}_real"])} for name, value in HELD_ACTIONS[config.env.name]
+            },
+        }
+    else:
+        held_actions = {"skipped": True, "note": f"held actions are defined for {', '.join(HELD_ACTIONS)} (discrete actions), not {config.env.name}"}
     return {
         "env": config.env.name,
         "episodes": settings.episodes,
@@ -515,6 +569,7 @@ def assemble(
         "heldout": heldout,
         "done_calibration": calibration,
         "heldout_z_nll": heldout_nll,
+        "held_actions": held_actions,
         "seconds": {name: stored[name]["seconds"] for name in PARTS if name in stored},
     }
 
@@ -613,6 +668,12 @@ def summary_lines(report: dict, folder: Path) -> list[str]:
         lines.append(f"  done head and held-out z NLL: skipped ({report['heldout']['note']})")
     else:
         lines.extend(_heldout_lines(report))
+    held = report["held_actions"]
+    if not held["skipped"]:
+        lines.append(
+            "  one action held all episode, dream / real steps: "
+            + ", ".join(f"{name} {part['dream']['mean']:.0f} / {part['real']['mean']:.0f}" for name, part in held["actions"].items())
+        )
     lines.append(f"  -> {folder / REPORT_NAME}, {folder / PICTURE_NAME}")
     return lines
 

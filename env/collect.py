@@ -276,11 +276,23 @@ def collect_rollouts(
 def random_policy_episodes(
     batch_env, env_config, generate_config, seeds: np.ndarray, progress: Callable[[int], None] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Play one episode per seed with the data-collection policy over the rows of `batch_env`
-    (lockstep), refilling a row with the next seed as its episode ends: episode k is
-    reset(seeds[k]) then the actions env.policies.episode_actions draws for seeds[k], exactly
-    what generate plays for that seed. Returns (returns (K,) float64, summed step by step;
-    lengths (K,) int64). Every episode is kept, however short."""
+    """Play one episode per seed with the data-collection policy: episode k takes the actions
+    env.policies.episode_actions draws for seeds[k], exactly what generate plays for that seed
+    (scripted_episodes)."""
+
+    def actions_for(seed: int) -> np.ndarray:
+        return episode_actions(generate_config, env_config.name, env_config.action_size, env_config.max_steps, seed)
+
+    return scripted_episodes(batch_env, env_config, seeds, actions_for, progress)
+
+
+def scripted_episodes(
+    batch_env, env_config, seeds: np.ndarray, actions_for: Callable[[int], np.ndarray], progress: Callable[[int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Play one episode per seed over the rows of `batch_env` (lockstep), refilling a row with the
+    next seed as its episode ends: episode k is reset(seeds[k]) then actions_for(seeds[k])[t] at
+    step t (an array (env_config.max_steps, action_size)). Returns (returns (K,) float64, summed
+    step by step; lengths (K,) int64). Every episode is kept, however short."""
     seeds = np.asarray(seeds, np.int64)
     returns = np.zeros(len(seeds), np.float64)
     lengths = np.zeros(len(seeds), np.int64)
@@ -293,7 +305,7 @@ def random_policy_episodes(
         nonlocal next_job
         seed = int(seeds[next_job])
         job_of_row[row] = next_job
-        actions_of_row[row] = episode_actions(generate_config, env_config.name, env_config.action_size, env_config.max_steps, seed)
+        actions_of_row[row] = actions_for(seed)
         batch_env.reset_one(row, seed)
         next_job += 1
 

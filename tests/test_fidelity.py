@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from common.files import write_jsonl
-from controller import linear, store
+from controller import fidelity, linear, store
 from controller.behaviour import action_stats
 from scripts import fidelity as fidelity_script
 from tests.controller_fixtures import make_run
@@ -111,7 +111,13 @@ def test_report_has_every_part_with_its_structure(finished):
     assert len(calibration["bins"]) == 10 and calibration["fires"]["last_steps"] == 10
     assert {"low", "high", "count", "deaths", "mean_predicted", "observed_frequency"} == calibration["bins"][0].keys()
     assert report["heldout"]["held_out_from_training"] is True  # M's own validation split (rnn.validation_fraction)
-    assert set(report["seconds"]) == {"random_policy_dream", "random_policy_real", "controller_dream", "controller_real", "done_calibration", "heldout_z_nll"}
+    held = {f"held_{name}_{side}" for name in ("noop", "left", "right") for side in ("dream", "real")}
+    assert (
+        set(report["seconds"])
+        == {"random_policy_dream", "random_policy_real", "controller_dream", "controller_real", "done_calibration", "heldout_z_nll"} | held
+    )
+    assert report["held_actions"]["skipped"] is False
+    assert {name: part["action"] for name, part in report["held_actions"]["actions"].items()} == {"noop": 0.0, "left": -1.0, "right": 1.0}
     with open(run_dir / "fidelity" / "report.png", "rb") as picture:
         assert picture.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -185,6 +191,45 @@ def test_dream_lengths_equal_single_episode_dreams(finished):
     assert report["controller"]["dream"]["lengths"] == controller_lengths
     for part, policy in (("random_policy", "random"), ("controller", "controller")):
         _assert_same_actions(report[part]["dream"]["actions"], action_stats(taken[policy], "doom"))
+
+
+def test_held_actions_equal_episodes_played_one_at_a_time(finished):
+    """Each held action: the real lengths equal single games taking that action every step, the
+    dream lengths equal single-episode dreams doing the same, and the summary prints both."""
+    from env.collect import collect_episode
+    from env.make import make_env
+    from rnn.dream import DreamEnv
+    from rnn.store import load_mdn_rnn
+    from vae.series import read_initial_z
+
+    run_dir, config, report = finished
+    seeds = report["first_seed"] + np.arange(EPISODES)
+    model = load_mdn_rnn(run_dir / "rnn", config)
+    initial_mu, initial_logvar = read_initial_z(run_dir / "series")
+    dream = DreamEnv(model, initial_mu, initial_logvar, config.controller.temperature, config.controller.max_dream_steps)
+    env = make_env(config.env)
+    try:
+        for name, part in report["held_actions"]["actions"].items():
+            action = np.full((config.env.max_steps, 1), part["action"], np.float32)
+            assert part["real"]["lengths"] == [len(collect_episode(env, action, int(seed))["done"]) for seed in seeds], name
+            dream_lengths = []
+            for seed in seeds:
+                dream.reset(seed=int(seed))
+                steps, ended = 0, False
+                while not ended:
+                    _, _, terminated, truncated, _ = dream.step(action[0])
+                    steps, ended = steps + 1, terminated or truncated
+                dream_lengths.append(steps)
+            assert part["dream"]["lengths"] == dream_lengths, name
+            assert part["dream_over_real_mean"] == pytest.approx(np.mean(dream_lengths) / np.mean(part["real"]["lengths"]))
+    finally:
+        env.close()
+    lines = fidelity.summary_lines(report, run_dir / "fidelity")
+    held = report["held_actions"]["actions"]
+    assert (
+        "  one action held all episode, dream / real steps: "
+        + ", ".join(f"{name} {held[name]['dream']['mean']:.0f} / {held[name]['real']['mean']:.0f}" for name in ("noop", "left", "right"))
+    ) in lines
 
 
 def _assert_same_actions(actual: dict, expected: dict) -> None:
@@ -278,11 +323,11 @@ def test_rerun_keeps_every_part_and_force_recomputes_them(finished, tmp_path, ca
     capsys.readouterr()
     fidelity_script.main([*arguments, "--episodes", str(EPISODES)])
     assert _states(run_dir / "fidelity") == before, "a rerun must leave every file as it was"
-    assert capsys.readouterr().out.count(": kept from ") == 6
+    assert capsys.readouterr().out.count(": kept from ") == 12
 
     # another k: only the part it changes is computed again
     changed = fidelity_script.main([*arguments, "--episodes", str(EPISODES), "--last-steps", "4"])
-    assert changed["done_calibration"]["fires"]["last_steps"] == 4 and capsys.readouterr().out.count(": kept from ") == 5
+    assert changed["done_calibration"]["fires"]["last_steps"] == 4 and capsys.readouterr().out.count(": kept from ") == 11
     after = _states(run_dir / "fidelity")
     assert {name for name in before if after[name] != before[name]} == {"parts/done_calibration.json", "report.json", "report.png"}
 
@@ -310,7 +355,7 @@ def test_a_part_saved_before_action_statistics_is_computed_again(finished, tmp_p
     capsys.readouterr()
     rerun = fidelity_script.main(["--run-dir", str(run_dir), "--seed", str(FIRST_SEED), "--episodes", str(EPISODES)])
     output = capsys.readouterr().out
-    assert output.count(": kept from ") == 5 and "controller_dream.json was made from other inputs" in output
+    assert output.count(": kept from ") == 11 and "controller_dream.json was made from other inputs" in output
     assert {key: value for key, value in rerun.items() if key != "seconds"} == {key: value for key, value in report.items() if key != "seconds"}
     assert "actions in the dream: noop" in output and "switches per 100 steps" in output
 
