@@ -130,7 +130,9 @@ def test_fidelity_in_the_export_skips_the_heldout_parts_with_a_note(source, tmp_
     assert report["controller"]["skipped"] is False and report["controller"]["real"]["count"] == 2
     for part in ("done_calibration", "heldout_z_nll", "heldout"):
         assert report[part]["skipped"] is True and "no series episodes" in report[part]["note"], part
-    assert set(report["seconds"]) == {"random_policy_dream", "random_policy_real", "controller_dream", "controller_real"}
+    held = {f"held_{name}_{side}" for name in ("noop", "left", "right") for side in ("dream", "real")}  # need only M and the first frames
+    assert set(report["seconds"]) == {"random_policy_dream", "random_policy_real", "controller_dream", "controller_real"} | held
+    assert report["held_actions"]["skipped"] is False and report["held_actions"]["actions"]["right"]["real"]["count"] == 2
     assert json.loads((out / "fidelity" / "report.json").read_text()) == report
     assert (out / "fidelity" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
