@@ -15,13 +15,14 @@ DIR/fidelity/report.json holds:
                     lengths in the dream and in the game. These are the simplest policies C can
                     find, so one that lives far longer in the dream than in the game is an
                     exploit waiting for C. {"skipped": true, "note": ...} for other envs.
-The done_calibration and heldout_z_nll (and "heldout") are {"skipped": true, "note": ...} when the run has no series
-episodes (an exported agent ships only series/initial_z.npz).
+done_calibration and heldout_z_nll (and "heldout") are {"skipped": true, "note": ...} when the
+run has no series episodes (an exported agent ships only series/initial_z.npz).
 DIR/fidelity/report.png shows the length histograms and the calibration curve.
 
-Each part (held_actions is six: one per action and side) is saved to DIR/fidelity/parts/<part>.json as soon as it finishes, with the
-inputs it was made from (settings, digests of M, V, the controller and the series); a rerun keeps
-every part whose inputs are unchanged and computes only the others.
+Each part (held_actions is six: one per action and side) is saved to
+DIR/fidelity/parts/<part>.json as soon as it finishes, with the inputs it was made from (settings,
+digests of M, V, the controller and the series); a rerun keeps every part whose inputs are
+unchanged and computes only the others.
 
 Lengths, not returns: in TakeCover the return is the number of steps survived. Both sides use the
 same seeds: the real game's episode with seed s and the dream row with seed s (its first frame and
