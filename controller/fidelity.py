@@ -128,19 +128,27 @@ def random_policy_actions(generate_config, env_config, seeds: np.ndarray, length
     ]
 
 
+def real_scripted_lengths(env_config, seeds: np.ndarray, actions_for: Callable[[int], np.ndarray], num_envs: int, progress=None) -> np.ndarray:
+    """Real episode lengths when seed s's episode takes actions_for(s)[t] at step t (env.collect.scripted_episodes),
+    num_envs environments in lockstep."""
+    from env.batch import BatchEnv
+    from env.collect import scripted_episodes
+
+    batch_env = BatchEnv(env_config, max(1, min(num_envs, len(seeds))))
+    try:
+        return scripted_episodes(batch_env, env_config, seeds, actions_for, progress)[1]
+    finally:
+        batch_env.close()
+
+
 def real_random_policy_episodes(
     env_config, generate_config, seeds: np.ndarray, num_envs: int, progress: Callable[[int], None] | None = None
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Real episode lengths and actions with the data-collection policy (exactly what generate plays
-    for each seed), num_envs environments in lockstep: env.collect.random_policy_episodes."""
-    from env.batch import BatchEnv
-    from env.collect import random_policy_episodes
+    for each seed), num_envs environments in lockstep."""
+    from env.collect import random_policy_script
 
-    batch_env = BatchEnv(env_config, max(1, min(num_envs, len(seeds))))
-    try:
-        lengths = random_policy_episodes(batch_env, env_config, generate_config, seeds, progress)[1]
-    finally:
-        batch_env.close()
+    lengths = real_scripted_lengths(env_config, seeds, random_policy_script(env_config, generate_config), num_envs, progress)
     return lengths, random_policy_actions(generate_config, env_config, seeds, lengths)
 
 
@@ -182,14 +190,20 @@ def dream_random_policy_episodes(
     """Dream episode lengths and actions with the data-collection policy at the controller's tau and
     dream cap: row k starts from seed k's first frame and takes the actions generate draws for seed k."""
     from env.policies import episode_actions
+
+    max_steps = controller_config.max_dream_steps
+    actions = np.stack([episode_actions(generate_config, env_config.name, env_config.action_size, max_steps, int(seed)) for seed in seeds])
+    lengths = dream_scripted_lengths(model, initial_mu, initial_logvar, controller_config, actions, seeds)
+    return lengths, [row[:length] for row, length in zip(actions, lengths, strict=True)]
+
+
+def dream_scripted_lengths(model, initial_mu, initial_logvar, controller_config, actions: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Dream episode lengths at the controller's tau and dream cap, row k taking actions[k, t] (K, max_dream_steps, A) at step t."""
     from rnn.dream import BatchedDream
     from rnn.fidelity import dream_lengths_under_actions
 
-    max_steps = controller_config.max_dream_steps
-    dream = BatchedDream(model, initial_mu, initial_logvar, controller_config.temperature, max_steps)
-    actions = np.stack([episode_actions(generate_config, env_config.name, env_config.action_size, max_steps, int(seed)) for seed in seeds])
-    lengths = dream_lengths_under_actions(dream, actions, seeds)
-    return lengths, [row[:length] for row, length in zip(actions, lengths, strict=True)]
+    dream = BatchedDream(model, initial_mu, initial_logvar, controller_config.temperature, controller_config.max_dream_steps)
+    return dream_lengths_under_actions(dream, actions, seeds)
 
 
 def dream_controller_episodes(model, initial_mu, initial_logvar, controller_config, weights, biases, seeds: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -213,33 +227,6 @@ def dream_controller_episodes(model, initial_mu, initial_logvar, controller_conf
         on_step=keep,
     )
     return lengths, [row[:length] for row, length in zip(taken, lengths, strict=True)]
-
-
-def held_action_array(value: float, count: int, steps: int, action_size: int) -> np.ndarray:
-    return np.full((count, steps, action_size), value, np.float32)
-
-
-def dream_held_action_lengths(model, initial_mu, initial_logvar, controller_config, value: float, seeds: np.ndarray) -> np.ndarray:
-    """Dream episode lengths (at the controller's tau and dream cap) when C's output is `value` at every step."""
-    from rnn.dream import BatchedDream
-    from rnn.fidelity import dream_lengths_under_actions
-
-    max_steps = controller_config.max_dream_steps
-    dream = BatchedDream(model, initial_mu, initial_logvar, controller_config.temperature, max_steps)
-    return dream_lengths_under_actions(dream, held_action_array(value, len(seeds), max_steps, dream.core.action_size), seeds)
-
-
-def real_held_action_lengths(env_config, value: float, seeds: np.ndarray, num_envs: int, progress=None) -> np.ndarray:
-    """Real episode lengths when the action is `value` at every step, num_envs environments in lockstep."""
-    from env.batch import BatchEnv
-    from env.collect import scripted_episodes
-
-    held = held_action_array(value, 1, env_config.max_steps, env_config.action_size)[0]
-    batch_env = BatchEnv(env_config, max(1, min(num_envs, len(seeds))))
-    try:
-        return scripted_episodes(batch_env, env_config, seeds, lambda seed: held, progress)[1]
-    finally:
-        batch_env.close()
 
 
 # --- M's training loss ----------------------------------------------------------------------------
@@ -410,9 +397,6 @@ def fidelity_report(
             if progress_bar is not None:
                 progress_bar.close()
 
-    def real_run_lengths(run: Callable) -> dict:
-        return real_run(run, length_stats)
-
     stored = {}
     stored["random_policy_dream"] = parts.get(
         "random_policy_dream",
@@ -485,15 +469,17 @@ def fidelity_report(
 
     for name, value in HELD_ACTIONS.get(config.env.name, ()):
         held_key = {**episodes_key, "action": value}
+        dream_held = np.full((len(seeds), config.controller.max_dream_steps, config.env.action_size), value, np.float32)
+        real_held = np.full((config.env.max_steps, config.env.action_size), value, np.float32)
         stored[f"held_{name}_dream"] = parts.get(
             f"held_{name}_dream",
             {**dream_key, **held_key},
-            lambda value=value: length_stats(dream_held_action_lengths(model, initial_mu, initial_logvar, config.controller, value, seeds)),
+            lambda held=dream_held: length_stats(dream_scripted_lengths(model, initial_mu, initial_logvar, config.controller, held, seeds)),
         )
         stored[f"held_{name}_real"] = parts.get(
             f"held_{name}_real",
             {**real_key, **held_key},
-            lambda value=value: real_run_lengths(lambda update: real_held_action_lengths(config.env, value, seeds, num_envs, update)),
+            lambda held=real_held: real_run(lambda update: real_scripted_lengths(config.env, seeds, lambda seed: held, num_envs, update), length_stats),
         )
 
     generation = None if controller is None else controller["generation"]

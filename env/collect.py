@@ -279,11 +279,16 @@ def random_policy_episodes(
     """Play one episode per seed with the data-collection policy: episode k takes the actions
     env.policies.episode_actions draws for seeds[k], exactly what generate plays for that seed
     (scripted_episodes)."""
+    return scripted_episodes(batch_env, env_config, seeds, random_policy_script(env_config, generate_config), progress)
+
+
+def random_policy_script(env_config, generate_config) -> Callable[[int], np.ndarray]:
+    """seed -> the (max_steps, action_size) actions generate plays for that seed."""
 
     def actions_for(seed: int) -> np.ndarray:
         return episode_actions(generate_config, env_config.name, env_config.action_size, env_config.max_steps, seed)
 
-    return scripted_episodes(batch_env, env_config, seeds, actions_for, progress)
+    return actions_for
 
 
 def scripted_episodes(
