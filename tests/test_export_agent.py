@@ -4,6 +4,7 @@ the same seeds, fidelity's skip note without series episodes, and every refusal 
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +213,24 @@ def test_above_the_size_limit_is_refused_unless_allowed(source, tmp_path, capsys
     assert not out.exists()
     export_agent.main(["--run-dir", str(source), "--to", str(out), "--allow-large"])
     assert _files(out) == EXPECTED | {"EXPORTED.json"} and "warning:" in capsys.readouterr().out
+
+
+def _committed_agents():
+    root = Path(__file__).resolve().parents[1] / "pretrained"
+    return sorted(path.parent for path in root.glob(f"*/{export_agent.MARKER_NAME}"))
+
+
+@pytest.mark.parametrize("folder", _committed_agents(), ids=lambda folder: folder.name)
+def test_a_committed_agent_is_exactly_its_export_record(folder):
+    """Each pretrained/<env>/ holds the files its EXPORTED.json lists, byte for byte (a truncated
+    or LFS-pointer checkout fails here, not in evaluate), those are what evaluate needs, and the
+    folder stays under the limit."""
+    record = json.loads((folder / export_agent.MARKER_NAME).read_text())
+    ignored = (".locks/", "eval/", "eval_random/", "dream/", "fidelity/")  # what re-scoring writes (ignored by git)
+    present = {name for name in _files(folder) if not name.startswith(ignored)} - {export_agent.MARKER_NAME}
+    assert present == set(record["files"]) == set(export_agent.exported_files())
+    for name, entry in record["files"].items():
+        assert (folder / name).stat().st_size == entry["bytes"], name
+        assert _sha256(folder / name) == entry["sha256"], name
+    assert sum(entry["bytes"] for entry in record["files"].values()) < export_agent.MAX_BYTES
+    assert json.loads((folder / "config.json").read_text())["env"]["name"] == folder.name
