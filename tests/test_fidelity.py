@@ -158,37 +158,44 @@ def test_real_lengths_equal_episodes_played_one_at_a_time(finished):
     _assert_same_actions(report["controller"]["real"]["actions"], action_stats(taken, "doom"))
 
 
-def test_dream_lengths_equal_single_episode_dreams(finished):
-    from controller.dream_scoring import LinearDreamPolicy
-    from env.policies import episode_actions
+def _single_dream(run_dir, config):
+    """The run's M as a one-episode DreamEnv at the controller's tau and dream cap."""
     from rnn.dream import DreamEnv
     from rnn.store import load_mdn_rnn
     from vae.series import read_initial_z
 
-    run_dir, config, report = finished
-    model = load_mdn_rnn(run_dir / "rnn", config)
     initial_mu, initial_logvar = read_initial_z(run_dir / "series")
-    env = DreamEnv(model, initial_mu, initial_logvar, config.controller.temperature, config.controller.max_dream_steps)
+    return DreamEnv(load_mdn_rnn(run_dir / "rnn", config), initial_mu, initial_logvar, config.controller.temperature, config.controller.max_dream_steps)
+
+
+def _dream_episode(env, seed, act) -> np.ndarray:
+    """One dream episode from seed's first frame, act(step, observation) choosing each action: the actions taken (length, 1)."""
+    observation, _ = env.reset(seed=int(seed))
+    episode, ended = [], False
+    while not ended:
+        action = np.asarray(act(len(episode), observation), np.float32).reshape(1)
+        episode.append(action)
+        observation, _, terminated, truncated, _ = env.step(action)
+        ended = terminated or truncated
+    return np.array(episode)
+
+
+def test_dream_lengths_equal_single_episode_dreams(finished):
+    from controller.dream_scoring import LinearDreamPolicy
+    from env.policies import episode_actions
+
+    run_dir, config, report = finished
+    env = _single_dream(run_dir, config)
     controller_policy = LinearDreamPolicy(config.vae.z_size, config.rnn.hidden_size, 1, use_cell_state=True)
     params, _ = store.load_params(run_dir / "controller" / "mean.npz", linear.ControllerShape.from_config(config))
     weights, _ = linear.unflatten(params, linear.ControllerShape.from_config(config))
-    random_lengths, controller_lengths = [], []
     taken = {"random": [], "controller": []}
     for seed in report["first_seed"] + np.arange(EPISODES):
-        for lengths, policy in ((random_lengths, "random"), (controller_lengths, "controller")):
-            actions = episode_actions(config.generate, "doom", 1, config.controller.max_dream_steps, int(seed))
-            observation, _ = env.reset(seed=int(seed))
-            steps, finished_episode, episode = 0, False, []
-            while not finished_episode:
-                action = actions[steps] if policy == "random" else controller_policy.episode_action(observation, weights)
-                episode.append(np.asarray(action, np.float32).reshape(1))
-                observation, _, terminated, truncated, _ = env.step(action)
-                steps += 1
-                finished_episode = terminated or truncated
-            lengths.append(steps)
-            taken[policy].append(np.array(episode))
-    assert report["random_policy"]["dream"]["lengths"] == random_lengths
-    assert report["controller"]["dream"]["lengths"] == controller_lengths
+        actions = episode_actions(config.generate, "doom", 1, config.controller.max_dream_steps, int(seed))
+        taken["random"].append(_dream_episode(env, seed, lambda step, observation, actions=actions: actions[step]))
+        taken["controller"].append(_dream_episode(env, seed, lambda step, observation: controller_policy.episode_action(observation, weights)))
+    assert report["random_policy"]["dream"]["lengths"] == [len(episode) for episode in taken["random"]]
+    assert report["controller"]["dream"]["lengths"] == [len(episode) for episode in taken["controller"]]
     for part, policy in (("random_policy", "random"), ("controller", "controller")):
         _assert_same_actions(report[part]["dream"]["actions"], action_stats(taken[policy], "doom"))
 
@@ -198,28 +205,16 @@ def test_held_actions_equal_episodes_played_one_at_a_time(finished):
     dream lengths equal single-episode dreams doing the same, and the summary prints both."""
     from env.collect import collect_episode
     from env.make import make_env
-    from rnn.dream import DreamEnv
-    from rnn.store import load_mdn_rnn
-    from vae.series import read_initial_z
 
     run_dir, config, report = finished
     seeds = report["first_seed"] + np.arange(EPISODES)
-    model = load_mdn_rnn(run_dir / "rnn", config)
-    initial_mu, initial_logvar = read_initial_z(run_dir / "series")
-    dream = DreamEnv(model, initial_mu, initial_logvar, config.controller.temperature, config.controller.max_dream_steps)
+    dream = _single_dream(run_dir, config)
     env = make_env(config.env)
     try:
         for name, part in report["held_actions"]["actions"].items():
             action = np.full((config.env.max_steps, 1), part["action"], np.float32)
             assert part["real"]["lengths"] == [len(collect_episode(env, action, int(seed))["done"]) for seed in seeds], name
-            dream_lengths = []
-            for seed in seeds:
-                dream.reset(seed=int(seed))
-                steps, ended = 0, False
-                while not ended:
-                    _, _, terminated, truncated, _ = dream.step(action[0])
-                    steps, ended = steps + 1, terminated or truncated
-                dream_lengths.append(steps)
+            dream_lengths = [len(_dream_episode(dream, seed, lambda step, observation, action=action: action[0])) for seed in seeds]
             assert part["dream"]["lengths"] == dream_lengths, name
             assert part["dream_over_real_mean"] == pytest.approx(np.mean(dream_lengths) / np.mean(part["real"]["lengths"]))
     finally:
