@@ -88,7 +88,9 @@ def test_takecover_scripts_run_every_step_then_the_temperature_sweep(tmp_path):
 def test_temperature_sweep_refuses_an_unfinished_run_and_writes_nothing(tmp_path):
     run_dir = tmp_path / "missing"
     environment = {**os.environ, "RUN": str(run_dir), "TAUS": "1.3"}
-    result = subprocess.run(["bash", str(ROOT / "experiments" / "takecover_temperature.sh")], env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(ROOT / "experiments" / "takecover_temperature.sh")], env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert f"{run_dir}/rollouts/done.json is missing" in result.stderr and "takecover_paper.sh" in result.stderr
     assert not run_dir.exists() and not (tmp_path / "missing-tau1.3").exists()
