@@ -1,4 +1,4 @@
-"""FastCarRacing: gymnasium's CarRacing-v3 with the same frames, drawn ~2.5x faster.
+"""FastCarRacing: gymnasium's CarRacing-v3 with the same frames, drawn ~2.7x faster.
 
 Physics, track generation, rewards and episode ends are gymnasium's own
 (subclass, nothing copied). Only the per-step "state_pixels" rendering is
@@ -9,11 +9,14 @@ with the stock env and compares every frame):
 - Culling: the stock `_render_road` rotates, zooms and offsets all ~800 grass
   and road polygons in Python every frame to test each against the screen,
   and draws ~60 of them, of which ~25 reach the screen. Here NumPy first
-  drops the polygons whose bounding box misses the screen by CULL_MARGIN
-  pixels (such a polygon changes no pixel, drawn or not), and the rest go
-  through the stock per-polygon code, in the stock order, which transforms,
-  tests and draws them exactly as before. (Drawing with a vectorised
-  transform instead would round differently and change some frames.)
+  drops the polygons whose bounding circle misses the screen, then computes
+  the rest's screen vertices exactly as the stock code does (same float64
+  operations in the same order: env/carracing_drawing.py), keeps those the
+  stock test draws whose bounding box meets the visible rows (a polygon
+  outside them changes no pixel), and makes the stock gfxdraw calls for them,
+  in the stock order.
+- Car: the same pygame polygons as gymnasium's Car.draw, with Box2D's float32
+  body transform and the screen transform reproduced in NumPy, all parts at once.
 - Background: once the screen lies deep inside the playfield square (always,
   after the first second's zoom-in, unless the car is at the edge), the stock
   full-screen polygon equals a fill with the colour that polygon draws.
@@ -23,7 +26,12 @@ with the stock env and compares every frame):
   are shrunk before the flip, and only the dashboard's rows are built as a
   flipped surface (see `_render`). Surfaces are kept, not made per frame.
 - Font: created once (a new pygame Font renders its first text ~200x slower
-  than an already used one, ~1 ms a frame).
+  than an already used one, ~1 ms a frame), and the score's text is rendered
+  again only when it changes.
+
+What is left (docs/benchmarks.md) is mostly pygame's C drawing that pixel
+identity requires: the anti-aliased and filled polygons, the smoothscale and
+the fill, and gymnasium's physics.
 
 Other render modes ("rgb_array", "human") go through gymnasium's `_render`,
 which uses the culled `_render_road` as well.
@@ -33,94 +41,15 @@ import math
 
 import numpy as np
 import pygame
-from gymnasium.envs.box2d.car_racing import GRASS_DIM, PLAYFIELD, SCALE, STATE_H, STATE_W, WINDOW_H, WINDOW_W, ZOOM, CarRacing
+from gymnasium.envs.box2d.car_racing import SCALE, STATE_H, STATE_W, WINDOW_H, WINDOW_W, ZOOM, CarRacing
 from pygame import gfxdraw
 
-# Pixels a polygon's bounding box may miss the screen by and still be drawn. gfxdraw
-# truncates vertices to whole pixels and its anti-aliased edges reach one pixel
-# further; NumPy's rotation differs from pygame's Vector2.rotate_rad (which
-# special-cases angles within 1e-6 rad of a right angle) by at most
-# ~480 world units * 16.2 px/unit * 2e-6 ~ 0.02 px.
-CULL_MARGIN = 4.0
-# Pixels by which the playfield must overhang every screen edge before the
-# background polygon is replaced by a fill (gfxdraw rounds vertices to whole
-# pixels and anti-aliases edges one pixel wide).
-FILL_MARGIN = 8.0
-# The stock grass patches: a checkerboard of GRASS_DIM squares over the field.
-GRASS_POLYGONS = [
-    [
-        (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + 0),
-        (GRASS_DIM * x + 0, GRASS_DIM * y + 0),
-        (GRASS_DIM * x + 0, GRASS_DIM * y + GRASS_DIM),
-        (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + GRASS_DIM),
-    ]
-    for x in range(-20, 20, 2)
-    for y in range(-20, 20, 2)
-]
+from env.carracing_drawing import FIELD_POLYGON, GRASS_POLYGONS, CarDrawing, PolygonCull, screen_inside_field
+
 # The dashboard's black panel covers the frame's bottom rows PANEL_TOP..H-1, every pixel; as the frame is the
 # canvas flipped upside down, the canvas's first HIDDEN_ROWS rows are never seen.
 PANEL_TOP = int(WINDOW_H - 5 * WINDOW_H / 40.0)
 HIDDEN_ROWS = WINDOW_H - PANEL_TOP
-FIELD_POLYGON = [(PLAYFIELD, PLAYFIELD), (PLAYFIELD, -PLAYFIELD), (-PLAYFIELD, -PLAYFIELD), (-PLAYFIELD, PLAYFIELD)]
-
-
-class PolygonCull:
-    """Which of a fixed list of world polygons (N, 4, 2) may change a pixel of the screen under a camera.
-
-    Screen position of a vertex p: R(angle) p * zoom + translation. gfxdraw
-    truncates vertices to whole pixels and anti-aliases one pixel beyond them,
-    so a polygon whose bounding box misses the screen by CULL_MARGIN draws
-    nothing on it, whether or not the stock test would have drawn it.
-    First a cheap test of each polygon's bounding circle, then the bounding
-    box of the few polygons left.
-    """
-
-    def __init__(self, vertices: np.ndarray):
-        self.vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 4, 2)
-        centers = self.vertices.mean(axis=1)
-        self.centers_x, self.centers_y = np.ascontiguousarray(centers[:, 0]), np.ascontiguousarray(centers[:, 1])
-        self.radii = np.sqrt(((self.vertices - centers[:, None, :]) ** 2).sum(axis=2)).max(axis=1)
-
-    def visible(self, zoom: float, translation, angle: float, first_row: int = 0) -> np.ndarray:
-        """Indices, ascending, of the polygons that may change a pixel of the screen's rows first_row..H-1."""
-        cos, sin = math.cos(angle) * zoom, math.sin(angle) * zoom
-        middle_x, middle_y = WINDOW_W / 2, (first_row + WINDOW_H) / 2
-        # |center - middle of the rows| - radius, per axis, against half the rows' size plus the margin.
-        reach = self.radii * zoom
-        x = self.centers_x * cos
-        x -= self.centers_y * sin
-        x += translation[0] - middle_x
-        np.abs(x, out=x)
-        x -= reach
-        y = self.centers_x * sin
-        y += self.centers_y * cos
-        y += translation[1] - middle_y
-        np.abs(y, out=y)
-        y -= reach
-        candidates = np.flatnonzero((x <= middle_x + CULL_MARGIN) & (y <= WINDOW_H - middle_y + CULL_MARGIN))
-        vertices = self.vertices[candidates]
-        x = vertices[..., 0] * cos - vertices[..., 1] * sin + translation[0]
-        y = vertices[..., 0] * sin + vertices[..., 1] * cos + translation[1]
-        box_meets_rows = (
-            (x.max(axis=1) >= -CULL_MARGIN)
-            & (x.min(axis=1) <= WINDOW_W + CULL_MARGIN)
-            & (y.max(axis=1) >= first_row - CULL_MARGIN)
-            & (y.min(axis=1) <= WINDOW_H + CULL_MARGIN)
-        )
-        return candidates[box_meets_rows]
-
-
-def screen_inside_field(zoom: float, translation, angle: float) -> bool:
-    """True when the screen, widened by FILL_MARGIN, lies inside the playfield square (so its polygon covers every pixel)."""
-    # World position of a screen point q: R(-angle) (q - translation) / zoom.
-    cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
-    limit = PLAYFIELD - FILL_MARGIN / zoom
-    for corner_x in (-FILL_MARGIN, WINDOW_W + FILL_MARGIN):
-        for corner_y in (-FILL_MARGIN, WINDOW_H + FILL_MARGIN):
-            dx, dy = corner_x - translation[0], corner_y - translation[1]
-            if abs(dx * cos + dy * sin) >= limit or abs(-dx * sin + dy * cos) >= limit:
-                return False
-    return True
 
 
 class FastCarRacing(CarRacing):
@@ -129,19 +58,22 @@ class FastCarRacing(CarRacing):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.cull = PolygonCull(np.zeros((0, 4, 2)))  # over GRASS_POLYGONS, then road_poly
+        self.road_colors: list = []  # road_poly's colours: a tile's live array, or a kerb's fixed int list
         self.canvas: pygame.Surface | None = None  # drawn unflipped, as the stock self.surf before its flip
         self.flipped: pygame.Surface | None = None  # the stock frame's dashboard rows (the rows above are left stale)
         self.rows_shrunk: pygame.Surface | None = None  # the stock frame with its rows shrunk to 96 pixels (96x800)
         self.font: pygame.font.Font | None = None
+        self.car_drawing: CarDrawing | None = None  # for self.car (a new Car each reset)
+        self.score_text: tuple[str, pygame.Surface] | None = None  # (the dashboard's score label, its rendered text)
         self.background_fill: tuple | None = None  # (bg_color as given, mapped pixel value gfxdraw gives it)
         self.hidden_rows = 0  # HIDDEN_ROWS while drawing a state frame, whose canvas rows 0..HIDDEN_ROWS-1 are never seen
-        self.road_polygons: list = []  # road_poly's vertex lists as the stock _render_road converts them
 
     def _create_track(self):
         created = super()._create_track()
         if created:
             self.cull = PolygonCull(GRASS_POLYGONS + [polygon for polygon, _ in self.road_poly])
-            self.road_polygons = [[(p[0], p[1]) for p in polygon] for polygon, _ in self.road_poly]
+            # The stock converts each colour with int() every frame; the kerbs' fixed tuples once here.
+            self.road_colors = [color if isinstance(color, np.ndarray) else [int(c) for c in color] for _, color in self.road_poly]
         return created
 
     def _render_road(self, zoom, translation, angle):
@@ -150,14 +82,17 @@ class FastCarRacing(CarRacing):
         else:
             self.surf.fill(0)  # a fresh stock surface is black (a no-op on the stock path's fresh surface)
             self._draw_colored_polygon(self.surf, FIELD_POLYGON, self.bg_color, zoom, translation, angle, clip=False)
-        # The stock per-polygon code, in the stock order (grass, then road), for the polygons the cull keeps.
-        for index in self.cull.visible(zoom, translation, angle, self.hidden_rows).tolist():
-            if index < len(GRASS_POLYGONS):
-                self._draw_colored_polygon(self.surf, GRASS_POLYGONS[index], self.grass_color, zoom, translation, angle)
+        # The stock drawing calls, in the stock order (grass, then road), for the polygons the cull keeps.
+        grass_count = len(GRASS_POLYGONS)
+        for index, screen_vertices in zip(*self.cull.screen_polygons(zoom, translation, angle, self.hidden_rows), strict=True):
+            if index < grass_count:
+                color = self.grass_color
             else:
-                index -= len(GRASS_POLYGONS)
-                color = [int(c) for c in self.road_poly[index][1]]  # read each frame: a tile's colour changes when the car first touches it
-                self._draw_colored_polygon(self.surf, self.road_polygons[index], color, zoom, translation, angle)
+                color = self.road_colors[index - grass_count]
+                if type(color) is not list:  # a tile's live colour array (it changes when the car first touches the tile)
+                    color = [int(c) for c in color.tolist()]
+            gfxdraw.aapolygon(self.surf, screen_vertices, color)
+            gfxdraw.filled_polygon(self.surf, screen_vertices, color)
 
     def background_pixel(self) -> int:
         """The mapped pixel gfxdraw.filled_polygon writes for bg_color (found by drawing it once: no colour conversion of our own)."""
@@ -204,7 +139,9 @@ class FastCarRacing(CarRacing):
         self.hidden_rows = HIDDEN_ROWS
         self._render_road(zoom, trans, angle)
         self.hidden_rows = 0
-        self.car.draw(self.surf, zoom, trans, angle, False)
+        if self.car_drawing is None or self.car_drawing.car is not self.car:
+            self.car_drawing = CarDrawing(self.car)
+        self.car_drawing.draw(self.surf, zoom, trans, angle)
 
         # The stock frame is smoothscale(F, 96x96) where F is the canvas flipped upside down with the dashboard
         # drawn over its bottom rows. smoothscale shrinks each row on its own (1000 -> 96) and then the columns
@@ -217,10 +154,12 @@ class FastCarRacing(CarRacing):
             del canvas_pixels, flipped_pixels
         self.surf = self.flipped
         self._render_indicators(WINDOW_W, WINDOW_H)
-        text = self.font.render(f"{self.reward:04.0f}", True, (255, 255, 255), (0, 0, 0))
-        text_rect = text.get_rect()
+        label = f"{self.reward:04.0f}"
+        if self.score_text is None or self.score_text[0] != label:  # the label changes about every tenth step
+            self.score_text = (label, self.font.render(label, True, (255, 255, 255), (0, 0, 0)))
+        text_rect = self.score_text[1].get_rect()
         text_rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
-        self.surf.blit(text, text_rect)
+        self.surf.blit(self.score_text[1], text_rect)
 
         rows_pixels = pygame.surfarray.pixels2d(self.rows_shrunk)
         if top > 0:
@@ -229,4 +168,7 @@ class FastCarRacing(CarRacing):
         lower = pygame.transform.smoothscale(self.flipped.subsurface((0, top, WINDOW_W, WINDOW_H - top)), (STATE_W, WINDOW_H - top))
         rows_pixels[:, top:] = pygame.surfarray.pixels2d(lower)
         del rows_pixels
-        return self._create_image_array(self.rows_shrunk, (STATE_W, STATE_H))  # the column shrink, then (96, 96, 3)
+        # The stock _create_image_array's column shrink; its pixels read row by row into (96, 96, 3) (the stock
+        # copies a transposed view of the same values, ~3x slower).
+        frame = pygame.transform.smoothscale(self.rows_shrunk, (STATE_W, STATE_H))
+        return np.frombuffer(bytearray(pygame.image.tobytes(frame, "RGB")), dtype=np.uint8).reshape(STATE_H, STATE_W, 3)

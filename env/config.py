@@ -12,7 +12,7 @@ class EnvConfig:
     max_steps: int = setting(1000, "hard cap on episode length (CarRacing-v3 truncates at 1000 itself)", "steps", "paper, appendix (Doom 2100)")
     carracing_renderer: str = setting(
         "fast",
-        "CarRacing-v3 renderer: 'fast' (env/carracing_fast.py, the same frames, rewards and episode ends as gymnasium's, about 2.5x the steps/s) "
+        "CarRacing-v3 renderer: 'fast' (env/carracing_fast.py, the same frames, rewards and episode ends as gymnasium's, about 2.7x the steps/s) "
         "or 'stock' (gymnasium's own)",
         "",
         "docs/design.md section 8",
