@@ -11,7 +11,8 @@ their episodes correspond one to one. evaluate() writes DIR/eval/:
   histogram.png the returns
   episode.mp4   the first episode: the real frame beside V's reconstruction of z
   partial.json  while running: the episodes finished so far (a rerun resumes from them)
-evaluate_random() writes the same files (no video) to DIR/eval_random/.
+evaluate_random() writes the same files (no video) to DIR/eval_random/. Either can write to
+another folder instead (scripts/evaluate.py --seed: a further seed set in DIR/eval_seed<N>/).
 """
 
 import hashlib
@@ -36,6 +37,7 @@ from vae.store import load_part
 
 CHUNK_ROUNDS = 4  # episodes are run (and saved) in chunks of CHUNK_ROUNDS x envs episodes
 PARTIAL_NAME = "partial.json"
+EVAL_FOLDER = "eval"
 RANDOM_FOLDER = "eval_random"
 
 
@@ -158,14 +160,14 @@ def write_results(
 # --- the trained controller ----------------------------------------------------------------------
 
 
-def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress: bool = True) -> dict:
-    """Run config.evaluate.episodes fresh real episodes with the chosen controller; write DIR/eval/.
+def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress: bool = True, folder: str = EVAL_FOLDER) -> dict:
+    """Run config.evaluate.episodes fresh real episodes with the chosen controller; write DIR/<folder>/.
 
-    Resumable: finished episodes are kept in DIR/eval/partial.json after every chunk, and a
+    Resumable: finished episodes are kept in DIR/<folder>/partial.json after every chunk, and a
     rerun with the same controller and seeds runs only the others.
     """
     run_dir = Path(run_dir)
-    eval_dir = run_dir / "eval"
+    eval_dir = run_dir / folder
     settings = config.evaluate
     params, extras, params_path = load_controller(config, run_dir, settings.params)
     seeds = evaluation_seeds(settings.seed, settings.episodes)
@@ -211,20 +213,20 @@ def _finished_summary(eval_dir: Path, key: dict, config, extra_files: tuple[str,
     return summary
 
 
-def finished_random_summary(config, run_dir: Path) -> dict | None:
-    """The summary of a complete DIR/eval_random/ made with these settings and episode count, or None."""
-    return _finished_summary(Path(run_dir) / RANDOM_FOLDER, random_policy_key(config), config)
+def finished_random_summary(config, run_dir: Path, folder: str = RANDOM_FOLDER) -> dict | None:
+    """The summary of a complete DIR/<folder>/ (eval_random) made with these settings and episode count, or None."""
+    return _finished_summary(Path(run_dir) / folder, random_policy_key(config), config)
 
 
-def finished_summary(config, run_dir: Path) -> dict | None:
-    """The summary of a complete DIR/eval/ of the controller as it is now (same parameters, seeds,
-    episode count; its video too if evaluate.video), or None: a rerun then has nothing to play."""
+def finished_summary(config, run_dir: Path, folder: str = EVAL_FOLDER) -> dict | None:
+    """The summary of a complete DIR/<folder>/ (eval) of the controller as it is now (same parameters,
+    seeds, episode count; its video too if evaluate.video), or None: a rerun then has nothing to play."""
     params, _, params_path = load_controller(config, run_dir, config.evaluate.params)
     video = ("episode.mp4",) if config.evaluate.video else ()
-    return _finished_summary(Path(run_dir) / "eval", _partial_key(params, params_path, config), config, video)
+    return _finished_summary(Path(run_dir) / folder, _partial_key(params, params_path, config), config, video)
 
 
-def evaluate_random(config, run_dir: Path, log: Callable[[str], None] = print, progress: bool = True) -> dict:
+def evaluate_random(config, run_dir: Path, log: Callable[[str], None] = print, progress: bool = True, folder: str = RANDOM_FOLDER) -> dict:
     """The baseline beside a trained agent: the run's data-collection policy (generate.policy:
     'hold' for Doom, 'brownian' for CarRacing) plays config.evaluate.episodes fresh real episodes
     with the controller evaluation's seeds (evaluate.seed + k); writes DIR/eval_random/.
@@ -232,10 +234,10 @@ def evaluate_random(config, run_dir: Path, log: Callable[[str], None] = print, p
     Needs only the config (no V, M or C). Unlike generate, which drops Doom episodes of
     <= generate.min_episode_steps steps from the training data, evaluation drops nothing: every
     episode's return counts. controller.envs_per_worker environments are stepped in lockstep.
-    Resumable like evaluate(): DIR/eval_random/partial.json, keyed by random_policy_key.
+    Resumable like evaluate(): DIR/<folder>/partial.json, keyed by random_policy_key.
     """
     run_dir = Path(run_dir)
-    eval_dir = run_dir / RANDOM_FOLDER
+    eval_dir = run_dir / folder
     eval_dir.mkdir(parents=True, exist_ok=True)
     settings = config.evaluate
     seeds = evaluation_seeds(settings.seed, settings.episodes)

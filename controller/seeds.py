@@ -29,12 +29,13 @@ def mean_evaluation_seeds(seed: int, generation: int, count: int) -> np.ndarray:
     return np.array([episode_seed(seed, generation, MEAN_EVALUATION_TAG, index) for index in range(count)], np.int64)
 
 
-def evaluation_seeds(first_seed: int, episodes: int) -> np.ndarray:
-    """(episodes,) int64: first_seed + k, refused unless all lie in [0, 2^31)."""
+def evaluation_seeds(first_seed: int, episodes: int, option: str = "--set evaluate.seed") -> np.ndarray:
+    """(episodes,) int64: first_seed + k, refused unless all lie in [0, 2^31); `option` is the
+    command-line option the error tells the user to change."""
     seeds = first_seed + np.arange(episodes, dtype=np.int64)
     if episodes < 1 or first_seed < 0 or seeds[-1] >= TRAINING_SEED_BASE:
         raise ArtifactError(
-            f"evaluate.seed={first_seed} with {episodes} episodes: evaluation seeds must lie in [0, 2^31) "
-            f"(training uses [2^31, 2^32)); pick a smaller --set evaluate.seed"
+            f"{option.removeprefix('--set ')}={first_seed} with {episodes} episodes: evaluation seeds must lie in [0, 2^31) "
+            f"(training uses [2^31, 2^32)); pick a smaller {option}"
         )
     return seeds

@@ -10,8 +10,15 @@ same seeds instead, the baseline to put beside the controller's score. It needs
 only DIR/config.json (no V, M or C) and writes DIR/eval_random/ (the same files,
 no video). Unlike generate, it drops no short episode: every return counts.
 
-  python -m scripts.evaluate --run-dir DIR [--episodes 100] [--params best|mean|random]
+--seed N scores a further set of fresh episodes, seeds N + k, into a folder of its
+own, DIR/eval_seed<N>/ (DIR/eval_random_seed<N>/ with --params random), with its
+own lock, resume and done.json; config.json (evaluate.seed) and DIR/eval/ stay as
+they are, so a second seed set needs no copy of the run.
+
+  python -m scripts.evaluate --run-dir DIR [--episodes 100] [--params best|mean|random] [--seed N]
 """
+
+import copy
 
 from scripts import stage
 
@@ -26,6 +33,11 @@ def add_arguments(parser):
         choices=("best", "mean", "random"),
         help="which saved controller (overrides evaluate.params), or 'random': the data-collection policy, written to DIR/eval_random",
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="first seed of a further set of episodes, scored into DIR/eval_seed<N>/ (config.json and DIR/eval/ are left as they are)",
+    )
 
 
 def validate(invocation) -> None:
@@ -39,8 +51,9 @@ def validate(invocation) -> None:
     load_controller(config, run_dir, config.evaluate.params)
     load_encoder_decoder(run_dir / "vae", config.vae)
     load_mdn_rnn(run_dir / "rnn", config)
-    if (run_dir / "eval" / "partial.json").exists():
-        read_json(run_dir / "eval" / "partial.json")
+    partial = run_dir / stage.STAGES[invocation.stage].folder / "partial.json"
+    if partial.exists():
+        read_json(partial)
 
 
 def validate_random(invocation) -> None:
@@ -50,22 +63,40 @@ def validate_random(invocation) -> None:
 
     config, run_dir = invocation.config, invocation.run_dir
     evaluation_seeds(config.evaluate.seed, config.evaluate.episodes)
-    partial = run_dir / stage.STAGES[RANDOM_STAGE].folder / "partial.json"
+    partial = run_dir / stage.STAGES[invocation.stage].folder / "partial.json"
     if partial.exists():
         read_json(partial)
+
+
+def seed_set(invocation):
+    """The config the episodes are scored with. --seed N (other than evaluate.seed) switches the
+    invocation to the stage of that seed set (its own folder) and returns a copy of the config with
+    evaluate.seed = N; the run's config, which begin() saves, keeps its own evaluate.seed."""
+    from controller.seeds import evaluation_seeds
+
+    config, seed = invocation.config, invocation.arguments.seed
+    if seed is None or seed == config.evaluate.seed:
+        return config
+    evaluation_seeds(seed, config.evaluate.episodes, option="--seed")  # refused before anything is written
+    invocation.stage = stage.seed_set_stage(invocation.stage, seed)
+    scored = copy.deepcopy(config)
+    scored.evaluate.seed = seed
+    return scored
 
 
 def main_random(invocation) -> None:
     from controller.evaluate import evaluate_random, finished_random_summary
 
-    config, run_dir = invocation.config, invocation.run_dir
+    scored = seed_set(invocation)
+    run_dir, name = invocation.run_dir, invocation.stage
+    folder = stage.STAGES[name].folder
     stage.begin(invocation, validate=validate_random)
-    if stage.done_path(run_dir, RANDOM_STAGE).exists() and finished_random_summary(config, run_dir) is not None:
-        print(f"evaluate: {run_dir / stage.STAGES[RANDOM_STAGE].folder} already holds these {config.evaluate.episodes} episodes (--force redoes them)")
+    if stage.done_path(run_dir, name).exists() and finished_random_summary(scored, run_dir, folder) is not None:
+        print(f"evaluate: {run_dir / folder} already holds these {scored.evaluate.episodes} episodes (--force redoes them)")
         return
-    stage.clear_done(run_dir, RANDOM_STAGE)
-    summary = evaluate_random(config, run_dir)
-    stage.mark_done(run_dir, RANDOM_STAGE, config, summary=summary)
+    stage.clear_done(run_dir, name)
+    summary = evaluate_random(scored, run_dir, folder=folder)
+    stage.mark_done(run_dir, name, scored, summary=summary)
 
 
 def main(argv=None):
@@ -84,20 +115,21 @@ def main(argv=None):
         config.evaluate.params = arguments.params
 
     stage.configure_devices("real")  # CPU-bound envs, small agent batches: keep off the GPU (before validation builds models)
+    scored = seed_set(invocation)
+    name = invocation.stage
+    folder = stage.STAGES[name].folder
     stage.begin(invocation, validate=validate)
     from controller.evaluate import evaluate, finished_summary
 
-    if stage.done_path(run_dir, STAGE).exists() and finished_summary(config, run_dir) is not None:
-        print(
-            f"evaluate: {run_dir / stage.STAGES[STAGE].folder} already holds these {config.evaluate.episodes} episodes of this controller (--force redoes them)"
-        )
+    if stage.done_path(run_dir, name).exists() and finished_summary(scored, run_dir, folder) is not None:
+        print(f"evaluate: {run_dir / folder} already holds these {scored.evaluate.episodes} episodes of this controller (--force redoes them)")
         return
     if not stage.done_path(run_dir, "train_controller").exists():
         print(f"evaluate: note: train_controller has not finished in {run_dir}; scoring the controller of its last saved generation")
-    stage.clear_done(run_dir, STAGE)
+    stage.clear_done(run_dir, name)
 
-    summary = evaluate(config, run_dir)
-    stage.mark_done(run_dir, STAGE, config, summary=summary)
+    summary = evaluate(scored, run_dir, folder=folder)
+    stage.mark_done(run_dir, name, scored, summary=summary)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,17 @@ STAGES: dict[str, Stage] = {
 PIPELINE_STAGES = tuple(name for name, spec in STAGES.items() if spec.in_pipeline)
 
 
+def seed_set_stage(stage: str, first_seed: int) -> str:
+    """The stage that scores `stage`'s episodes on a further seed set (evaluate --seed): the same
+    stage with a folder of its own, DIR/<folder>_seed<first_seed>/, so its lock, done.json and
+    results stand beside the run's own evaluation and never replace it. Registered on first use."""
+    spec = STAGES[stage]
+    name = f"{stage}_seed{first_seed}"
+    if name not in STAGES:
+        STAGES[name] = dataclasses.replace(spec, name=name, folder=f"{spec.folder}_seed{first_seed}", in_pipeline=False)
+    return name
+
+
 def leaves() -> tuple[str, ...]:
     """Pipeline stages whose outputs no other pipeline stage reads."""
     specs = [STAGES[name] for name in PIPELINE_STAGES]

@@ -93,3 +93,53 @@ def test_a_finished_evaluation_is_not_played_again_unless_the_controller_changes
     evaluate.main(["--run-dir", str(run_dir), "--episodes", "3"])
     assert "already holds" not in capsys.readouterr().out
     assert json.loads((run_dir / "eval" / "summary.json").read_text())["controller_generation"] == 1
+
+
+def test_a_further_seed_set_is_scored_in_its_own_folder_and_leaves_the_run_as_it_was(tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    config = make_run(run_dir, "doom-smoke", TINY + ["evaluate.video=false", "evaluate.episodes=3"])
+    shape = linear.ControllerShape.from_config(config)
+    store.save_params(run_dir / "controller" / "mean.npz", np.random.default_rng(3).normal(scale=0.3, size=shape.num_params).astype(np.float32), shape)
+    copy_dir = tmp_path / "copy"
+    shutil.copytree(run_dir, copy_dir)
+    evaluate.main(["--run-dir", str(run_dir)])
+    own = {path.name: path.read_bytes() for path in (run_dir / "eval").iterdir()}
+    config_before = (run_dir / "config.json").read_bytes()
+
+    evaluate.main(["--run-dir", str(run_dir), "--seed", "2000000"])
+    further = json.loads((run_dir / "eval_seed2000000" / "returns.json").read_text())["episodes"]
+    assert [episode["seed"] for episode in further] == [2_000_000, 2_000_001, 2_000_002]
+    assert (run_dir / "eval_seed2000000" / "done.json").exists()
+    assert {path.name: path.read_bytes() for path in (run_dir / "eval").iterdir()} == own
+    assert (run_dir / "config.json").read_bytes() == config_before  # evaluate.seed is still the run's own
+    # the same episodes as a run whose evaluate.seed is 2,000,000
+    evaluate.main(["--run-dir", str(copy_dir), "--set", "evaluate.seed=2000000"])
+    assert json.loads((copy_dir / "eval" / "returns.json").read_text())["episodes"] == further
+
+    stamp = (run_dir / "eval_seed2000000" / "returns.json").stat().st_mtime_ns
+    capsys.readouterr()
+    evaluate.main(["--run-dir", str(run_dir), "--seed", "2000000"])
+    assert f"{run_dir / 'eval_seed2000000'} already holds these 3 episodes" in capsys.readouterr().out
+    assert (run_dir / "eval_seed2000000" / "returns.json").stat().st_mtime_ns == stamp
+
+    evaluate.main(["--run-dir", str(run_dir), "--seed", "2000000", "--params", "random"])
+    random_episodes = json.loads((run_dir / "eval_random_seed2000000" / "returns.json").read_text())["episodes"]
+    assert [episode["seed"] for episode in random_episodes] == [2_000_000, 2_000_001, 2_000_002]
+    assert not (run_dir / "eval_random").exists() and (run_dir / "config.json").read_bytes() == config_before
+
+
+def test_a_further_seed_set_outside_the_evaluation_range_is_refused_before_anything_is_written(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    config = make_run(run_dir, "doom-smoke", TINY + ["evaluate.video=false"])
+    shape = linear.ControllerShape.from_config(config)
+    store.save_params(run_dir / "controller" / "mean.npz", np.zeros(shape.num_params, np.float32), shape)
+    config_before = (run_dir / "config.json").read_bytes()
+    for params in ("mean", "random"):
+        with pytest.raises(SystemExit) as exit_info:
+            evaluate.stage.run_main(evaluate.main, ["--run-dir", str(run_dir), "--episodes", "3", "--params", params, "--seed", str(2**31 - 2)])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert f"--seed={2**31 - 2} with 3 episodes: evaluation seeds must lie in [0, 2^31)" in error and "pick a smaller --seed" in error
+    assert not list(run_dir.glob("eval*")) and (run_dir / "config.json").read_bytes() == config_before
