@@ -215,7 +215,7 @@ class Rank0:
 def plot_curve(records: list[dict], path: Path, title: str) -> None:
     """curve.png: fitness per generation (mean, best, worst) and the periodic mean scores."""
     generations = [record["generation"] for record in records]
-    figure = Figure(figsize=(8, 4.5))
+    figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.subplots()
     axes.fill_between(generations, [r["fitness_worst"] for r in records], [r["fitness_best"] for r in records], alpha=0.2, label="worst..best candidate")
     axes.plot(generations, [r["fitness_mean"] for r in records], marker=".", label="population mean fitness")
@@ -233,9 +233,8 @@ def plot_curve(records: list[dict], path: Path, title: str) -> None:
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.set_ylabel("fitness = mean return - weight decay;  return")
     axes.set_title(title)
-    axes.legend(loc="best")
+    figure.legend(loc="outside lower center", ncol=3, fontsize="small")  # below the axes: a long run's curves fill them
     axes.grid(alpha=0.3)
-    figure.tight_layout()
     with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=100)
 
