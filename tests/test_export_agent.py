@@ -226,7 +226,7 @@ def test_a_committed_agent_is_exactly_its_export_record(folder):
     or LFS-pointer checkout fails here, not in evaluate), those are what evaluate needs, and the
     folder stays under the limit."""
     record = json.loads((folder / export_agent.MARKER_NAME).read_text())
-    ignored = (".locks/", "eval/", "eval_random/", "dream/", "fidelity/")  # what re-scoring writes (ignored by git)
+    ignored = (".locks/", "eval/", "eval_", "dream/", "fidelity/")  # what re-scoring writes (eval_random/, eval_seed<N>/; ignored by git)
     present = {name for name in _files(folder) if not name.startswith(ignored)} - {export_agent.MARKER_NAME}
     assert present == set(record["files"]) == set(export_agent.exported_files())
     for name, entry in record["files"].items():
