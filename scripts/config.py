@@ -69,7 +69,9 @@ _CARRACING_CPU = {
     # which beat 16 x 4 in a measured comparison (README) and trained the README's agent
     "controller.population_size": 64,
     "controller.rollouts_per_candidate": 1,
-    "controller.num_generations": 150,  # what ~5.5 h of 2 cores buy at 64 full episodes a generation
+    # ~142 s a generation on 2 cores (measured): ~4 h 10 min with the mean's four scores, what is left
+    # of 8 hours after data, V and M (~2 h 45 min); the README's run went on to 125 and gained nothing
+    "controller.num_generations": 100,
 }
 
 # Smoke presets keep every architecture size of the real preset (so parameter

@@ -88,7 +88,7 @@ def test_carracing_cpu_preset_cuts_only_data_and_training_length(carracing):
     assert budget.controller.population_size * budget.controller.rollouts_per_candidate == 64
     # the split that won the measured comparison and trained the README's agent
     assert (budget.controller.population_size, budget.controller.rollouts_per_candidate) == (64, 1)
-    assert budget.controller.num_generations == 150
+    assert budget.controller.num_generations == 100
     # each rank's half of a generation fits its lockstep batch
     assert budget.controller.envs_per_worker * 2 >= budget.controller.population_size * budget.controller.rollouts_per_candidate
 
