@@ -69,8 +69,8 @@ _CARRACING_CPU = {
     # which beat 16 x 4 in a measured comparison (README) and trained the README's agent
     "controller.population_size": 64,
     "controller.rollouts_per_candidate": 1,
-    # ~142 s a generation on 2 cores (measured): ~4 h 10 min with the mean's four scores, what is left
-    # of 8 hours after data, V and M (~2 h 45 min); the README's run went on to 125 and gained nothing
+    # ~150 s a generation on 2 cores (measured): ~4 h 25 min with the mean's four scores, what is left
+    # of 8 hours after data, V, M (~2 h 45 min) and the score; the README's run went on to 125, no gain
     "controller.num_generations": 100,
 }
 
