@@ -88,7 +88,7 @@ def test_healthgathering_preset_is_dooms_with_its_own_game(doom):
 
 
 def test_a_game_whose_reward_is_not_survival_cannot_be_scored_in_the_dream():
-    with pytest.raises(ValueError, match="controller.mode=dream: carracing's reward is not \+1 per step survived"):
+    with pytest.raises(ValueError, match=r"controller.mode=dream: carracing's reward is not \+1 per step survived"):
         config_module.build("carracing", overrides={"controller.mode": "dream", "rnn.predict_done": True})
     # with M's reward head the dream pays M's predicted reward instead
     assert config_module.build("carracing", overrides={"controller.mode": "dream", "rnn.predict_done": True, "rnn.predict_reward": True})

@@ -10,21 +10,9 @@ from env.frames import preprocess_doom
 from env.games.healthgathering import BUTTONS, NAMES, action_codes, buttons
 from env.make import make_env
 from env.policies import episode_actions
+from tests.test_env_real import play
 
 STILL_DIES_AT = 384  # the acid alone: standing still, every seed
-
-
-def play(env, seed, actions):
-    frames = [env.reset(seed)]
-    rewards, flags = [], []
-    for action in actions:
-        frame, reward, terminated, truncated = env.step(action)
-        frames.append(frame)
-        rewards.append(reward)
-        flags.append((terminated, truncated))
-        if terminated or truncated:
-            break
-    return np.stack(frames), np.array(rewards), flags
 
 
 @pytest.fixture(scope="module")
