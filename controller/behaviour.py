@@ -10,17 +10,17 @@ For every action output (over all steps of all episodes):
   mean, std             of the continuous output a in [-1, 1]
   saturated             fraction of steps with |a| >= SATURATED
   mean_abs_change       mean of |a_t - a_{t-1}| over consecutive steps within an episode
-Doom only (the env's own mapping, env/actions.py: a < -1/3 left, a > 1/3 right, else no-op):
-  discrete              fraction of steps with each of noop, left, right
+Games with discrete actions only (the game's own mapping, its spec's game_actions; TakeCover:
+a < -1/3 left, a > 1/3 right, else no-op):
+  discrete              fraction of steps with each of the game's actions (noop, left, right)
   switches_per_100_steps  100 x the fraction of consecutive steps whose discrete action differs
 """
 
 import numpy as np
 
-from env.actions import DOOM_LEFT, DOOM_NOOP, DOOM_RIGHT, doom_actions
+from env.spec import get_spec
 
 SATURATED = 0.9  # |a| at or above this counts as a saturated output (tanh near its limit)
-DOOM_NAMES = {DOOM_NOOP: "noop", DOOM_LEFT: "left", DOOM_RIGHT: "right"}
 
 
 def action_stats(episodes: list[np.ndarray], env_name: str) -> dict:
@@ -40,11 +40,12 @@ def action_stats(episodes: list[np.ndarray], env_name: str) -> dict:
         # None when every episode is one step long: there is no consecutive pair to compare
         "mean_abs_change": changes.mean(axis=0).tolist() if len(changes) else None,
     }
-    if env_name == "doom":
-        discrete = [doom_actions(actions.astype(np.float32)) for actions in episodes]
-        counts = np.bincount(np.concatenate(discrete), minlength=3)
+    spec = get_spec(env_name)
+    if spec.is_discrete:
+        discrete = [spec.game_actions(actions.astype(np.float32)) for actions in episodes]
+        counts = np.bincount(np.concatenate(discrete), minlength=len(spec.action_names))
         switches = np.concatenate([choices[1:] != choices[:-1] for choices in discrete])
-        stats["discrete"] = {name: float(counts[code] / len(every)) for code, name in DOOM_NAMES.items()}
+        stats["discrete"] = {name: float(counts[code] / len(every)) for code, name in enumerate(spec.action_names)}
         stats["switches_per_100_steps"] = float(100.0 * switches.mean()) if len(switches) else None
     return stats
 

@@ -54,8 +54,9 @@ def _partial_key(params: np.ndarray, params_path: Path, config) -> dict:
 
 
 def random_policy_key(config) -> dict:
-    """What the random policy's results depend on: its actions' settings, the seeds and the game
-    (not the CarRacing renderer: both give the same frames, rewards and episode ends)."""
+    """What the random policy's results depend on: its actions' settings, the seeds, the game and
+    the game's settings that change its episodes (its spec's episode_settings: TakeCover's skill;
+    not the CarRacing renderer: both give the same frames, rewards and episode ends)."""
     generate = config.generate
     return {
         "policy": generate.policy,
@@ -66,12 +67,18 @@ def random_policy_key(config) -> dict:
         "first_seed": int(config.evaluate.seed),
         "env": config.env.name,
         "max_steps": int(config.env.max_steps),
-        "doom_skill": int(config.env.doom_skill) if config.env.name == "doom" else None,
+        **{name: getattr(config.env, name) for name in config.env.spec.episode_settings},
     }
 
 
 def random_policy_name(config) -> str:
     return f"random ({config.generate.policy})"
+
+
+def env_renderer(config) -> str | None:
+    """The renderer summary.json names: the game's renderer field (its spec's renderer_setting), or None."""
+    field = config.env.spec.renderer_setting
+    return None if field is None else getattr(config.env, field)
 
 
 # --- shared by both evaluations: resume, chunks, results -----------------------------------------
@@ -133,9 +140,10 @@ def write_results(
     returns = np.array([episode["return"] for episode in episodes], np.float64)
     lengths = np.array([episode["length"] for episode in episodes], np.int64)
     write_json(eval_dir / "returns.json", {**returns_header, "episodes": episodes})
+    solved = config.env.spec.solved_return
     summary = {
         "env": config.env.name,
-        "env_renderer": config.env.carracing_renderer if config.env.name == "carracing" else None,
+        "env_renderer": env_renderer(config),
         **identity,
         "episodes": int(config.evaluate.episodes),
         "first_seed": int(config.evaluate.seed),
@@ -145,14 +153,16 @@ def write_results(
         "max": float(returns.max()),
         "mean_length": float(lengths.mean()),
         "steps_per_second_this_run": float(steps / seconds) if steps else None,
+        "solved_return": solved,  # the game's "solved" line (its spec), or None
     }
     write_json(eval_dir / "summary.json", summary)
     plot_histogram(returns, eval_dir / "histogram.png", f"{config.env.name}, {label}: {summary['mean']:.1f} ± {summary['std']:.1f}")
     (eval_dir / PARTIAL_NAME).unlink(missing_ok=True)
     env_name = config.env.name + (f" ({summary['env_renderer']} renderer)" if summary["env_renderer"] else "")
+    solved_text = "" if solved is None else f"; {'at or above' if summary['mean'] >= solved else 'below'} the {solved:g} solved line"
     log(
         f"evaluate: {env_name}: return {summary['mean']:.2f} ± {summary['std']:.2f} over {config.evaluate.episodes} episodes "
-        f"(min {summary['min']:.2f}, max {summary['max']:.2f})"
+        f"(min {summary['min']:.2f}, max {summary['max']:.2f}){solved_text}"
     )
     return summary
 
@@ -207,8 +217,7 @@ def _finished_summary(eval_dir: Path, key: dict, config, extra_files: tuple[str,
     if not all(path.exists() for path in paths):
         return None
     saved, summary = read_json(paths[0]), read_json(paths[1])
-    renderer = config.env.carracing_renderer if config.env.name == "carracing" else None
-    if saved.get("key") != key or len(saved.get("episodes", ())) != config.evaluate.episodes or summary.get("env_renderer") != renderer:
+    if saved.get("key") != key or len(saved.get("episodes", ())) != config.evaluate.episodes or summary.get("env_renderer") != env_renderer(config):
         return None
     return summary
 

@@ -11,15 +11,16 @@ DIR/fidelity/report.json holds:
                     the observed death frequency, by probability bin, and how often the done
                     logit fires (> 0) in the last k steps before a real death versus elsewhere;
   heldout_z_nll     M's z loss on the held-out episodes next to its training loss;
-  held_actions      Doom's three actions (no-op, left, right), each held for whole episodes:
-                    lengths in the dream and in the game. These are the simplest policies C can
-                    find, so one that lives far longer in the dream than in the game is an
-                    exploit waiting for C. {"skipped": true, "note": ...} for other envs.
+  held_actions      the game's held actions (its spec's held_actions; TakeCover: no-op, left,
+                    right), each held for whole episodes: lengths in the dream and in the game.
+                    These are the simplest policies C can find, so one that lives far longer in
+                    the dream than in the game is an exploit waiting for C.
+                    {"skipped": true, "note": ...} for games without them (CarRacing).
 done_calibration and heldout_z_nll (and "heldout") are {"skipped": true, "note": ...} when the
 run has no series episodes (an exported agent ships only series/initial_z.npz).
 DIR/fidelity/report.png shows the length histograms and the calibration curve.
 
-Each part (held_actions is six: one per action and side) is saved to
+Each part (held_actions is two per held action: dream and real) is saved to
 DIR/fidelity/parts/<part>.json as soon as it finishes, with the inputs it was made from (settings,
 digests of M, V, the controller and the series); a rerun keeps every part whose inputs are
 unchanged and computes only the others.
@@ -44,14 +45,14 @@ from controller.behaviour import action_stats
 from controller.behaviour import describe as describe_actions
 from controller.seeds import TRAINING_SEED_BASE
 from controller.store import BEST_NAME, MEAN_NAME, load_agent, load_controller
+from env.spec import all_specs
 
 FOLDER = "fidelity"
 REPORT_NAME = "report.json"
 PICTURE_NAME = "report.png"
 PARTS_FOLDER = "parts"
-# The held policies per env: (name, the controller output held every step).
-HELD_ACTIONS = {"doom": (("noop", 0.0), ("left", -1.0), ("right", 1.0))}
-HELD_PARTS = tuple(f"held_{name}_{side}" for actions in HELD_ACTIONS.values() for name, _ in actions for side in ("dream", "real"))
+# The held policies of every game (its spec's held_actions: name, the controller output held every step).
+HELD_PARTS = tuple(dict.fromkeys(f"held_{name}_{side}" for spec in all_specs().values() for name, _ in spec.held_actions for side in ("dream", "real")))
 PARTS = ("random_policy_dream", "random_policy_real", "controller_dream", "controller_real", "done_calibration", "heldout_z_nll", *HELD_PARTS)
 HELDOUT_PARTS = ("done_calibration", "heldout_z_nll")
 NO_SERIES_NOTE = (
@@ -467,7 +468,7 @@ def fidelity_report(
         stored["heldout_z_nll"] = parts.get("heldout_z_nll", {**heldout_key, "noise_seed": NOISE_SEED}, heldout_nll)
         training = training_z_loss(run_dir / "rnn" / "metrics.jsonl")
 
-    for name, value in HELD_ACTIONS.get(config.env.name, ()):
+    for name, value in config.env.spec.held_actions:
         held_key = {**episodes_key, "action": value}
         dream_held = np.full((len(seeds), config.controller.max_dream_steps, config.env.action_size), value, np.float32)
         real_held = np.full((config.env.max_steps, config.env.action_size), value, np.float32)
@@ -536,15 +537,16 @@ def assemble(
     else:
         heldout = {"series": [], "held_out_from_training": False, "skipped": True, "note": NO_SERIES_NOTE}
         calibration = heldout_nll = {"skipped": True, "note": NO_SERIES_NOTE}
-    if config.env.name in HELD_ACTIONS:
+    if config.env.spec.held_actions:
         held_actions = {
             "skipped": False,
             "actions": {
-                name: {"action": value, **sides(stored[f"held_{name}_dream"], stored[f"held_{name}_real"])} for name, value in HELD_ACTIONS[config.env.name]
+                name: {"action": value, **sides(stored[f"held_{name}_dream"], stored[f"held_{name}_real"])} for name, value in config.env.spec.held_actions
             },
         }
     else:
-        held_actions = {"skipped": True, "note": f"held actions are defined for {', '.join(HELD_ACTIONS)} (discrete actions), not {config.env.name}"}
+        with_held = ", ".join(name for name, spec in all_specs().items() if spec.held_actions)
+        held_actions = {"skipped": True, "note": f"held actions are defined for {with_held} (discrete actions), not {config.env.name}"}
     return {
         "env": config.env.name,
         "episodes": settings.episodes,

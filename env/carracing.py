@@ -1,7 +1,8 @@
 """CarRacing-v3 (gymnasium) behind the project's small environment interface.
 
 Paper, section 4: the car sees a top-down 96x96 view; V gets the 64x64 crop
-(env/frames.py), the controller's 3 outputs are mapped by env/actions.py.
+(env/frames.py), the controller's 3 outputs are mapped by env/actions.py; the
+game's spec is env/games/carracing.py.
 gymnasium ends an episode (terminated) when 95% of the tiles are visited or
 the car leaves the playfield, and truncates at 1000 steps; we also truncate
 at env_config.max_steps. Rendering is off-screen pygame: no display needed.
@@ -17,8 +18,7 @@ import numpy as np
 from env.actions import carracing_action
 from env.config import EnvConfig
 from env.frames import preprocess_carracing
-
-RENDERERS = ("fast", "stock")
+from env.games.carracing import RENDERERS
 
 
 def make_gym_carracing(renderer: str = "fast", **kwargs) -> gym.Env:

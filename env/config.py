@@ -3,30 +3,44 @@
 import dataclasses
 
 from common.settings import setting
+from env.spec import EnvSpec, all_specs, get_spec
 
 
-@dataclasses.dataclass
-class EnvConfig:
-    name: str = setting("carracing", "environment: 'carracing' (gymnasium CarRacing-v3) or 'doom' (ViZDoom TakeCover)")
-    frame_size: int = setting(64, "side of the square RGB frame given to V", "pixels", "paper, section 3")
-    max_steps: int = setting(1000, "hard cap on episode length (CarRacing-v3 truncates at 1000 itself)", "steps", "paper, appendix (Doom 2100)")
-    carracing_renderer: str = setting(
-        "fast",
-        "CarRacing-v3 renderer: 'fast' (env/carracing_fast.py, the same frames, rewards and episode ends as gymnasium's, about 2.7x the steps/s) "
-        "or 'stock' (gymnasium's own)",
-        "",
-        "docs/design.md section 8",
-        locked=False,
-    )
-    doom_skill: int = setting(4, "ViZDoom difficulty; today's 4 behaves like the original setup's 5", "level 1-5", "docs/design.md section 8")
-    doom_resolution: str = setting(
-        "RES_160X120", "ViZDoom screen resolution (the smallest is ~4x faster than 320x240)", "vizdoom.ScreenResolution name", "docs/design.md section 8"
-    )
+def _env_fields() -> list[tuple[str, type, dataclasses.Field]]:
+    """The section's fields: the game's name and step cap, then every game's own fields (env/games/)."""
+    specs = all_specs()
+    games = ", ".join(f"{name!r} ({spec.title})" for name, spec in specs.items())
+    shared = {
+        "name": setting("carracing", f"environment, one of the games in env/games/: {games}"),
+        "max_steps": setting(1000, "hard cap on episode length (CarRacing-v3 truncates at 1000 itself)", "steps", "paper, appendix (Doom 2100)"),
+    }
+    fields = []
+    for name, field in [*shared.items(), *(item for spec in specs.values() for item in spec.settings.items())]:
+        if any(name == existing for existing, _, _ in fields):
+            raise ValueError(f"env.{name} is defined twice (a game's field must not repeat a shared one)")
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        # a copy: dataclass creation writes into the Field it is given, and the spec's stays the game's own
+        fields.append((name, type(default), dataclasses.field(default=field.default, default_factory=field.default_factory, metadata=field.metadata)))
+    return fields
+
+
+class _EnvConfigMethods:
+    @property
+    def spec(self) -> EnvSpec:
+        """The game env.name names (env/spec.py)."""
+        return get_spec(self.name)
 
     @property
     def action_size(self) -> int:
-        """Controller outputs: steer, gas, brake for CarRacing; one value for Doom."""
-        return {"carracing": 3, "doom": 1}[self.name]
+        """C's outputs, from the game's spec (3 CarRacing, 1 TakeCover, 2 Health Gathering)."""
+        return self.spec.action_size
+
+
+# Built from the registered games, so a game's fields (carracing_renderer, doom_skill, ...) are
+# defined in its own module and a new game adds its own without touching the others (env/spec.py).
+EnvConfig = dataclasses.make_dataclass("EnvConfig", _env_fields(), bases=(_EnvConfigMethods,))
+EnvConfig.__module__ = __name__
+EnvConfig.__doc__ = "Config section 'env': which game, its step cap, and every game's own fields (<game>_<field>)."
 
 
 @dataclasses.dataclass

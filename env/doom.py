@@ -1,50 +1,64 @@
-"""ViZDoom TakeCover behind the project's small environment interface.
+"""A ViZDoom scenario behind the project's small environment interface.
 
-Paper, section 5: the agent only moves left or right to dodge fireballs;
-reward +1 per step survived. We use the raw vizdoom.DoomGame API at the
-smallest resolution, ~4x faster than the gymnasium wrapper (docs/design.md
-section 8): the scenario's take_cover.cfg, RGB frames, no window, no sound,
-no HUD, 1 tic per step, skill env_config.doom_skill (default 4). The game has
-no time-out of its own; we truncate at env_config.max_steps (paper: 2100).
-The game is started once and reused: each reset is a new seeded episode.
+Paper, section 5: ViZDoom games are played through the raw vizdoom.DoomGame API at the
+smallest resolution, ~4x faster than the gymnasium wrapper (docs/design.md section 8): the
+scenario's .cfg, RGB frames, no window, no sound, no HUD, 1 tic per step, the skill and
+resolution the game's spec passes (env/games/). The step cap is ours (env.max_steps; the
+paper's 2100), not the scenario's episode_timeout. The game is started once and reused:
+each reset is a new seeded episode. Which buttons a step presses is the game's choice
+(`buttons`, from C's outputs), and so is the frame processing (`preprocess`).
 """
 
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 
 import numpy as np
 import vizdoom
 
-from env.actions import DOOM_LEFT, DOOM_NOOP, DOOM_RIGHT, doom_action
-from env.config import EnvConfig
-from env.frames import preprocess_doom
-
-# take_cover.cfg's available_buttons are { MOVE_LEFT MOVE_RIGHT }.
-DOOM_BUTTONS = {DOOM_NOOP: [0, 0], DOOM_LEFT: [1, 0], DOOM_RIGHT: [0, 1]}
 TICS_PER_STEP = 1
 
 
-class DoomTakeCoverEnv:
-    """reset(seed) -> frame (64,64,3) uint8; step(a (1,)) -> (frame, reward, terminated, truncated)."""
+class VizdoomEnv:
+    """reset(seed) -> frame (64,64,3) uint8; step(a (A,)) -> (frame, reward, terminated, truncated).
 
-    action_size = 1
+    scenario: a .cfg in vizdoom.scenarios_path; buttons: C's outputs (A,) -> the button states of
+    the cfg's available_buttons; field_prefix: the config field prefix named in errors (e.g. "env.doom_");
+    death_penalty: replaces the cfg's when given (0: the reward is the cfg's living reward only).
+    """
 
-    def __init__(self, env_config: EnvConfig):
-        self.max_steps = env_config.max_steps
+    def __init__(
+        self,
+        scenario: str,
+        action_size: int,
+        buttons: Callable[[np.ndarray], list[int]],
+        preprocess: Callable[[np.ndarray], np.ndarray],
+        max_steps: int,
+        skill: int,
+        resolution: str,
+        field_prefix: str,
+        death_penalty: float | None = None,
+    ):
+        self.action_size = action_size
+        self.buttons = buttons
+        self.preprocess = preprocess
+        self.max_steps = max_steps
         try:
-            resolution = getattr(vizdoom.ScreenResolution, env_config.doom_resolution)
+            screen_resolution = getattr(vizdoom.ScreenResolution, resolution)
         except AttributeError:
-            raise ValueError(f"env.doom_resolution={env_config.doom_resolution!r} is not a vizdoom.ScreenResolution name (e.g. RES_160X120)") from None
+            raise ValueError(f"{field_prefix}resolution={resolution!r} is not a vizdoom.ScreenResolution name (e.g. RES_160X120)") from None
         game = vizdoom.DoomGame()
-        game.load_config(os.path.join(vizdoom.scenarios_path, "take_cover.cfg"))
-        game.set_screen_resolution(resolution)
+        game.load_config(os.path.join(vizdoom.scenarios_path, scenario))
+        game.set_screen_resolution(screen_resolution)
         game.set_screen_format(vizdoom.ScreenFormat.RGB24)
         game.set_window_visible(False)
         game.set_sound_enabled(False)
         game.set_render_hud(False)  # nothing to crop: the frame is all view
-        game.set_doom_skill(env_config.doom_skill)
+        game.set_doom_skill(skill)
         game.set_episode_timeout(0)  # the step cap is ours
+        if death_penalty is not None:
+            game.set_death_penalty(death_penalty)
         game.set_mode(vizdoom.Mode.PLAYER)  # synchronous: the game waits for each action
         # ViZDoom writes _vizdoom.ini to the working folder and creates ./_vizdoom at init; games
         # starting together in several processes race on both ("File exists", a dead worker).
@@ -63,17 +77,17 @@ class DoomTakeCoverEnv:
         self.game.new_episode()
         self.steps = 0
         self.raw_frame = self.game.get_state().screen_buffer
-        return preprocess_doom(self.raw_frame)
+        return self.preprocess(self.raw_frame)
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool]:
-        reward = self.game.make_action(DOOM_BUTTONS[doom_action(action)], TICS_PER_STEP)
+        reward = self.game.make_action(self.buttons(action), TICS_PER_STEP)
         self.steps += 1
         terminated = self.game.is_episode_finished()  # the player died
         if not terminated:
             self.raw_frame = self.game.get_state().screen_buffer
         # After death there is no new state: the last frame is repeated.
         truncated = not terminated and self.steps >= self.max_steps
-        return preprocess_doom(self.raw_frame), float(reward), bool(terminated), truncated
+        return self.preprocess(self.raw_frame), float(reward), bool(terminated), truncated
 
     def close(self) -> None:
         self.game.close()

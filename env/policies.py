@@ -6,7 +6,7 @@ episode seed: the same seed gives the same actions whatever process runs it.
 
 - 'brownian': each action component is a random walk with increments
   N(0, brownian_scale), clipped to [-1, 1] (smooth actions). For CarRacing
-  a drive bias b ~ U[0, brownian_drive_bias], drawn once per episode, is
+  (env/games/carracing.py) a drive bias b ~ U[0, brownian_drive_bias], drawn once per episode, is
   added to the gas output and subtracted from the brake output: without it
   the car stands still under a random brake half the time; with it some
   episodes crawl along the start of the track and others drive off across
@@ -15,12 +15,14 @@ episode seed: the same seed gives the same actions whatever process runs it.
   hold_min_steps..hold_max_steps (the authors' Doom policy: 1-10 steps).
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from env.config import GenerateConfig
+from env.spec import get_spec
 
-# CarRacing controller outputs: a0 steer, a1 gas (gas = (a1 + 1) / 2), a2 brake (clip(a2, 0, 1)).
-CARRACING_GAS, CARRACING_BRAKE = 1, 2
+if TYPE_CHECKING:  # env/config.py builds EnvConfig from the games, which use this module
+    from env.config import GenerateConfig
 
 
 def brownian_actions(rng: np.random.Generator, num_steps: int, action_size: int, scale: float, bias: np.ndarray | None = None) -> np.ndarray:
@@ -49,18 +51,19 @@ def hold_actions(rng: np.random.Generator, num_steps: int, action_size: int, hol
     return actions
 
 
-def episode_actions(generate_config: GenerateConfig, env_name: str, action_size: int, num_steps: int, seed: int) -> np.ndarray:
-    """The random policy's actions (num_steps, action_size) float32 for the episode with this seed."""
-    # A stream of its own: the env is seeded with the same number.
-    rng = np.random.default_rng([int(seed), 0x5EED])
+def random_actions(generate_config: "GenerateConfig", rng: np.random.Generator, num_steps: int, action_size: int) -> np.ndarray:
+    """generate.policy's actions (num_steps, action_size) float32, drawn from rng."""
     if generate_config.policy == "brownian":
-        bias = None
-        if env_name == "carracing":
-            bias = np.zeros(action_size)
-            drive = rng.uniform(0.0, generate_config.brownian_drive_bias)
-            bias[CARRACING_GAS] = drive
-            bias[CARRACING_BRAKE] = -drive
-        return brownian_actions(rng, num_steps, action_size, generate_config.brownian_scale, bias)
+        return brownian_actions(rng, num_steps, action_size, generate_config.brownian_scale)
     if generate_config.policy == "hold":
         return hold_actions(rng, num_steps, action_size, generate_config.hold_min_steps, generate_config.hold_max_steps)
     raise ValueError(f"generate.policy={generate_config.policy!r}: expected 'brownian' or 'hold'")
+
+
+def episode_actions(generate_config: "GenerateConfig", env_name: str, action_size: int, num_steps: int, seed: int) -> np.ndarray:
+    """The random policy's actions (num_steps, action_size) float32 for the episode with this seed:
+    the game's own (its spec's random_actions, e.g. CarRacing's drive bias) or random_actions."""
+    # A stream of its own: the env is seeded with the same number.
+    rng = np.random.default_rng([int(seed), 0x5EED])
+    policy = get_spec(env_name).random_actions or random_actions
+    return policy(generate_config, rng, num_steps, action_size)

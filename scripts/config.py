@@ -11,6 +11,7 @@ from typing import Any
 from common.settings import describe
 from controller.config import ControllerConfig, EvaluateConfig, IterateConfig
 from env.config import EnvConfig, GenerateConfig
+from env.spec import all_specs
 from rnn.config import RnnConfig
 from vae.config import VaeConfig
 
@@ -99,12 +100,28 @@ _SMOKE = {
     "iterate.eval_episodes": 2,
 }
 
+# ViZDoom Health Gathering (env/games/healthgathering.py) with the paper's Doom settings: like
+# TakeCover it is a 64x64 first-person view whose reward is +1 per step survived, so everything
+# _DOOM sets carries over (V z 64, M 512 with its done head and restart input, C on [z, c, h]
+# scored in the dream at tau 1.15, 2100-step episodes: the cfg's own timeout is 2100 tics).
+_HEALTHGATHERING = {
+    **_DOOM,
+    "env.name": "healthgathering",
+    # The random policy never dies before step 384 (the acid alone kills at 384): the 100-step
+    # cut TakeCover needs, for players killed at once by a fireball, would drop nothing.
+    "generate.min_episode_steps": 0,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "carracing": {},
     "doom": _DOOM,
+    "healthgathering": _HEALTHGATHERING,
     "carracing-cpu": _CARRACING_CPU,
     "carracing-smoke": {**_SMOKE, "env.max_steps": 60, "generate.num_rollouts": 4},
     "doom-smoke": {**_DOOM, **_SMOKE, "env.max_steps": 200, "generate.min_episode_steps": 20},
+    # doom-smoke's sizes; episodes of up to 400 steps so that some end in a death (none before 384),
+    # which M's done head and the dream need, and 3 of them so the frames stay as few as doom-smoke's.
+    "healthgathering-smoke": {**_HEALTHGATHERING, **_SMOKE, "env.max_steps": 400, "generate.num_rollouts": 3},
 }
 
 
@@ -113,6 +130,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # unknown field is an error.
 RETIRED_FIELDS = {
     "rnn.num_steps": "M trains for rnn.epochs passes over its series instead (docs/design.md section 5 item 11)",
+    "env.frame_size": "V's frames are always 64x64 RGB (env/frames.py), the only size it ever allowed",
 }
 
 
@@ -202,9 +220,11 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
 
 def validate(config: Config) -> None:
     """Values that no stage could run with, refused before anything is computed."""
+    specs = all_specs()
     choices = {
-        "env.name": (config.env.name, ("carracing", "doom")),
-        "env.carracing_renderer": (config.env.carracing_renderer, ("fast", "stock")),
+        "env.name": (config.env.name, tuple(specs)),
+        # every game's fields with a fixed set of values (env.carracing_renderer, ...), whichever game runs
+        **{f"env.{name}": (getattr(config.env, name), allowed) for spec in specs.values() for name, allowed in spec.setting_choices.items()},
         "generate.policy": (config.generate.policy, ("brownian", "hold")),
         "vae.kind": (config.vae.kind, ("vae", "vaegan")),
         "controller.mode": (config.controller.mode, ("real", "dream")),
@@ -215,8 +235,11 @@ def validate(config: Config) -> None:
             raise ValueError(f"{key}={value!r}: expected one of {', '.join(allowed)}")
     if config.controller.mode == "dream" and not config.rnn.predict_done:
         raise ValueError("controller.mode=dream needs rnn.predict_done=true: the dream ends an episode on M's done logit")
-    if config.env.frame_size != 64:
-        raise ValueError(f"env.frame_size={config.env.frame_size}: the paper's VAE architecture needs 64x64 frames")
+    if config.controller.mode == "dream" and not config.env.spec.dream_trainable and not config.rnn.predict_reward:
+        raise ValueError(
+            f"controller.mode=dream: {config.env.name}'s reward is not +1 per step survived, the only reward a dream without M's reward head "
+            "gives; use controller.mode=real, or rnn.predict_reward=true"
+        )
 
 
 def help_text() -> str:

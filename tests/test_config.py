@@ -33,8 +33,7 @@ def controller_parameters(config) -> int:
 
 
 def test_shared_paper_values(carracing, doom):
-    for config in (carracing, doom):
-        assert config.env.frame_size == 64
+    for config in (carracing, doom, config_module.build("healthgathering")):
         assert config.generate.num_rollouts == 10000
         assert config.vae.kl_tolerance == 0.5
         assert config.vae.learning_rate == 1e-4
@@ -75,6 +74,26 @@ def test_doom_preset(doom):
     assert controller_parameters(doom) == 1_088  # paper
 
 
+def test_healthgathering_preset_is_dooms_with_its_own_game(doom):
+    game = config_module.build("healthgathering")
+    assert game.env.name == "healthgathering" and game.env.action_size == 2 and game.env.healthgathering_skill == 3
+    assert game.env.max_steps == 2100 and game.generate.min_episode_steps == 0
+    # every other value is TakeCover's (the paper's Doom settings)
+    for section in ("generate", "vae", "rnn", "controller", "evaluate", "iterate"):
+        differing = {key for key, value in vars(getattr(game, section)).items() if value != getattr(getattr(doom, section), key)}
+        assert differing == ({"min_episode_steps"} if section == "generate" else set()), section
+    # M takes 2 action inputs, C has 2 outputs
+    assert mdn_rnn_parameters(game) == 1_678_785 + 4 * 512
+    assert controller_parameters(game) == 2 * 1_088
+
+
+def test_a_game_whose_reward_is_not_survival_cannot_be_scored_in_the_dream():
+    with pytest.raises(ValueError, match=r"controller.mode=dream: carracing's reward is not \+1 per step survived"):
+        config_module.build("carracing", overrides={"controller.mode": "dream", "rnn.predict_done": True})
+    # with M's reward head the dream pays M's predicted reward instead
+    assert config_module.build("carracing", overrides={"controller.mode": "dream", "rnn.predict_done": True, "rnn.predict_reward": True})
+
+
 def test_carracing_cpu_preset_cuts_only_data_and_training_length(carracing):
     budget = config_module.build("carracing-cpu")
     # the paper's architecture, losses, frames and environment
@@ -98,6 +117,10 @@ def test_smoke_presets_keep_the_architecture(carracing, doom):
         assert smoke.vae.z_size == full.vae.z_size and smoke.rnn.hidden_size == full.rnn.hidden_size
         assert smoke.env.name == full.env.name
         assert smoke.generate.num_rollouts < 10 and smoke.env.max_steps <= 200
+    game, smoke = config_module.build("healthgathering"), config_module.build("healthgathering-smoke")
+    assert (smoke.env.name, smoke.vae.z_size, smoke.rnn.hidden_size, smoke.controller.mode) == (game.env.name, 64, 512, "dream")
+    # no more frames than doom-smoke: 3 episodes of up to 400 steps (some die at 384)
+    assert smoke.generate.num_rollouts * smoke.env.max_steps <= 6 * 200 and smoke.env.max_steps > 384
 
 
 def test_set_values_are_typed():
@@ -132,7 +155,7 @@ def test_bad_set_is_refused_with_its_reason(assignment, message):
 
 
 def test_invalid_choice_is_refused():
-    with pytest.raises(ValueError, match="env.name='pong': expected one of carracing, doom"):
+    with pytest.raises(ValueError, match="env.name='pong': expected one of carracing, doom, healthgathering"):
         config_module.build("carracing", overrides={"env.name": "pong"})
 
 
@@ -229,3 +252,43 @@ def test_a_retired_field_in_config_json_is_dropped_with_a_note(tmp_path, capsys)
     assert "rnn.num_steps=4000 is no longer a setting and is ignored" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown config field 'rnn.num_steps'"):
         config_module.parse_overrides(["rnn.num_steps=10"])  # on the command line it is an error
+
+
+def test_an_old_config_json_loads_unchanged_and_its_locks_still_hold(tmp_path, capsys):
+    """pretrained/doom/config.json was written before the games had specs: every value it holds is
+    read as it was; env.frame_size (retired) is dropped with a note; the fields games added since
+    take their defaults; the locks its finished stages recorded still hold, frame_size among them
+    ignored, as a lock on a field that no longer exists always was."""
+    import shutil
+    from pathlib import Path
+
+    from common.files import read_json, write_json
+
+    source = Path(__file__).parents[1] / "pretrained" / "doom"
+    run_dir = tmp_path / "doom"
+    for name in ("config.json", "vae/done.json", "rnn/done.json", "controller/done.json"):
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / name, run_dir / name)
+    stored = read_json(run_dir / "config.json")
+    assert stored["env"]["frame_size"] == 64  # as the old version wrote it
+    config = stage.build_config(run_dir, None, [])
+    assert "env.frame_size=64 is no longer a setting and is ignored" in capsys.readouterr().err
+    for section in config_module.SECTIONS:
+        values = {key: value for key, value in stored[section].items() if f"{section}.{key}" != "env.frame_size"}
+        assert {key: getattr(getattr(config, section), key) for key in values} == values, section
+    assert not hasattr(config.env, "frame_size") and config.env.healthgathering_skill == 3
+    stage.check_locks(run_dir, config)  # the finished V, M and C accept the migrated config
+    # The env section's locks as the old version recorded them for generate (frame_size among them).
+    old_locks = {f"env.{key}": value for key, value in stored["env"].items() if key != "carracing_renderer"}
+    write_json(run_dir / "rollouts" / "done.json", {"stage": "generate", "locked": old_locks})
+    stage.check_locks(run_dir, config)
+    with pytest.raises(stage.StageError, match="env.doom_skill=3 contradicts .*rollouts/done.json"):
+        stage.check_locks(run_dir, config_module.build("doom", stored_sections(stored), {"env.doom_skill": 3}))
+    # Saved again by a stage, the file holds the migrated config, which loads without a note.
+    stage.save_config(run_dir, config)
+    assert "frame_size" not in read_json(run_dir / "config.json")["env"]
+    assert stage.build_config(run_dir, None, []) == config and "no longer a setting" not in capsys.readouterr().err
+
+
+def stored_sections(stored: dict) -> dict:
+    return config_module.drop_retired({name: stored[name] for name in config_module.SECTIONS})[0]

@@ -29,7 +29,8 @@ from common.files import save_npz
 from env.actions import carracing_actions, doom_actions
 from env.collect import collect_and_save, collect_episode, limit_worker_threads
 from env.config import EnvConfig, GenerateConfig
-from env.doom import DOOM_BUTTONS, TICS_PER_STEP
+from env.doom import TICS_PER_STEP
+from env.games.takecover import DOOM_BUTTONS
 from env.make import make_env
 from env.policies import episode_actions
 
