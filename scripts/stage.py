@@ -203,6 +203,14 @@ def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> c
         raise StageError(f"{config_path}: {error}") from None
 
 
+def _stored_config_dict(stored: dict) -> dict:
+    """The config a stored config.json means today: retired fields dropped, fields added since then at
+    their defaults. A file written before a field was added or retired is left as it is (a committed
+    agent's config.json stays byte-identical to its export record)."""
+    sections, _ = config_module.drop_retired({name: stored[name] for name in config_module.SECTIONS if name in stored})
+    return config_module.build(stored.get("preset"), sections, {}).to_dict()
+
+
 def save_config(run_dir: Path, config: config_module.Config) -> None:
     """Write DIR/config.json (with the library versions) unless it already holds this config.
 
@@ -213,9 +221,9 @@ def save_config(run_dir: Path, config: config_module.Config) -> None:
     if path.exists():
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
-            if {key: value for key, value in stored.items() if key != "versions"} == record and "versions" in stored:
+            if "versions" in stored and _stored_config_dict(stored) == record:
                 return
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError, ValueError, TypeError):
             pass  # rewritten below
     record["versions"] = _versions()
     write_json(path, record)
