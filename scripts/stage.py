@@ -179,28 +179,37 @@ def check_locks(run_dir: Path, config: config_module.Config, skip_stage: str | N
 
 def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> config_module.Config:
     """The config a stage would run with: DIR/config.json (or --preset for a new run), then --set.
-    Read-only: nothing is checked against finished stages and nothing is written."""
+    Read-only: nothing is checked against finished stages and nothing is written. An error names
+    where the bad value came from: a --set, or config.json."""
     config_path = run_dir / "config.json"
     try:
         overrides = config_module.parse_overrides(assignments)
-        if config_path.exists():
-            stored = read_json(config_path)
-            if preset is not None and preset != stored.get("preset"):
-                # A different preset rebuilds everything from that preset; the locks decide if that is allowed.
-                return config_module.build(preset, None, overrides)
+    except ValueError as error:
+        raise StageError(f"{error}. Correct or drop that --set (--help lists every config field).") from None
+    sections = None
+    if config_path.exists():
+        stored = read_json(config_path)
+        if preset is None or preset == stored.get("preset"):
+            # (A different preset rebuilds everything from that preset; the locks decide if that is allowed.)
+            preset = stored.get("preset")
             sections, notes = config_module.drop_retired({name: stored[name] for name in config_module.SECTIONS if name in stored})
             for note in notes:
                 print(f"note: {config_path}: {note}", file=sys.stderr)
-            return config_module.build(stored.get("preset"), sections, overrides)
-        if preset is None:
-            raise StageError(
-                f"{config_path} does not exist: start the run with a preset, e.g. "
-                f"`python -m scripts.generate --run-dir {run_dir} --preset doom-smoke` "
-                f"(presets: {', '.join(config_module.PRESETS)})"
-            )
-        return config_module.build(preset, None, overrides)
+            try:
+                config_module.build(preset, sections)
+            except (ValueError, TypeError) as error:
+                raise StageError(f"{config_path}: {error}. Correct that entry of the file, or start a new run (a new --run-dir).") from None
+    elif preset is None:
+        raise StageError(
+            f"{config_path} does not exist: start the run with a preset, e.g. "
+            f"`python -m scripts.generate --run-dir {run_dir} --preset doom-smoke` "
+            f"(presets: {', '.join(config_module.PRESETS)})"
+        )
+    try:
+        return config_module.build(preset, sections, overrides)
     except (ValueError, TypeError) as error:
-        raise StageError(f"{config_path}: {error}") from None
+        source = " ".join(f"--set {assignment}" for assignment in assignments) or f"--preset {preset}"
+        raise StageError(f"{source}: {error}") from None
 
 
 def save_config(run_dir: Path, config: config_module.Config) -> None:
