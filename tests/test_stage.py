@@ -20,7 +20,7 @@ def test_force_with_a_missing_input_deletes_nothing(tmp_path):
     (tmp_path / "rnn").mkdir()
     (tmp_path / "rnn" / "mdn_rnn.weights.h5").write_bytes(b"weights of an earlier run")
     invocation = _invocation(tmp_path, "--force")
-    with pytest.raises(stage.StageError, match=r"series/done.json is missing.*scripts.extract"):
+    with pytest.raises(stage.StageError, match=r"series/done.json is missing: 'train_rnn' needs generate, train_vae, extract.*scripts.generate"):
         stage.begin(invocation, requires=("extract",))
     assert (tmp_path / "rnn" / "mdn_rnn.weights.h5").read_bytes() == b"weights of an earlier run"
 
@@ -77,3 +77,56 @@ def test_entry_points_load_numpy_with_one_blas_thread():
     probe = "import os, scripts.stage, numpy; print(os.environ['OPENBLAS_NUM_THREADS'], open('/proc/self/status').read().split('Threads:')[1].split()[0])"
     output = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]).stdout
     assert output.split() == ["1", "1"]
+
+
+def _run(module, arguments, capsys) -> str:
+    """Run an entry point as its command does; returns what it printed to stderr (it must exit 2)."""
+    with pytest.raises(SystemExit) as exit_info:
+        stage.run_main(module.main, arguments)
+    assert exit_info.value.code == 2
+    stage.release_locks()
+    return capsys.readouterr().err
+
+
+def test_a_stage_on_a_new_folder_names_the_first_missing_stage_and_leaves_nothing_behind(tmp_path, capsys):
+    from scripts import train_rnn
+
+    run_dir = tmp_path / "runs" / "new"
+    error = _run(train_rnn, ["--run-dir", str(run_dir), "--preset", "doom-smoke", "--set", "rnn.epochs=3"], capsys)
+    assert f"{run_dir / 'series' / 'done.json'} is missing: 'train_rnn' needs generate, train_vae, extract" in error
+    # the first missing stage, with what a new run needs to start: its preset and --set
+    assert f"Start at the first, generate: `python -m scripts.generate --run-dir {run_dir} --preset doom-smoke --set rnn.epochs=3`" in error
+    assert "then run train_vae, extract in that order" in error
+    assert not (tmp_path / "runs").exists()  # no run folder, no .locks/, no lock file
+
+
+def test_a_missing_stage_in_an_existing_run_names_it_and_writes_no_lock(tmp_path, capsys):
+    from scripts import train_rnn
+
+    config = stage.resolve_config(tmp_path, "doom-smoke", [])
+    for name in ("generate", "train_vae"):
+        stage.mark_done(tmp_path, name, config)
+    error = _run(train_rnn, ["--run-dir", str(tmp_path)], capsys)
+    assert error.strip() == (
+        f"error: {tmp_path / 'series' / 'done.json'} is missing: stage 'extract' has not finished in {tmp_path}. "
+        f"Run `python -m scripts.extract --run-dir {tmp_path}` first."
+    )
+    assert not (tmp_path / stage.LOCKS_FOLDER).exists()
+
+
+def test_a_refused_start_removes_only_the_lock_and_folders_it_created(tmp_path, capsys):
+    from scripts import generate
+
+    refused = ["--preset", "doom-smoke", "--set", "generate.min_episode_steps=500"]  # refused by generate's validation, after the lock
+    new_run = tmp_path / "new" / "run"
+    assert "every episode would be dropped" in _run(generate, ["--run-dir", str(new_run), *refused], capsys)
+    assert not (tmp_path / "new").exists()
+    # In an existing run the lock file goes if this start made it, and stays if it was there.
+    stage.resolve_config(tmp_path / "run", "doom-smoke", [])
+    _run(generate, ["--run-dir", str(tmp_path / "run"), *refused], capsys)
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["config.json"]
+    lock = stage.lock_path(tmp_path / "run", "generate")
+    lock.parent.mkdir()
+    lock.write_text("{}")
+    _run(generate, ["--run-dir", str(tmp_path / "run"), *refused], capsys)
+    assert lock.exists()
