@@ -245,12 +245,14 @@ def test_no_message_sends_training_data_into_an_exported_agent(tmp_path, capsys)
     """Stages that need training data, or a config change, on a copy of pretrained/doom: each
     refuses, saying it is an exported agent and what to do instead, and never advises making
     rollouts, series or weights in it (10,000 Doom rollouts are 13.9 GB); nothing is written."""
-    from scripts import extract, iterate, train_controller, train_rnn, train_vae
+    from scripts import extract, generate, iterate, pipeline, train_controller, train_rnn, train_vae
 
     agent = tmp_path / "doom"
     shutil.copytree(PRETRAINED_DOOM, agent, ignore=shutil.ignore_patterns(".locks", "eval*", "dream", "fidelity", "reconstructions.png"))
     before = _states(agent)
     cases = [
+        (generate, [], "Training there would write gigabytes of data into it"),
+        (pipeline, [], "Training there would write gigabytes of data into it"),
         (extract, [], "'extract' needs generate"),
         (train_vae, ["--force"], "'train_vae' needs generate"),
         (train_rnn, [], "'train_rnn' needs generate, extract"),
