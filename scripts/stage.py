@@ -24,6 +24,7 @@
 """
 
 import argparse
+import ctypes
 import dataclasses
 import fcntl
 import json
@@ -452,12 +453,31 @@ def release_locks(keep: tuple[Path, ...] = ()) -> None:
             os.close(_held_locks.pop(path))  # closing the descriptor releases the flock
 
 
+def quiet_cuda_without_driver() -> None:
+    """TensorFlow's CUDA build probes CUDA (cuInit) when it first lists devices, also where no
+    NVIDIA driver is installed, and logs the failure as an error line (`E... failed call to
+    cuInit ... CUDA error`) on every CPU-only run. Without the driver's libcuda.so.1 no GPU can be
+    used anyway, so TensorFlow is asked for CPU devices only (TF_ENABLED_DEVICE_TYPES=CPU) and
+    never probes CUDA; its info lines about the device types it leaves out are hidden too
+    (TF_CPP_MIN_LOG_LEVEL=1: warnings and errors still show). Where the driver loads (a GPU
+    machine, the GPU image run with its GPUs) nothing changes, and values set by the user are
+    kept. Before TensorFlow starts."""
+    if "TF_ENABLED_DEVICE_TYPES" in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libcuda.so.1")  # what TensorFlow loads for CUDA; only the NVIDIA driver installs it
+    except OSError:
+        os.environ["TF_ENABLED_DEVICE_TYPES"] = "CPU"
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+
 def limit_threads(threads: int = 1) -> None:
     """One thread per worker for BLAS/OpenMP/OpenCV (env.collect.limit_worker_threads) and TF,
     set before those libraries start. TensorFlow reads these only if it is not initialised yet."""
     from env.collect import limit_worker_threads  # here, not at the top: it imports OpenCV
 
     limit_worker_threads(threads)
+    quiet_cuda_without_driver()
     for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ[variable] = str(threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -613,6 +633,7 @@ def run_main(main: Callable[[list[str] | None], object], argv: list[str] | None 
     """Run an entry point: a UserError or a full disk becomes one clear line and exit status 2; SIGTERM, SIGINT
     or SIGHUP stop it (every `finally` runs) with status 128 + signal."""
     install_stop_handlers()
+    quiet_cuda_without_driver()
     try:
         main(argv)
     except UserError as error:

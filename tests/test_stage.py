@@ -130,3 +130,63 @@ def test_a_refused_start_removes_only_the_lock_and_folders_it_created(tmp_path, 
     lock.write_text("{}")
     _run(generate, ["--run-dir", str(tmp_path / "run"), *refused], capsys)
     assert lock.exists()
+
+
+def _has_nvidia_driver() -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def test_without_a_gpu_driver_tensorflow_is_asked_for_cpu_devices_only(monkeypatch):
+    import ctypes
+
+    def no_driver(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    for variable in ("TF_ENABLED_DEVICE_TYPES", "TF_CPP_MIN_LOG_LEVEL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(ctypes, "CDLL", no_driver)
+    stage.quiet_cuda_without_driver()
+    assert os.environ["TF_ENABLED_DEVICE_TYPES"] == "CPU" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"  # info hidden, warnings and errors shown
+    # a user's own choice is kept
+    monkeypatch.setenv("TF_ENABLED_DEVICE_TYPES", "CPU,GPU")
+    stage.quiet_cuda_without_driver()
+    assert os.environ["TF_ENABLED_DEVICE_TYPES"] == "CPU,GPU"
+    # with the driver (a GPU machine, the GPU image) TensorFlow sees every device type as before
+    monkeypatch.delenv("TF_ENABLED_DEVICE_TYPES")
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())
+    stage.quiet_cuda_without_driver()
+    assert "TF_ENABLED_DEVICE_TYPES" not in os.environ and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+
+
+@pytest.mark.skipif(_has_nvidia_driver(), reason="the NVIDIA driver is installed here: TensorFlow's CUDA probe is meant to run")
+def test_a_cpu_only_stage_prints_no_cuinit_error(tmp_path):
+    """TensorFlow's CUDA build logs `E... failed call to cuInit ... CUDA error` where no driver
+    is installed; an entry point that runs V (check_vae) must not."""
+    from tests.vae_synthetic import write_synthetic_rollouts
+    from vae.model import build_decoder, build_encoder
+
+    config = stage.resolve_config(tmp_path, "carracing-smoke", ["vae.z_size=8"])
+    write_synthetic_rollouts(tmp_path / "rollouts", num_episodes=2, num_steps=6)
+    (tmp_path / "vae").mkdir()
+    build_encoder(8).save_weights(tmp_path / "vae" / "encoder.weights.h5")
+    build_decoder(8).save_weights(tmp_path / "vae" / "decoder.weights.h5")
+    stage.mark_done(tmp_path, "train_vae", config)
+    environment = {key: value for key, value in os.environ.items() if key not in ("TF_ENABLED_DEVICE_TYPES", "TF_CPP_MIN_LOG_LEVEL")}
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.check_vae", "--run-dir", str(tmp_path), "--num-frames", "2"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mean held-out reconstruction error" in result.stdout and (tmp_path / "vae" / "reconstructions.png").exists()
+    assert "cuInit" not in result.stderr and "CUDA error" not in result.stderr, result.stderr
