@@ -468,7 +468,19 @@ def quiet_cuda_without_driver() -> None:
         ctypes.CDLL("libcuda.so.1")  # what TensorFlow loads for CUDA; only the NVIDIA driver installs it
     except OSError:
         os.environ["TF_ENABLED_DEVICE_TYPES"] = "CPU"
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+        default_tensorflow_log_level(1)
+
+
+_log_level_set_here: str | None = None  # the TF_CPP_MIN_LOG_LEVEL this process set (a user's value is kept)
+
+
+def default_tensorflow_log_level(level: int) -> None:
+    """TensorFlow's C++ log level (1 hides info, 2 warnings too; errors always show), unless the
+    user set one; a stricter default replaces an earlier one of ours. Read when TensorFlow starts."""
+    global _log_level_set_here
+    current = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    if current is None or (current == _log_level_set_here and int(current) < level):
+        _log_level_set_here = os.environ["TF_CPP_MIN_LOG_LEVEL"] = str(level)
 
 
 def limit_threads(threads: int = 1) -> None:
@@ -480,7 +492,7 @@ def limit_threads(threads: int = 1) -> None:
     quiet_cuda_without_driver()
     for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ[variable] = str(threads)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    default_tensorflow_log_level(2)
     if "tensorflow" in sys.modules:
         import tensorflow as tf
 

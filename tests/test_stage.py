@@ -153,6 +153,13 @@ def test_without_a_gpu_driver_tensorflow_is_asked_for_cpu_devices_only(monkeypat
     monkeypatch.setattr(ctypes, "CDLL", no_driver)
     stage.quiet_cuda_without_driver()
     assert os.environ["TF_ENABLED_DEVICE_TYPES"] == "CPU" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"  # info hidden, warnings and errors shown
+    stage.limit_threads(1)  # the entry points that hide TensorFlow's warnings (MPI ranks) still do
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # a user's level is kept
+    monkeypatch.delenv("TF_ENABLED_DEVICE_TYPES")
+    stage.quiet_cuda_without_driver()
+    stage.limit_threads(1)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" and os.environ["TF_ENABLED_DEVICE_TYPES"] == "CPU"
     # a user's own choice is kept
     monkeypatch.setenv("TF_ENABLED_DEVICE_TYPES", "CPU,GPU")
     stage.quiet_cuda_without_driver()
