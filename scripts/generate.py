@@ -53,7 +53,8 @@ class SpaceEstimate:
 
 
 def validate(invocation) -> SpaceEstimate:
-    """Before anything is written: DIR is not an exported agent, the drop rule can keep episodes, every episode file already
+    """Before anything is written: DIR is not an exported agent (whose data would be gigabytes in
+    a folder meant to stay small), the drop rule can keep episodes, every episode file already
     there is readable (unless --force discards them), and the disk can hold what is left."""
     config, folder = invocation.config, invocation.run_dir / stage.STAGES[STAGE].folder
     if stage.is_exported_agent(invocation.run_dir):

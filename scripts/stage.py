@@ -220,8 +220,8 @@ def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> c
     sections = None
     if config_path.exists():
         stored = read_json(config_path)
+        # A --preset other than the stored one rebuilds everything from that preset; the locks decide if that is allowed.
         if preset is None or preset == stored.get("preset"):
-            # (A different preset rebuilds everything from that preset; the locks decide if that is allowed.)
             preset = stored.get("preset")
             sections, notes = config_module.drop_retired({name: stored[name] for name in config_module.SECTIONS if name in stored})
             for note in notes:
