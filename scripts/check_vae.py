@@ -3,44 +3,99 @@
 The picture shows held-out frames, their reconstructions with each one's error
 (summed squared error, the loss's reconstruction term), and frames decoded from
 z ~ N(0, I). Needs `scripts.train_vae` first.
+
+A run without rollouts, such as an exported agent (pretrained/doom), is checked on freshly
+played frames instead: --episodes new episodes (default 3) of the run's random data-collection
+policy, the kind of frames V was trained on, on seeds --seed + k that no other stage plays,
+collected by generate's own code into a temporary folder that is removed afterwards. The
+picture and the printed line say so. --out writes the picture elsewhere (git ignores
+pretrained/*/vae/reconstructions.png).
 """
 
+import dataclasses
+import tempfile
+from pathlib import Path
+
 from scripts import stage
+
+# Not a seed of generate (base_seed + i), evaluate (1,000,000 + k), fidelity (500,000,000 + k),
+# iterate ([2^30, 2^31)) or CMA-ES training ([2^31, 2^32)): V and C never saw these episodes.
+FRESH_FIRST_SEED = 700_000_000
+MAX_FRESH_SEED = 2**30  # iterate's collection seeds start here
 
 
 def add_arguments(parser):
     parser.add_argument("--num-frames", type=int, default=8, help="frames per row of the picture (default 8)")
+    parser.add_argument("--episodes", type=int, default=3, help="fresh episodes to play when DIR holds no rollouts, e.g. an exported agent (default 3)")
+    parser.add_argument("--seed", type=int, default=FRESH_FIRST_SEED, help=f"fresh episode k is played on seed SEED + k (default {FRESH_FIRST_SEED:,})")
+    parser.add_argument("--out", type=Path, help="where to write the picture (default DIR/vae/reconstructions.png)")
 
 
 def validate(invocation):
-    """Before --force removes the picture: the argument, V's weights and the rollouts; returns (encoder, decoder)."""
-    from vae import data
+    """Before --force removes the picture: the arguments and V's weights; returns (encoder, decoder)."""
     from vae.store import load_encoder_decoder
 
-    run_dir = invocation.run_dir
-    if invocation.arguments.num_frames < 1:
-        raise stage.StageError(f"--num-frames {invocation.arguments.num_frames}: expected at least 1")
-    data.rollout_files(run_dir / "rollouts")  # an error naming the command if there are none
-    return load_encoder_decoder(run_dir / "vae", invocation.config.vae)
+    arguments = invocation.arguments
+    if arguments.num_frames < 1:
+        raise stage.StageError(f"--num-frames {arguments.num_frames}: expected at least 1")
+    if arguments.episodes < 1:
+        raise stage.StageError(f"--episodes {arguments.episodes}: expected at least 1")
+    if not 0 <= arguments.seed < MAX_FRESH_SEED:
+        raise stage.StageError(f"--seed {arguments.seed}: expected 0 <= seed < 2^30 (iterate's collection seeds start at 2^30)")
+    return load_encoder_decoder(invocation.run_dir / "vae", invocation.config.vae)
+
+
+def play_fresh_episodes(config, folder: Path, episodes: int, first_seed: int) -> list[Path]:
+    """`episodes` new episodes of the run's random data-collection policy, played and written to
+    `folder` by generate's own code on seeds first_seed + i (an episode generate would drop, of
+    <= generate.min_episode_steps steps, is replaced by the next seed, as generate does)."""
+    from env.collect import collect_rollouts
+    from env.rollouts import list_episodes
+
+    # CarRacing's fast renderer draws the stock renderer's frames bit for bit, ~2.7x as fast (env/carracing_fast.py)
+    env_config = dataclasses.replace(config.env, carracing_renderer="fast")
+    collect_rollouts(folder, env_config, dataclasses.replace(config.generate, num_rollouts=episodes, base_seed=first_seed))
+    return list_episodes(folder)
 
 
 def main(argv=None):
     invocation = stage.parse("check_vae", __doc__, argv, add_arguments=add_arguments)
-    config, run_dir = invocation.config, invocation.run_dir
+    config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
     encoder, decoder = stage.begin(invocation, validate=validate)
 
+    from env.rollouts import episode_index, list_episodes
     from vae import data
     from vae.reconstruction import reconstruction_figure, scan_episodes
 
-    training, held_out = data.split_episodes(data.rollout_files(run_dir / "rollouts"), config.vae.validation_fraction, config.vae.seed)
-    source = "held-out"
-    if not held_out:
-        held_out, source = training, "training (no episodes held out)"
-    frames, mean_error, num_frames = scan_episodes(encoder, decoder, held_out, invocation.arguments.num_frames, config.vae.extract_batch_size)
-    output = run_dir / "vae" / "reconstructions.png"
-    title = f"{config.env.name} {config.vae.kind}, z={config.vae.z_size}: mean {source} error {mean_error:.1f} over {num_frames} frames"
-    reconstruction_figure(encoder, decoder, frames, output, title, seed=config.vae.seed)
-    print(f"check_vae: mean {source} reconstruction error {mean_error:.2f} (summed squared error per image over {num_frames} frames); picture: {output}")
+    output = arguments.out or run_dir / "vae" / "reconstructions.png"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    title = f"{config.env.name} {config.vae.kind}, z={config.vae.z_size}"
+    rollouts = list_episodes(run_dir / "rollouts")
+    if rollouts:
+        training, held_out = data.split_episodes(rollouts, config.vae.validation_fraction, config.vae.seed)
+        source = "held-out"
+        if not held_out:
+            held_out, source = training, "training (no episodes held out)"
+        frames, mean_error, num_frames = scan_episodes(encoder, decoder, held_out, arguments.num_frames, config.vae.extract_batch_size)
+        reconstruction_figure(encoder, decoder, frames, output, f"{title}: mean {source} error {mean_error:.1f} over {num_frames} frames", seed=config.vae.seed)
+        print(f"check_vae: mean {source} reconstruction error {mean_error:.2f} (summed squared error per image over {num_frames} frames); picture: {output}")
+        return
+
+    what = "an exported agent ships none" if stage.is_exported_agent(run_dir) else "none on disk"
+    print(
+        f"check_vae: {run_dir / 'rollouts'} holds no rollouts ({what}): playing {arguments.episodes} fresh episodes of the random "
+        f"data-collection policy ('{config.generate.policy}') on seeds {arguments.seed} + k into a temporary folder",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="check_vae-") as folder:
+        episodes = play_fresh_episodes(config, Path(folder), arguments.episodes, arguments.seed)
+        frames, mean_error, num_frames = scan_episodes(encoder, decoder, episodes, arguments.num_frames, config.vae.extract_batch_size)
+    seeds = ", ".join(str(arguments.seed + episode_index(path)) for path in episodes)
+    played = f"{num_frames} freshly played frames ({len(episodes)} new episodes of the random policy, seeds {seeds})"
+    reconstruction_figure(
+        encoder, decoder, frames, output, f"{title}: mean error {mean_error:.1f} over {played}", seed=config.vae.seed, frames_label="freshly played\nframes"
+    )
+    print(f"check_vae: mean reconstruction error {mean_error:.2f} (summed squared error per image) over {played}; picture: {output}")
 
 
 if __name__ == "__main__":

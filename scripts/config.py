@@ -6,6 +6,7 @@ hold the paper's values (docs/design.md section 4). `--help` prints every field.
 """
 
 import dataclasses
+import difflib
 from typing import Any
 
 from common.settings import describe
@@ -173,14 +174,20 @@ def _field_default(section: str, name: str) -> Any:
     raise KeyError(name)
 
 
+def _closest(name: str, names: list[str], prefix: str = "") -> str:
+    """' (did you mean 'PREFIX+X'?)' for the one of `names` nearest a misspelt `name`, else ''."""
+    match = difflib.get_close_matches(name, names, n=1)
+    return f" (did you mean {prefix + match[0]!r}?)" if match else ""
+
+
 def split_key(key: str) -> tuple[str, str]:
-    """'vae.z_size' -> ('vae', 'z_size'), or an error listing what exists."""
+    """'vae.z_size' -> ('vae', 'z_size'), or an error naming the closest match and listing what exists."""
     section, _, name = key.partition(".")
     if section not in SECTIONS:
-        raise ValueError(f"unknown config section {section!r} in {key!r}; sections: {', '.join(SECTIONS)}")
+        raise ValueError(f"unknown config section {section!r} in {key!r}{_closest(section, list(SECTIONS))}; sections: {', '.join(SECTIONS)}")
     names = [field.name for field in dataclasses.fields(SECTIONS[section])]
     if name not in names:
-        raise ValueError(f"unknown config field {key!r}; {section} has: {', '.join(names)}")
+        raise ValueError(f"unknown config field {key!r}{_closest(name, names, f'{section}.')}; {section} has: {', '.join(names)}")
     return section, name
 
 
@@ -213,7 +220,10 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
         key, separator, text = assignment.partition("=")
         if not separator:
             raise ValueError(f"--set {assignment!r}: expected section.key=value, e.g. --set vae.epochs=10")
-        section, name = split_key(key.strip())
+        try:
+            section, name = split_key(key.strip())
+        except ValueError as error:
+            raise ValueError(f"--set {assignment}: {error}") from None
         overrides[f"{section}.{name}"] = parse_value(key, text, _field_default(section, name))
     return overrides
 

@@ -29,7 +29,7 @@ from common.errors import StageError
 from common.files import atomic_path, read_json, write_json
 from scripts import stage
 
-MARKER_NAME = "EXPORTED.json"
+MARKER_NAME = stage.EXPORTED_MARKER
 MAX_BYTES = 40_000_000  # a committed pretrained/<env>/ folder stays under 40 MB
 # The stages whose outputs an exported agent is made of, in pipeline order.
 REQUIRED_STAGES = ("train_vae", "extract", "train_rnn", "train_controller")
@@ -131,6 +131,8 @@ def export_agent(run_dir: Path, out: Path, force: bool = False, allow_large: boo
     """Check DIR and OUT, then write OUT (see the module docstring); `command` is recorded as the
     command that made it. Returns the EXPORTED.json record."""
     run_dir, out = Path(run_dir), Path(out)
+    if stage.is_exported_agent(run_dir):
+        raise StageError(f"{run_dir} is itself an exported agent ({run_dir / MARKER_NAME}): copy the folder instead, `cp -r {run_dir} {out}`")
     check_source(run_dir)
     replace = check_destination(out, run_dir, force)
     names = exported_files()

@@ -53,9 +53,12 @@ class SpaceEstimate:
 
 
 def validate(invocation) -> SpaceEstimate:
-    """Before anything is written: the drop rule can keep episodes, every episode file already
+    """Before anything is written: DIR is not an exported agent (whose data would be gigabytes in
+    a folder meant to stay small), the drop rule can keep episodes, every episode file already
     there is readable (unless --force discards them), and the disk can hold what is left."""
     config, folder = invocation.config, invocation.run_dir / stage.STAGES[STAGE].folder
+    if stage.is_exported_agent(invocation.run_dir):
+        raise stage.StageError(f"{stage.exported_agent_note(invocation.run_dir)}. {stage.exported_agent_advice(invocation.run_dir)}")
     if config.generate.min_episode_steps >= config.env.max_steps:
         raise stage.StageError(
             f"generate.min_episode_steps={config.generate.min_episode_steps} >= env.max_steps={config.env.max_steps}: every episode would be dropped"

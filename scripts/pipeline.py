@@ -143,7 +143,20 @@ def main(argv=None):
             f"{run_dir / 'config.json'} does not exist: start the run with a preset, e.g. "
             f"`python -m scripts.pipeline --preset doom-smoke --run-dir {run_dir}` (presets: {', '.join(config_module.PRESETS)})"
         )
+    stage.build_config(run_dir, arguments.preset, arguments.assignments)  # a bad --set stops here, before anything is made
+    created = stage.missing_folders(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return run_stages(arguments)
+    except BaseException:
+        stage.remove_if_empty(created)  # a run folder this call made and nothing filled
+        raise
+
+
+def run_stages(arguments: argparse.Namespace) -> list[tuple[str, str, float]]:
+    """Each stage of the run in order (see the module docstring); the first that fails ends the
+    pipeline, saying so (the error itself is printed by stage.run_main)."""
+    run_dir = arguments.run_dir
     names = [name for name in ORDER if not (arguments.skip_dream and name == "dream")]
     if arguments.only:
         names = [name for name in names if name in arguments.only]
@@ -167,9 +180,13 @@ def main(argv=None):
         stage_started = time.perf_counter()
         try:
             run_stage(name, argv_for_stage, arguments.ranks)
-        finally:
+        except BaseException as error:
+            outcome = "stopped" if isinstance(error, KeyboardInterrupt) else "failed"
             seconds = time.perf_counter() - stage_started
-            print(f"[pipeline] {name} took {seconds:.1f} s", flush=True)
+            print(f"[pipeline] {name} {outcome} after {seconds:.1f} s (exit status {stage.exit_status(error)}); the stages after it did not run", flush=True)
+            raise
+        seconds = time.perf_counter() - stage_started
+        print(f"[pipeline] {name} took {seconds:.1f} s", flush=True)
         timings.append((name, "ran", seconds))
         if name not in LEAVES:
             rerun_all = True  # the later stages' outputs were made from this one's old outputs

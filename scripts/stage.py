@@ -24,10 +24,12 @@
 """
 
 import argparse
+import ctypes
 import dataclasses
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -117,6 +119,30 @@ def command_for(stage: str, run_dir: Path) -> str:
     return f"python -m scripts.{stage} --run-dir {run_dir}"
 
 
+EXPORTED_MARKER = "EXPORTED.json"  # scripts.export_agent writes it into every exported agent
+
+
+def is_exported_agent(run_dir: Path) -> bool:
+    """Whether DIR is an exported agent (e.g. pretrained/doom): V, M and C without their training data."""
+    return (Path(run_dir) / EXPORTED_MARKER).is_file()
+
+
+def exported_agent_note(run_dir: Path) -> str:
+    return f"{run_dir} is an exported agent ({Path(run_dir) / EXPORTED_MARKER}): V, M and C without the rollouts, series and checkpoints they were trained from"
+
+
+def exported_agent_advice(run_dir: Path, assignments: tuple[str, ...] = ()) -> str:
+    """What to do instead of making training data in an exported agent: it is meant to stay small
+    (a committed pretrained/<env>/ is ~25 MB; the data is gigabytes), so never there."""
+    new_run = Path("runs") / f"{Path(run_dir).resolve().name}-train"
+    options = "".join(f" --set {shlex.quote(assignment)}" for assignment in assignments)
+    return (
+        "Training there would write gigabytes of data into it: re-score or watch the agent there (scripts.evaluate, scripts.dream, "
+        f"scripts.check_vae, scripts.fidelity); to train with its config, start a new run from its config.json: "
+        f"`mkdir -p {new_run} && cp {Path(run_dir) / 'config.json'} {new_run}/ && python -m scripts.pipeline --run-dir {new_run}{options}`."
+    )
+
+
 def _versions() -> dict:
     import importlib.metadata
 
@@ -170,6 +196,11 @@ def check_locks(run_dir: Path, config: config_module.Config, skip_stage: str | N
         for key, old_value in recorded.items():
             if key in current and current[key] != old_value:
                 what = "was made" if finished else "has partial outputs made"
+                if is_exported_agent(run_dir):
+                    raise StageError(
+                        f"{key}={current[key]!r} contradicts {marker}: the agent's '{stage}' was made with {key}={old_value!r}. "
+                        f"{exported_agent_note(run_dir)}. {exported_agent_advice(run_dir, (f'{key}={current[key]}',))}"
+                    )
                 raise StageError(
                     f"{key}={current[key]!r} contradicts {marker}: the {'finished' if finished else 'unfinished'} stage '{stage}' {what} with "
                     f"{key}={old_value!r}. Use a new --run-dir, or rerun `{command_for(stage, run_dir)} --force` "
@@ -179,28 +210,37 @@ def check_locks(run_dir: Path, config: config_module.Config, skip_stage: str | N
 
 def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> config_module.Config:
     """The config a stage would run with: DIR/config.json (or --preset for a new run), then --set.
-    Read-only: nothing is checked against finished stages and nothing is written."""
+    Read-only: nothing is checked against finished stages and nothing is written. An error names
+    where the bad value came from: a --set, or config.json."""
     config_path = run_dir / "config.json"
     try:
         overrides = config_module.parse_overrides(assignments)
-        if config_path.exists():
-            stored = read_json(config_path)
-            if preset is not None and preset != stored.get("preset"):
-                # A different preset rebuilds everything from that preset; the locks decide if that is allowed.
-                return config_module.build(preset, None, overrides)
+    except ValueError as error:
+        raise StageError(f"{error}. Correct or drop that --set (--help lists every config field).") from None
+    sections = None
+    if config_path.exists():
+        stored = read_json(config_path)
+        # A --preset other than the stored one rebuilds everything from that preset; the locks decide if that is allowed.
+        if preset is None or preset == stored.get("preset"):
+            preset = stored.get("preset")
             sections, notes = config_module.drop_retired({name: stored[name] for name in config_module.SECTIONS if name in stored})
             for note in notes:
                 print(f"note: {config_path}: {note}", file=sys.stderr)
-            return config_module.build(stored.get("preset"), sections, overrides)
-        if preset is None:
-            raise StageError(
-                f"{config_path} does not exist: start the run with a preset, e.g. "
-                f"`python -m scripts.generate --run-dir {run_dir} --preset doom-smoke` "
-                f"(presets: {', '.join(config_module.PRESETS)})"
-            )
-        return config_module.build(preset, None, overrides)
+            try:
+                config_module.build(preset, sections)
+            except (ValueError, TypeError) as error:
+                raise StageError(f"{config_path}: {error}. Correct that entry of the file, or start a new run (a new --run-dir).") from None
+    elif preset is None:
+        raise StageError(
+            f"{config_path} does not exist: start the run with a preset, e.g. "
+            f"`python -m scripts.generate --run-dir {run_dir} --preset doom-smoke` "
+            f"(presets: {', '.join(config_module.PRESETS)})"
+        )
+    try:
+        return config_module.build(preset, sections, overrides)
     except (ValueError, TypeError) as error:
-        raise StageError(f"{config_path}: {error}") from None
+        source = " ".join(f"--set {assignment}" for assignment in assignments) or f"--preset {preset}"
+        raise StageError(f"{source}: {error}") from None
 
 
 def _stored_config_dict(stored: dict) -> dict:
@@ -241,8 +281,49 @@ def require_done(run_dir: Path, stage: str) -> dict:
     """The done.json of a finished upstream stage, or an error saying how to make it."""
     marker = done_path(run_dir, stage)
     if not marker.exists():
+        if is_exported_agent(run_dir):
+            raise StageError(f"{marker} is missing: {exported_agent_note(run_dir)}. {exported_agent_advice(run_dir)}")
         raise StageError(f"{marker} is missing: stage '{stage}' has not finished in {run_dir}. Run `{command_for(stage, run_dir)}` first.")
     return read_json(marker)
+
+
+def unfinished_upstream(run_dir: Path, stages: tuple[str, ...], config: config_module.Config) -> list[str]:
+    """The unfinished stages among `stages` and those they need in turn, in pipeline order: the
+    first is where the run has to go on. (A finished stage's own inputs were there when it ran.)"""
+    missing: set[str] = set()
+    pending = list(stages)
+    while pending:
+        name = pending.pop()
+        if name not in missing and not done_path(run_dir, name).exists():
+            missing.add(name)
+            pending.extend(STAGES[name].required(config))
+    return [name for name in STAGES if name in missing]
+
+
+def require_upstream(invocation: "Invocation", stages: tuple[str, ...]) -> None:
+    """Every stage in `stages` has finished, or a StageError naming the first unfinished stage the
+    run needs and the command that starts there (with this invocation's --preset and --set, which a
+    new run needs). Reads only."""
+    run_dir, arguments = invocation.run_dir, invocation.arguments
+    missing = unfinished_upstream(run_dir, stages, invocation.config)
+    if not missing:
+        return
+    markers = [str(done_path(run_dir, name)) for name in stages if name in missing]
+    if is_exported_agent(run_dir):
+        raise StageError(
+            f"{', '.join(markers)} {'is' if len(markers) == 1 else 'are'} missing: '{invocation.stage}' needs {', '.join(missing)}, "
+            f"which an exported agent does not hold. {exported_agent_note(run_dir)}. {exported_agent_advice(run_dir)}"
+        )
+    options = ([f"--preset {arguments.preset}"] if getattr(arguments, "preset", None) else []) + [
+        f"--set {shlex.quote(assignment)}" for assignment in getattr(arguments, "assignments", [])
+    ]
+    command = " ".join([command_for(missing[0], run_dir), *options])
+    if len(missing) == 1:
+        raise StageError(f"{markers[0]} is missing: stage '{missing[0]}' has not finished in {run_dir}. Run `{command}` first.")
+    raise StageError(
+        f"{', '.join(markers)} {'is' if len(markers) == 1 else 'are'} missing: '{invocation.stage}' needs {', '.join(missing)}, none of which "
+        f"has finished in {run_dir}. Start at the first, {missing[0]}: `{command}`, then run {', '.join(missing[1:])} in that order."
+    )
 
 
 def mark_started(run_dir: Path, stage: str, config: config_module.Config) -> None:
@@ -380,15 +461,46 @@ def release_locks(keep: tuple[Path, ...] = ()) -> None:
             os.close(_held_locks.pop(path))  # closing the descriptor releases the flock
 
 
+def quiet_cuda_without_driver() -> None:
+    """TensorFlow's CUDA build probes CUDA (cuInit) when it first lists devices, also where no
+    NVIDIA driver is installed, and logs the failure as an error line (`E... failed call to
+    cuInit ... CUDA error`) on every CPU-only run. Without the driver's libcuda.so.1 no GPU can be
+    used anyway, so TensorFlow is asked for CPU devices only (TF_ENABLED_DEVICE_TYPES=CPU) and
+    never probes CUDA; its info lines about the device types it leaves out are hidden too
+    (TF_CPP_MIN_LOG_LEVEL=1: warnings and errors still show). Where the driver loads (a GPU
+    machine, the GPU image run with its GPUs) nothing changes, and values set by the user are
+    kept. Before TensorFlow starts."""
+    if "TF_ENABLED_DEVICE_TYPES" in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libcuda.so.1")  # what TensorFlow loads for CUDA; only the NVIDIA driver installs it
+    except OSError:
+        os.environ["TF_ENABLED_DEVICE_TYPES"] = "CPU"
+        default_tensorflow_log_level(1)
+
+
+_log_level_set_here: str | None = None  # the TF_CPP_MIN_LOG_LEVEL this process set (a user's value is kept)
+
+
+def default_tensorflow_log_level(level: int) -> None:
+    """TensorFlow's C++ log level (1 hides info, 2 warnings too; errors always show), unless the
+    user set one; a stricter default replaces an earlier one of ours. Read when TensorFlow starts."""
+    global _log_level_set_here
+    current = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    if current is None or (current == _log_level_set_here and int(current) < level):
+        _log_level_set_here = os.environ["TF_CPP_MIN_LOG_LEVEL"] = str(level)
+
+
 def limit_threads(threads: int = 1) -> None:
     """One thread per worker for BLAS/OpenMP/OpenCV (env.collect.limit_worker_threads) and TF,
     set before those libraries start. TensorFlow reads these only if it is not initialised yet."""
     from env.collect import limit_worker_threads  # here, not at the top: it imports OpenCV
 
     limit_worker_threads(threads)
+    quiet_cuda_without_driver()
     for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ[variable] = str(threads)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    default_tensorflow_log_level(2)
     if "tensorflow" in sys.modules:
         import tensorflow as tf
 
@@ -447,6 +559,35 @@ def parse(stage: str, description: str, argv: list[str] | None = None, add_argum
     return open_run(stage, parse_arguments(stage, description, argv, add_arguments))
 
 
+def missing_folders(folder: Path) -> list[Path]:
+    """`folder` and each of its parents that does not exist yet, deepest first: what mkdir(parents=True) would create."""
+    missing = []
+    for path in (Path(folder), *Path(folder).parents):
+        if path.exists():
+            break
+        missing.append(path)
+    return missing
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove each folder (deepest first) that is still empty: what a failed start created and left empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (another process is using it) or gone: leave it and its parents
+
+
+def _undo_start(lock: Path, created: list[Path]) -> None:
+    """A start that failed removes what it created: its lock file, unlinked while still held (a
+    process that opens it meanwhile finds it held and stops), then the folders, if empty."""
+    held = lock.absolute()
+    if lock in created and held in _held_locks:
+        lock.unlink(missing_ok=True)
+        os.close(_held_locks.pop(held))
+    remove_if_empty([path for path in created if path != lock])
+
+
 def begin(
     invocation: Invocation,
     requires: tuple[str, ...] | None = None,
@@ -455,28 +596,35 @@ def begin(
 ) -> Any:
     """The start every stage shares, in this order:
     1. (writer only) take the stage's folder lock: a second writer stops here;
-    2. the upstream stages (`requires`, by default the table's) have finished;
+    2. the upstream stages (`requires`, by default the table's) have finished, else an error
+       naming the first unfinished one the run needs and the command that starts there;
     3. validate(invocation) checks (and may load) every input the stage reads, its own
        checkpoints included unless --force discards them; its result is kept in invocation.inputs;
     4. (writer only) save DIR/config.json, --force discards the stage's outputs, temporary files
        of a killed writer go, and the locked values its outputs are made with are recorded (started.json).
-    Any error in 1-3 leaves every file of the run as it was. write=False (MPI ranks other than 0)
-    only checks (steps 2-3). Returns invocation.inputs."""
+    Any error in 1-3 leaves every file of the run as it was: the lock file, DIR/.locks and DIR
+    itself go again if this start created them. write=False (MPI ranks other than 0) only checks
+    (steps 2-3). Returns invocation.inputs."""
     run_dir, name = invocation.run_dir, invocation.stage
     spec = STAGES.get(name)
-    if write and spec is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        acquire_lock(lock_path(run_dir, name), name, run_dir / spec.folder)
-    for upstream in spec.required(invocation.config) if requires is None and spec is not None else requires or ():
-        require_done(run_dir, upstream)
-    if spec is not None and invocation.arguments.force and (run_dir / spec.folder).is_symlink():
-        # e.g. an iterate round's vae/, a link to the run's V: --force would delete the run's own files
-        raise StageError(
-            f"{run_dir / spec.folder} is a link to {(run_dir / spec.folder).resolve()}: --force here would delete the outputs it "
-            f"links to. Run `{command_for(name, (run_dir / spec.folder).resolve().parent)} --force` on that run instead."
-        )
-    if validate is not None:
-        invocation.inputs = validate(invocation)
+    lock = lock_path(run_dir, name) if write and spec is not None else None
+    created = [lock, *missing_folders(lock.parent)] if lock is not None and not lock.exists() else []
+    try:
+        if lock is not None:
+            acquire_lock(lock, name, run_dir / spec.folder)
+        require_upstream(invocation, tuple(spec.required(invocation.config) if requires is None and spec is not None else requires or ()))
+        if spec is not None and invocation.arguments.force and (run_dir / spec.folder).is_symlink():
+            # e.g. an iterate round's vae/, a link to the run's V: --force would delete the run's own files
+            raise StageError(
+                f"{run_dir / spec.folder} is a link to {(run_dir / spec.folder).resolve()}: --force here would delete the outputs it "
+                f"links to. Run `{command_for(name, (run_dir / spec.folder).resolve().parent)} --force` on that run instead."
+            )
+        if validate is not None:
+            invocation.inputs = validate(invocation)
+    except BaseException:
+        if lock is not None:
+            _undo_start(lock, created)
+        raise
     if not write:
         return invocation.inputs
     save_config(run_dir, invocation.config)
@@ -490,15 +638,27 @@ def begin(
     return invocation.inputs
 
 
+def exit_status(error: BaseException) -> int:
+    """The status run_main ends the process with when `error` leaves an entry point's main."""
+    if isinstance(error, UserError) or (isinstance(error, OSError) and is_disk_full(error)):
+        return 2
+    if isinstance(error, KeyboardInterrupt):
+        return 128 + signal_of(error)
+    if isinstance(error, SystemExit):
+        return error.code if isinstance(error.code, int) else 0 if error.code is None else 1
+    return 1  # a bug: Python prints the traceback and exits with 1
+
+
 def run_main(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:
     """Run an entry point: a UserError or a full disk becomes one clear line and exit status 2; SIGTERM, SIGINT
     or SIGHUP stop it (every `finally` runs) with status 128 + signal."""
     install_stop_handlers()
+    quiet_cuda_without_driver()
     try:
         main(argv)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exit_status(error))
     except OSError as error:
         if not is_disk_full(error):
             raise
@@ -507,11 +667,10 @@ def run_main(main: Callable[[list[str] | None], object], argv: list[str] | None 
             f"error: the disk is full{where} ({error.strerror}): no partial file was kept. Free some space and rerun the same command to resume.",
             file=sys.stderr,
         )
-        sys.exit(2)
+        sys.exit(exit_status(error))
     except KeyboardInterrupt as interrupt:
-        signum = signal_of(interrupt)
-        print(stopped_message(signum), file=sys.stderr, flush=True)
-        sys.exit(128 + signum)
+        print(stopped_message(signal_of(interrupt)), file=sys.stderr, flush=True)
+        sys.exit(exit_status(interrupt))
 
 
 def configure_devices(mode: str) -> None:

@@ -1,5 +1,9 @@
 """The V stages end to end through their entry points: train_vae -> check_vae -> extract."""
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -79,3 +83,80 @@ def test_scan_picks_frames_round_robin_and_averages_the_error_over_every_frame(t
     errors = per_image_error(every_frame.astype(np.float32) / 255.0, reconstruct(encoder, decoder, every_frame))
     assert num_frames == 24
     np.testing.assert_allclose(mean_error, errors.mean(), rtol=1e-5)
+
+
+def test_a_run_without_rollouts_is_checked_on_freshly_played_episodes(tmp_path, monkeypatch, capsys):
+    """No rollouts (an exported agent ships none): check_vae plays --episodes new episodes of the
+    run's random policy on seeds --seed + k with generate's code, in a temporary folder it removes,
+    and reports V on exactly those frames."""
+    import dataclasses
+    import tempfile
+
+    from env.collect import collect_rollouts
+    from env.rollouts import list_episodes
+
+    run_dir = tmp_path / "run"
+    config = stage.resolve_config(run_dir, "carracing-smoke", ["vae.z_size=8"])
+    encoder, decoder = build_encoder(8), build_decoder(8)
+    (run_dir / "vae").mkdir()
+    encoder.save_weights(run_dir / "vae" / "encoder.weights.h5")
+    decoder.save_weights(run_dir / "vae" / "decoder.weights.h5")
+    stage.mark_done(run_dir, "train_vae", config)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    out = tmp_path / "pictures" / "fresh.png"
+    check_vae.main(["--run-dir", str(run_dir), "--episodes", "2", "--seed", "123", "--num-frames", "3", "--out", str(out)])
+    output = capsys.readouterr().out
+    # the same episodes, played here by generate's collection code
+    reference = tmp_path / "reference"
+    collect_rollouts(reference, config.env, dataclasses.replace(config.generate, num_rollouts=2, base_seed=123))
+    _, mean_error, num_frames = scan_episodes(encoder, decoder, list_episodes(reference), 3, config.vae.extract_batch_size)
+    assert num_frames == 2 * config.env.max_steps  # carracing-smoke: no episode ends before its cap
+    assert "holds no rollouts (none on disk): playing 2 fresh episodes of the random data-collection policy ('brownian') on seeds 123 + k" in output
+    assert f"mean reconstruction error {mean_error:.2f} (summed squared error per image) over {num_frames} freshly played frames" in output
+    assert "seeds 123, 124); picture: " + str(out) in output
+    picture = plt.imread(out)
+    width, height = figure_size_pixels(3)
+    assert picture.shape[:2] == (height, width)
+    assert not (run_dir / "rollouts").exists() and not (run_dir / "vae" / "reconstructions.png").exists()
+    assert list(scratch.iterdir()) == []  # the temporary episodes are gone
+
+    with pytest.raises(stage.StageError, match=r"--episodes 0: expected at least 1"):
+        check_vae.main(["--run-dir", str(run_dir), "--episodes", "0"])
+    with pytest.raises(stage.StageError, match=r"--seed 1073741824: expected 0 <= seed < 2\^30"):
+        check_vae.main(["--run-dir", str(run_dir), "--seed", str(2**30)])
+    stage.release_locks()
+
+
+PRETRAINED_DOOM = Path(__file__).resolve().parents[1] / "pretrained" / "doom"
+
+
+@pytest.mark.skipif(not (PRETRAINED_DOOM / "EXPORTED.json").is_file(), reason="no committed Doom agent in this checkout")
+def test_the_committed_doom_agent_is_checked_on_fresh_frames_without_dirtying_the_repository(tmp_path, capsys):
+    """On a copy of pretrained/doom: fresh frames, a picture in vae/reconstructions.png (a path git
+    ignores under pretrained/), every committed file untouched, and no advice to generate there."""
+    agent = tmp_path / "doom"
+    shutil.copytree(PRETRAINED_DOOM, agent, ignore=shutil.ignore_patterns(".locks", "eval*", "dream", "fidelity", "reconstructions.png"))
+    committed = {path: path.read_bytes() for path in agent.rglob("*") if path.is_file()}
+    check_vae.main(["--run-dir", str(agent), "--episodes", "1", "--num-frames", "2"])
+    stage.release_locks()
+    output = capsys.readouterr().out
+    assert "holds no rollouts (an exported agent ships none)" in output and "freshly played frames" in output
+    assert "scripts.generate" not in output
+    assert {path: path.read_bytes() for path in committed} == committed
+    assert sorted(str(path.relative_to(agent)) for path in agent.rglob("*") if path.is_file() and path not in committed) == [
+        ".locks/vae.lock",
+        "vae/reconstructions.png",
+    ]
+    assert plt.imread(agent / "vae" / "reconstructions.png").shape[:2] == figure_size_pixels(2)[::-1]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "pretrained/doom/vae/reconstructions.png", "pretrained/doom/.locks/vae.lock"],
+        cwd=PRETRAINED_DOOM.parents[1],
+        capture_output=True,
+        text=True,
+    )
+    if ignored.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert ignored.stdout.split() == ["pretrained/doom/vae/reconstructions.png", "pretrained/doom/.locks/vae.lock"]

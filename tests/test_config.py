@@ -144,14 +144,47 @@ def test_set_values_are_typed():
     [
         ("vae.z_size=big", "expected a number of type int"),
         ("rnn.predict_done=maybe", "expected true or false"),
-        ("vae.zsize=3", "unknown config field 'vae.zsize'; vae has: kind, z_size"),
-        ("vea.z_size=3", "unknown config section 'vea'"),
+        ("vae.zsize=3", r"--set vae.zsize=3: unknown config field 'vae.zsize' \(did you mean 'vae.z_size'\?\); vae has: kind, z_size"),
+        ("vea.z_size=3", r"--set vea.z_size=3: unknown config section 'vea' in 'vea.z_size' \(did you mean 'vae'\?\)"),
+        ("vae.qqq=3", r"unknown config field 'vae.qqq'; vae has"),  # nothing close: no guess
         ("vae.z_size", "expected section.key=value"),
     ],
 )
 def test_bad_set_is_refused_with_its_reason(assignment, message):
     with pytest.raises(ValueError, match=message):
         config_module.parse_overrides([assignment])
+
+
+def test_a_bad_set_on_a_new_run_blames_the_set_and_writes_nothing(tmp_path, capsys):
+    """The key came from the command line: the message names the --set, the closest field and
+    the section's fields, never the config.json that was not written; no run folder is made."""
+    from scripts import generate
+
+    run_dir = tmp_path / "badkey"
+    with pytest.raises(SystemExit) as exit_info:
+        stage.run_main(generate.main, ["--run-dir", str(run_dir), "--preset", "doom-smoke", "--set", "vae.z_sise=32"])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert error.startswith("error: --set vae.z_sise=32: unknown config field 'vae.z_sise' (did you mean 'vae.z_size'?); vae has: kind, z_size, ")
+    assert "Correct or drop that --set" in error and "config.json" not in error
+    assert not run_dir.exists()
+    # a bad value, and a value no stage could run with, are blamed on their --set too
+    with pytest.raises(stage.StageError, match=r"^--set vae.z_size=3x: expected a number of type int\. Correct or drop"):
+        stage.build_config(run_dir, "doom-smoke", ["vae.z_size=3x"])
+    with pytest.raises(stage.StageError, match=r"^--set env.name=pong: env.name='pong': expected one of"):
+        stage.build_config(run_dir, "doom-smoke", ["env.name=pong"])
+
+
+def test_a_bad_key_in_config_json_names_the_file(tmp_path):
+    stage.resolve_config(tmp_path, "doom-smoke", [])
+    stored = json.loads((tmp_path / "config.json").read_text())
+    stored["vae"]["z_sise"] = stored["vae"].pop("z_size")
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(stage.StageError) as error:
+        stage.build_config(tmp_path, None, ["vae.epochs=3"])  # a good --set is not blamed
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'config.json'}: unknown config field 'vae.z_sise' (did you mean 'vae.z_size'?)")
+    assert "--set" not in message and "Correct that entry of the file" in message
 
 
 def test_invalid_choice_is_refused():

@@ -226,7 +226,8 @@ def test_a_committed_agent_is_exactly_its_export_record(folder):
     or LFS-pointer checkout fails here, not in evaluate), those are what evaluate needs, and the
     folder stays under the limit."""
     record = json.loads((folder / export_agent.MARKER_NAME).read_text())
-    ignored = (".locks/", "eval/", "eval_", "dream/", "fidelity/")  # what re-scoring writes (eval_random/, eval_seed<N>/; ignored by git)
+    # what re-scoring and check_vae write (eval_random/, eval_seed<N>/; ignored by git)
+    ignored = (".locks/", "eval/", "eval_", "dream/", "fidelity/", "vae/reconstructions.png")
     present = {name for name in _files(folder) if not name.startswith(ignored)} - {export_agent.MARKER_NAME}
     assert present == set(record["files"]) == set(export_agent.exported_files())
     for name, entry in record["files"].items():
@@ -234,3 +235,41 @@ def test_a_committed_agent_is_exactly_its_export_record(folder):
         assert _sha256(folder / name) == entry["sha256"], name
     assert sum(entry["bytes"] for entry in record["files"].values()) < export_agent.MAX_BYTES
     assert json.loads((folder / "config.json").read_text())["env"]["name"] == folder.name
+
+
+PRETRAINED_DOOM = Path(__file__).resolve().parents[1] / "pretrained" / "doom"
+
+
+@pytest.mark.skipif(not (PRETRAINED_DOOM / export_agent.MARKER_NAME).is_file(), reason="no committed Doom agent in this checkout")
+def test_no_message_sends_training_data_into_an_exported_agent(tmp_path, capsys):
+    """Stages that need training data, or a config change, on a copy of pretrained/doom: each
+    refuses, saying it is an exported agent and what to do instead, and never advises making
+    rollouts, series or weights in it (10,000 Doom rollouts are 13.9 GB); nothing is written."""
+    from scripts import extract, generate, iterate, pipeline, train_controller, train_rnn, train_vae
+
+    agent = tmp_path / "doom"
+    shutil.copytree(PRETRAINED_DOOM, agent, ignore=shutil.ignore_patterns(".locks", "eval*", "dream", "fidelity", "reconstructions.png"))
+    before = _states(agent)
+    cases = [
+        (generate, [], "Training there would write gigabytes of data into it"),
+        (pipeline, [], "Training there would write gigabytes of data into it"),
+        (extract, [], "'extract' needs generate"),
+        (train_vae, ["--force"], "'train_vae' needs generate"),
+        (train_rnn, [], "'train_rnn' needs generate, extract"),
+        (train_controller, ["--force"], "'train_controller' needs generate, extract"),
+        (iterate, ["--rounds", "1"], "'iterate' needs generate, extract"),
+        (evaluate, ["--set", "vae.z_size=32"], "vae.z_size=32 contradicts"),
+        (export_agent, ["--to", str(tmp_path / "out")], "is itself an exported agent"),
+    ]
+    for module, arguments, reason in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            stage.run_main(module.main, ["--run-dir", str(agent), *arguments])
+        stage.release_locks()
+        error = capsys.readouterr().err
+        assert exit_info.value.code == 2 and reason in error, (module.__name__, error)
+        assert "exported agent" in error and f"{agent / 'EXPORTED.json'}" in error
+        for maker in ("generate", "extract", "train_vae", "train_rnn", "train_controller", "iterate"):
+            assert f"scripts.{maker} --run-dir {agent}" not in error, (module.__name__, error)
+        assert _states(agent) == before
+    assert "python -m scripts.pipeline --run-dir runs/doom-train --set vae.z_size=32`" in stage.exported_agent_advice(agent, ("vae.z_size=32",))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["doom"]

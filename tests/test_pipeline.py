@@ -178,3 +178,21 @@ def test_a_new_run_without_a_preset_names_the_command(tmp_path):
     with pytest.raises(stage.StageError, match=r"python -m scripts.pipeline --preset doom-smoke"):
         pipeline.main(["--run-dir", str(tmp_path / "new")])
     assert not (tmp_path / "new").exists()
+
+
+def test_a_failed_stage_is_named_with_its_exit_status_and_leaves_no_empty_run_folder(tmp_path, capsys):
+    from scripts import stage
+
+    run_dir = tmp_path / "runs" / "new"
+    with pytest.raises(SystemExit) as exit_info:
+        stage.run_main(pipeline.main, ["--preset", PRESET, "--set", "generate.min_episode_steps=500", "--run-dir", str(run_dir)])
+    output = capsys.readouterr()
+    assert exit_info.value.code == 2 and "every episode would be dropped" in output.err
+    lines = output.out.splitlines()
+    assert lines[0].startswith("[pipeline] 1/8 generate: ") and len(lines) == 2
+    assert lines[1].startswith("[pipeline] generate failed after ") and lines[1].endswith(" s (exit status 2); the stages after it did not run")
+    assert not (tmp_path / "runs").exists()  # neither the run folder nor its .locks/
+    # A bad --set stops before anything is made (and blames the --set).
+    with pytest.raises(stage.StageError, match=r"^--set vae.z_sise=32: unknown config field"):
+        pipeline.main(["--preset", PRESET, "--set", "vae.z_sise=32", "--run-dir", str(run_dir)])
+    assert not (tmp_path / "runs").exists()

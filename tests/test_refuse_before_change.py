@@ -1,6 +1,6 @@
 """Refuse before touching: a stage given one malformed input stops with exit status 2, naming the
 file, and every existing file of the run directory stays byte-identical (done.json included,
-also with --force). The lock files (DIR/.locks) are the only thing a refused stage may write."""
+also with --force); a refused stage leaves no lock file (nor DIR/.locks) behind either."""
 
 import hashlib
 import importlib
@@ -15,12 +15,9 @@ from vae.series import write_series
 SMALL = ["vae.z_size=8", "rnn.hidden_size=16", "rnn.num_mixtures=2"]
 
 
-def tree(run_dir: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(run_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(run_dir.rglob("*"))
-        if path.is_file() and ".locks" not in path.parts
-    }
+def tree(run_dir: Path) -> dict[str, str | None]:
+    """Every file (its SHA-256) and folder (None) under the run directory."""
+    return {str(path.relative_to(run_dir)): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None for path in sorted(run_dir.rglob("*"))}
 
 
 def new_run(run_dir: Path, finished: tuple[str, ...]):

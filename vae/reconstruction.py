@@ -60,8 +60,8 @@ def enlarge(frame: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(frame, UPSCALE, axis=0), UPSCALE, axis=1)
 
 
-def reconstruction_figure(encoder, decoder, frames: np.ndarray, output: str | Path, title: str, seed: int = 0) -> dict:
-    """Write the three-row grid to `output`; returns the per-image and mean errors."""
+def reconstruction_figure(encoder, decoder, frames: np.ndarray, output: str | Path, title: str, seed: int = 0, frames_label: str = "held-out\nframes") -> dict:
+    """Write the three-row grid to `output` (`frames_label` names the first row); returns the per-image and mean errors."""
     mu, _ = encode_frames(encoder, frames)
     reconstructions = decode_z(decoder, mu)
     originals = frames.astype(np.float32) / 255.0
@@ -73,7 +73,7 @@ def reconstruction_figure(encoder, decoder, frames: np.ndarray, output: str | Pa
     figure = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     figure.suptitle(f"{title}  |  error = summed squared error per image (pixels in [0, 1]), the loss's reconstruction term", fontsize=11)
     rows = (
-        ("held-out\nframes", originals, None),
+        (frames_label, originals, None),
         ("reconstructions\n(decoded mu)", reconstructions, errors),
         ("samples\nz ~ N(0, I)", samples, None),
     )
