@@ -229,3 +229,29 @@ def test_a_retired_field_in_config_json_is_dropped_with_a_note(tmp_path, capsys)
     assert "rnn.num_steps=4000 is no longer a setting and is ignored" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown config field 'rnn.num_steps'"):
         config_module.parse_overrides(["rnn.num_steps=10"])  # on the command line it is an error
+
+
+def test_new_runs_score_the_mean_on_the_validation_set_and_older_runs_keep_fresh_episodes(tmp_path):
+    """carracing-cpu and doom pick their agent on a fixed validation set; a run whose config.json
+    was written before controller.eval_set existed resumes as it ran (ADDED_FIELDS), not as its
+    preset now says; the ranking settings a new run gets are today's (off)."""
+    from common.files import read_json, write_json
+    from scripts import stage
+
+    for preset in ("carracing-cpu", "doom", "doom-smoke"):
+        assert config_module.build(preset).controller.eval_set == "validation", preset
+    assert config_module.build("carracing").controller.eval_set == "fresh"
+    budget = config_module.build("carracing-cpu").controller
+    assert (budget.shared_episodes, budget.adaptive_rollouts, budget.init_from) == (False, False, "")
+    stage.resolve_config(tmp_path, "carracing-cpu", [])
+    stored = read_json(tmp_path / "config.json")
+    assert stored["controller"]["eval_set"] == "validation"  # a new run writes every field
+    for name in ("eval_set", "shared_episodes", "adaptive_rollouts", "init_from"):
+        del stored["controller"][name]
+    write_json(tmp_path / "config.json", stored)
+    older = stage.build_config(tmp_path, None, [])
+    assert older.controller.eval_set == "fresh" and not older.controller.shared_episodes and older.controller.init_from == ""
+    assert stage.build_config(tmp_path, None, ["controller.eval_set=validation"]).controller.eval_set == "validation"
+    with pytest.raises(ValueError, match="controller.eval_set='fixed': expected one of fresh, validation"):
+        config_module.build("carracing", overrides={"controller.eval_set": "fixed"})
+    assert set(config_module.ADDED_FIELDS) <= {f"controller.{name}" for name in vars(config_module.build("carracing").controller)}
