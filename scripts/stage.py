@@ -218,12 +218,24 @@ def save_config(run_dir: Path, config: config_module.Config) -> None:
     if path.exists():
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
-            if {key: value for key, value in stored.items() if key != "versions"} == record and "versions" in stored:
+            if "versions" in stored and _reads_as(stored, record, config):
                 return
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError, ValueError, TypeError):
             pass  # rewritten below
     record["versions"] = _versions()
     write_json(path, record)
+
+
+def _reads_as(stored: dict, record: dict, config: config_module.Config) -> bool:
+    """Whether a stored config.json already says `config`: the same fields, or a subset that reads
+    as it (fields added since it was written take the value it reads them as: a committed agent's
+    config.json is not rewritten by a re-score)."""
+    if {key: value for key, value in stored.items() if key != "versions"} == record:
+        return True
+    sections = {name: stored[name] for name in config_module.SECTIONS if name in stored}
+    if any(not set(values) <= set(record[name]) for name, values in sections.items()) or stored.get("preset") != record["preset"]:
+        return False  # a retired or unknown field, or another preset: rewrite
+    return config_module.build(stored["preset"], sections) == config
 
 
 def resolve_config(run_dir: Path, preset: str | None, assignments: list[str], force_stage: str | None = None) -> config_module.Config:

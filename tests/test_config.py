@@ -251,6 +251,14 @@ def test_new_runs_score_the_mean_on_the_validation_set_and_older_runs_keep_fresh
     write_json(tmp_path / "config.json", stored)
     older = stage.build_config(tmp_path, None, [])
     assert older.controller.eval_set == "fresh" and not older.controller.shared_episodes and older.controller.init_from == ""
+    # a stage run on it (a re-score of a committed agent) leaves the file as it is: it already says this config
+    before = (tmp_path / "config.json").read_bytes()
+    stage.save_config(tmp_path, older)
+    assert (tmp_path / "config.json").read_bytes() == before
+    changed = stage.build_config(tmp_path, None, ["controller.eval_set=validation"])
+    stage.save_config(tmp_path, changed)
+    assert read_json(tmp_path / "config.json")["controller"]["eval_set"] == "validation"
+    write_json(tmp_path / "config.json", stored)
     assert stage.build_config(tmp_path, None, ["controller.eval_set=validation"]).controller.eval_set == "validation"
     with pytest.raises(ValueError, match="controller.eval_set='fixed': expected one of fresh, validation"):
         config_module.build("carracing", overrides={"controller.eval_set": "fixed"})
