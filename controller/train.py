@@ -302,7 +302,7 @@ def plot_curve(records: list[dict], path: Path, title: str, eval_set: str = "fre
     axes.plot(generations, [r["fitness_mean"] for r in records], marker=".", label="population mean fitness")
     evaluated = [r for r in records if "mean_params_return" in r]
     if evaluated:
-        episodes = "the validation episodes" if eval_set == "validation" else "fresh episodes"
+        episodes = "validation episodes" if eval_set == "validation" else "fresh episodes"
         axes.errorbar(
             [r["generation"] for r in evaluated],
             [r["mean_params_return"] for r in evaluated],
@@ -318,7 +318,7 @@ def plot_curve(records: list[dict], path: Path, title: str, eval_set: str = "fre
     axes.set_ylabel("fitness = mean return - weight decay;  return")
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    noise_axes.step(generations, [r.get("rollouts", 0) for r in records], where="mid", color="tab:purple", label="rollouts per candidate (R)")
+    noise_axes.step(generations, [r.get("rollouts", 0) for r in records], where="mid", color="tab:purple", label="R, rollouts per candidate")
     noise_axes.set_ylabel("R")
     noise_axes.set_ylim(bottom=0)
     noise_axes.set_xlabel("generation")
@@ -331,11 +331,11 @@ def plot_curve(records: list[dict], path: Path, title: str, eval_set: str = "fre
         [r["rank_reliability"] for r in measured],
         marker=".",
         color="tab:green",
-        label="split-half reliability of the ranking",
+        label="the ranking's split-half reliability",
     )
     reliability_axes.set_ylim(0, 1)
     reliability_axes.set_ylabel("reliability")
-    figure.legend(loc="outside lower center", ncol=3, fontsize="small")  # below the axes: a long run's curves fill them
+    figure.legend(loc="outside lower center", ncol=2, fontsize="small")  # below the axes: a long run's curves fill them
     with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=100)
 
