@@ -218,7 +218,7 @@ def save_config(run_dir: Path, config: config_module.Config) -> None:
     if path.exists():
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
-            if "versions" in stored and _reads_as(stored, record, config):
+            if "versions" in stored and reads_as(stored, config):
                 return
         except (OSError, json.JSONDecodeError, ValueError, TypeError):
             pass  # rewritten below
@@ -226,10 +226,11 @@ def save_config(run_dir: Path, config: config_module.Config) -> None:
     write_json(path, record)
 
 
-def _reads_as(stored: dict, record: dict, config: config_module.Config) -> bool:
+def reads_as(stored: dict, config: config_module.Config) -> bool:
     """Whether a stored config.json already says `config`: the same fields, or a subset that reads
     as it (fields added since it was written take the value it reads them as: a committed agent's
-    config.json is not rewritten by a re-score)."""
+    config.json is not rewritten by a re-score, and the pipeline sees no change)."""
+    record = config.to_dict()
     if {key: value for key, value in stored.items() if key != "versions"} == record:
         return True
     sections = {name: stored[name] for name in config_module.SECTIONS if name in stored}

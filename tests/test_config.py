@@ -252,6 +252,9 @@ def test_new_runs_score_the_mean_on_the_validation_set_and_older_runs_keep_fresh
     older = stage.build_config(tmp_path, None, [])
     assert older.controller.eval_set == "fresh" and not older.controller.shared_episodes and older.controller.init_from == ""
     # a stage run on it (a re-score of a committed agent) leaves the file as it is: it already says this config
+    from scripts import pipeline
+
+    assert not pipeline.config_changes(tmp_path, None, []) and pipeline.config_changes(tmp_path, None, ["controller.eval_set=validation"])
     before = (tmp_path / "config.json").read_bytes()
     stage.save_config(tmp_path, older)
     assert (tmp_path / "config.json").read_bytes() == before
