@@ -208,6 +208,14 @@ def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> c
         raise StageError(f"{config_path}: {error}") from None
 
 
+def _stored_config_dict(stored: dict) -> dict:
+    """The config a stored config.json means today: retired fields dropped, fields added since then at
+    their defaults. A file written before a field was added or retired is left as it is (a committed
+    agent's config.json stays byte-identical to its export record)."""
+    sections, _ = config_module.drop_retired({name: stored[name] for name in config_module.SECTIONS if name in stored})
+    return config_module.build(stored.get("preset"), sections, {}).to_dict()
+
+
 def save_config(run_dir: Path, config: config_module.Config) -> None:
     """Write DIR/config.json (with the library versions) unless it already holds this config.
 
@@ -218,25 +226,12 @@ def save_config(run_dir: Path, config: config_module.Config) -> None:
     if path.exists():
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
-            if "versions" in stored and reads_as(stored, config):
+            if "versions" in stored and _stored_config_dict(stored) == record:
                 return
         except (OSError, json.JSONDecodeError, ValueError, TypeError):
             pass  # rewritten below
     record["versions"] = _versions()
     write_json(path, record)
-
-
-def reads_as(stored: dict, config: config_module.Config) -> bool:
-    """Whether a stored config.json already says `config`: the same fields, or a subset that reads
-    as it (fields added since it was written take the value it reads them as: a committed agent's
-    config.json is not rewritten by a re-score, and the pipeline sees no change)."""
-    record = config.to_dict()
-    if {key: value for key, value in stored.items() if key != "versions"} == record:
-        return True
-    sections = {name: stored[name] for name in config_module.SECTIONS if name in stored}
-    if any(not set(values) <= set(record[name]) for name, values in sections.items()) or stored.get("preset") != record["preset"]:
-        return False  # a retired or unknown field, or another preset: rewrite
-    return config_module.build(stored["preset"], sections) == config
 
 
 def resolve_config(run_dir: Path, preset: str | None, assignments: list[str], force_stage: str | None = None) -> config_module.Config:
