@@ -44,6 +44,7 @@ class EvolutionStrategy:
         self.best_fitness = -np.inf
         self.best_generation = -1
         self.records: list[dict] = []  # one metrics record per finished generation
+        self.selected: dict | None = None  # the mean with the best validation score so far (see select)
         self._pending: np.ndarray | None = None
 
     @property
@@ -97,6 +98,15 @@ class EvolutionStrategy:
         self.generation += 1
         return fitness
 
+    def select(self, generation: int, score: float, score_std: float, episodes: int) -> bool:
+        """Keep the current mean as the selected one if its validation score (the mean return over
+        the fixed validation episodes) beats the kept one's; whether it did. generation: the one
+        just told, whose update made this mean."""
+        if self.selected is not None and score <= self.selected["score"]:
+            return False
+        self.selected = {"params": self.mean, "generation": generation, "score": float(score), "score_std": float(score_std), "episodes": int(episodes)}
+        return True
+
     # --- state -------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
@@ -123,6 +133,7 @@ class EvolutionStrategy:
             raise ArtifactError(f"{path}: CMA-ES state for {state['num_params']} parameters, the controller has {num_params}; {hint}")
         strategy = cls.__new__(cls)
         state.pop("format")
+        state.setdefault("selected", None)  # a state saved before validation selection existed
         strategy.__dict__.update(state)
         strategy._pending = None
         return strategy

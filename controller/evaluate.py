@@ -2,9 +2,10 @@
 over 100 fresh episodes, never a best episode), of the trained controller or, as the baseline
 beside it, of the run's random data-collection policy.
 
-Episode k uses seed evaluate.seed + k, below 2^31, while training episodes use
-seeds in [2^31, 2^32) (controller/seeds.py): evaluation tracks and games are
-never ones the controller was trained on. Both evaluations play the same seeds, so
+Episode k uses seed evaluate.seed + k, below 2^29, while training episodes use
+seeds in [2^31, 2^32) and the validation episodes that pick the agent 2^29 + k
+(controller/seeds.py): evaluation tracks and games are never ones the controller
+was trained on or chosen by. Both evaluations play the same seeds, so
 their episodes correspond one to one. evaluate() writes DIR/eval/:
   returns.json  every episode: seed, return, length
   summary.json  mean, std (population, ddof 0), min, max, episodes, controller used

@@ -44,7 +44,7 @@ from controller import linear
 from controller.behaviour import action_stats
 from controller.behaviour import describe as describe_actions
 from controller.seeds import TRAINING_SEED_BASE
-from controller.store import BEST_NAME, MEAN_NAME, load_agent, load_controller
+from controller.store import PARAMS_NAMES, load_agent, load_controller
 from env.spec import all_specs
 
 FOLDER = "fidelity"
@@ -69,7 +69,7 @@ EPISODE_STATS_VERSION = 2
 class FidelitySettings:
     episodes: int = 100  # episodes per policy and per side (dream, real)
     first_seed: int = 500_000_000  # episode k uses seed first_seed + k: not a generate, evaluate or training seed
-    params: str = "mean"  # which saved controller: 'best' or 'mean'
+    params: str = "mean"  # which saved controller: 'best', 'mean' or 'selected'
     num_bins: int = 10  # probability bins of the calibration curve
     last_steps: int = 10  # k: "near a death" means within the last k steps of an episode that died
 
@@ -311,8 +311,8 @@ def load_inputs(config, run_dir: Path, settings: FidelitySettings, heldout_paths
 
     run_dir = Path(run_dir)
     episode_seeds(settings.first_seed, settings.episodes)
-    if settings.params not in ("best", "mean"):
-        raise ArtifactError(f"params={settings.params!r}: expected 'best' or 'mean'")
+    if settings.params not in PARAMS_NAMES:
+        raise ArtifactError(f"params={settings.params!r}: expected one of {', '.join(PARAMS_NAMES)}")
     if settings.num_bins < 1 or settings.last_steps < 1:
         raise ArtifactError(f"num_bins={settings.num_bins}, last_steps={settings.last_steps}: expected both >= 1")
     model = load_mdn_rnn(run_dir / "rnn", config)
@@ -323,7 +323,7 @@ def load_inputs(config, run_dir: Path, settings: FidelitySettings, heldout_paths
     initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
     heldout_episodes = read_episodes(heldout_paths, config.vae.z_size, config.env.action_size)
     controller = None
-    if (run_dir / "controller" / {"best": BEST_NAME, "mean": MEAN_NAME}[settings.params]).exists():
+    if (run_dir / "controller" / PARAMS_NAMES[settings.params]).exists():
         params, extras, _ = load_controller(config, run_dir, settings.params)
         weights, biases = linear.unflatten(params, linear.ControllerShape.from_config(config))
         controller = {"weights": weights, "biases": biases, "digest": hashlib.sha256(params.tobytes()).hexdigest(), "generation": extras.get("generation")}
@@ -507,7 +507,7 @@ def assemble(
 
     random_policy = {"policy": config.generate.policy, **sides(stored["random_policy_dream"], stored["random_policy_real"])}
     # paths relative to the run directory: a copied or moved run keeps the same report
-    controller_name = f"controller/{ {'best': BEST_NAME, 'mean': MEAN_NAME}[settings.params] }"
+    controller_name = f"controller/{PARAMS_NAMES[settings.params]}"
     if has_controller:
         controller = {
             "skipped": False,

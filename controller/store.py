@@ -1,7 +1,8 @@
 """The controller's files and the trained pieces the agent is made of, from a run directory.
 
-DIR/controller/best.npz (the best candidate ever scored) and mean.npz (the CMA-ES
-distribution mean) hold a flat parameter vector (controller/linear.py layout) with the
+DIR/controller/best.npz (the best candidate ever scored), mean.npz (the CMA-ES
+distribution mean) and selected.npz (the mean that scored best on the validation episodes,
+controller.eval_set=validation) hold a flat parameter vector (controller/linear.py layout) with the
 sizes it was made for, so a controller for another environment or size is refused with
 an ArtifactError naming the file, not a shape error deep in TensorFlow.
 """
@@ -20,7 +21,8 @@ from vae.store import load_part
 
 BEST_NAME = "best.npz"
 MEAN_NAME = "mean.npz"
-PARAMS_NAMES = {"best": BEST_NAME, "mean": MEAN_NAME}
+SELECTED_NAME = "selected.npz"
+PARAMS_NAMES = {"best": BEST_NAME, "mean": MEAN_NAME, "selected": SELECTED_NAME}
 
 
 def save_params(path: str | Path, params: np.ndarray, shape: ControllerShape, **extra) -> None:
@@ -68,17 +70,20 @@ def load_params(path: str | Path, expected: ControllerShape, fix_hint: str = "")
 
 
 def params_path(run_dir: str | Path, kind: str) -> Path:
-    """DIR/controller/best.npz or mean.npz (kind 'best' or 'mean')."""
+    """DIR/controller/best.npz, mean.npz or selected.npz (kind 'best', 'mean' or 'selected')."""
     if kind not in PARAMS_NAMES:
         raise ValueError(f"controller kind {kind!r}: expected one of {sorted(PARAMS_NAMES)}")
     return Path(run_dir) / "controller" / PARAMS_NAMES[kind]
 
 
 def load_controller(config, run_dir: str | Path, kind: str) -> tuple[np.ndarray, dict, Path]:
-    """The run's saved 'best' or 'mean' parameters (N,), their extras (generation, ...) and their
-    path; ArtifactError if missing or made for another env or size."""
+    """The run's saved 'best', 'mean' or 'selected' parameters (N,), their extras (generation, ...)
+    and their path; ArtifactError if missing or made for another env or size."""
     path = params_path(run_dir, kind)
-    params, extras = load_params(path, ControllerShape.from_config(config), fix_hint=f"run `python -m scripts.train_controller --run-dir {run_dir}` first")
+    hint = f"run `python -m scripts.train_controller --run-dir {run_dir}` first"
+    if kind == "selected":
+        hint = f"it is kept by a run trained with controller.eval_set=validation and controller.eval_every > 0; use --params mean or best, or {hint}"
+    params, extras = load_params(path, ControllerShape.from_config(config), fix_hint=hint)
     return params, extras, path
 
 

@@ -9,18 +9,28 @@ the last finished generation and continues exactly as an uninterrupted run.
 That a rerun uses the settings the run started with is checked by the stage's
 lock (DIR/controller/started.json, scripts/stage.py).
 
+Ranking by skill rather than by luck (docs/design.md section 11):
+- controller.shared_episodes: every candidate of a generation plays the same R seeds;
+- the split-half rank correlation of each generation's returns measures how much of the
+  ranking is noise (controller/noise.py); with controller.adaptive_rollouts it sets the next
+  generation's R, a function of the saved records, so a resume continues with the same R;
+- every controller.eval_every generations the distribution mean is scored on
+  controller.eval_rollouts episodes: with controller.eval_set=validation always the same
+  validation episodes, and the best-scoring mean so far is kept (selected.npz).
+
 Two modes score a job:
 - real  (CarRacing, paper section 4): an episode of the real environment with
   V + M + C (controller/agent.py), envs_per_worker environments in lockstep;
 - dream (Doom, paper section 5): an episode inside M at temperature tau
   (controller/dream_scoring.py), the rank's whole share as one batch.
 
-Seeds (controller/seeds.py): training episode (generation g, candidate i,
-rollout r) uses a hash of (controller.seed, g, i, r) in [2^31, 2^32);
-evaluation seeds (evaluate.seed + k) stay below 2^31, so the two never meet.
+Seeds (controller/seeds.py, which maps every stage's range): training episode
+(generation g, candidate i, rollout r) uses a hash of (controller.seed, g, i, r)
+in [2^31, 2^32); validation episodes are 2^29 + k; evaluation seeds
+(evaluate.seed + k) stay below 2^29, so none of them meet.
 
-Writes DIR/controller/: es_state.pkl, best.npz, mean.npz, metrics.jsonl,
-curve.png, tensorboard/.
+Writes DIR/controller/: es_state.pkl, best.npz, mean.npz, selected.npz
+(controller.eval_set=validation), metrics.jsonl, curve.png, tensorboard/.
 """
 
 import time
@@ -37,9 +47,10 @@ from common.summaries import write_scalars
 from controller import linear
 from controller.dream_scoring import DreamScorer
 from controller.es import EvolutionStrategy
+from controller.noise import next_rollouts, reliability, split_half_correlation
 from controller.parallel import Workers
-from controller.seeds import generation_seeds, mean_evaluation_seeds
-from controller.store import BEST_NAME, MEAN_NAME, load_agent, save_params
+from controller.seeds import VALIDATION_SEED_BASE, generation_seeds, mean_score_seeds
+from controller.store import BEST_NAME, MEAN_NAME, SELECTED_NAME, load_agent, save_params
 from env.batch import BatchEnv
 from rnn.store import load_mdn_rnn
 from vae.series import read_initial_z
@@ -133,9 +144,19 @@ class Rank0:
             self.log(f"train_controller: all {settings.num_generations} generations are done; raise controller.num_generations (--set) to continue")
             return
         mode = f"{settings.mode} (tau {settings.temperature})" if settings.mode == "dream" else settings.mode
+        rollouts = f"{self.rollouts()} rollouts"
+        if settings.adaptive_rollouts:
+            rollouts += f" (adaptive, {settings.rollouts_per_candidate}..{settings.max_rollouts_per_candidate}, target reliability {settings.rank_reliability})"
+        if settings.shared_episodes:
+            rollouts += " shared by every candidate"
+        scored = (
+            f"; the mean scored every {settings.eval_every} generation(s) on {settings.eval_rollouts} {settings.eval_set} episodes"
+            if settings.eval_every > 0
+            else ""
+        )
         self.log(
-            f"train_controller: {self.shape.describe()}; CMA-ES population {settings.population_size} x {settings.rollouts_per_candidate} rollouts, "
-            f"mode {mode}, {num_ranks} rank(s); generations {first}..{settings.num_generations - 1}"
+            f"train_controller: {self.shape.describe()}; CMA-ES population {settings.population_size} x {rollouts}, "
+            f"mode {mode}, {num_ranks} rank(s); generations {first}..{settings.num_generations - 1}{scored}"
         )
         if self.progress:
             self.bar = tqdm(total=settings.num_generations, initial=first, desc="generations", unit="gen", leave=False)
@@ -143,10 +164,26 @@ class Rank0:
     def ask(self) -> np.ndarray:
         return self.strategy.ask()
 
-    def tell(self, generation: int, job_returns: np.ndarray, seeds: np.ndarray) -> dict:
-        """Tell CMA-ES each candidate's mean return; the generation's metrics record."""
-        rollouts = self.settings.rollouts_per_candidate
-        mean_returns = np.asarray(job_returns, np.float64).reshape(-1, rollouts).mean(axis=1)
+    def rollouts(self) -> int:
+        """R of the next generation: rollouts_per_candidate, or (adaptive_rollouts) what the last
+        generation's R and split-half rank correlation call for (controller/noise.py)."""
+        settings = self.settings
+        if not settings.adaptive_rollouts or not self.strategy.records:
+            return settings.rollouts_per_candidate
+        last = self.strategy.records[-1]
+        return next_rollouts(
+            last.get("rollouts", settings.rollouts_per_candidate),  # a record saved before R was logged
+            last.get("rank_correlation"),
+            settings.rollouts_per_candidate,
+            settings.max_rollouts_per_candidate,
+            settings.rank_reliability,
+        )
+
+    def tell(self, generation: int, job_returns: np.ndarray, seeds: np.ndarray, rollouts: int) -> dict:
+        """Tell CMA-ES each candidate's mean return over its `rollouts` episodes; the generation's metrics record."""
+        returns = np.asarray(job_returns, np.float64).reshape(-1, rollouts)
+        mean_returns = returns.mean(axis=1)
+        correlation = split_half_correlation(returns)
         fitness = self.strategy.tell(mean_returns, seeds.reshape(-1, rollouts))
         return {
             "generation": generation,
@@ -158,7 +195,18 @@ class Rank0:
             "return_best": float(mean_returns.max()),
             "best_ever_fitness": float(self.strategy.best_fitness),
             "sigma": self.strategy.sigma,
+            "rollouts": rollouts,
+            "rank_correlation": correlation,
+            "rank_reliability": reliability(correlation),
         }
+
+    def score_mean(self, record: dict, generation: int, scores: np.ndarray) -> None:
+        """Add the distribution mean's score to the generation's record; on the validation set,
+        keep the mean if it is the best-scoring so far."""
+        record.update(mean_params_return=float(scores.mean()), mean_params_return_std=float(scores.std()))
+        if self.settings.eval_set == "validation":
+            self.strategy.select(generation, record["mean_params_return"], record["mean_params_return_std"], len(scores))
+            record.update(selected_generation=self.strategy.selected["generation"], selected_return=self.strategy.selected["score"])
 
     def save(self, record: dict, seconds: float) -> None:
         """Keep the generation: the state first (what a resume reads), then the files derived from it."""
@@ -167,14 +215,31 @@ class Rank0:
         self.strategy.save(self.controller_dir / STATE_NAME)
         self.write_outputs()
         self.writer = self.writer or tf.summary.create_file_writer(str(self.controller_dir / "tensorboard"))
-        keys = ("fitness_mean", "fitness_best", "fitness_worst", "return_mean", "sigma", "mean_params_return")
-        write_scalars(self.writer, {key: record[key] for key in keys if key in record}, step=record["generation"])
+        keys = (
+            "fitness_mean",
+            "fitness_best",
+            "fitness_worst",
+            "return_mean",
+            "sigma",
+            "rollouts",
+            "rank_correlation",
+            "rank_reliability",
+            "mean_params_return",
+            "selected_return",
+        )
+        write_scalars(self.writer, {key: record[key] for key in keys if record.get(key) is not None}, step=record["generation"])
+        noise = f" (halves' rank correlation {record['rank_correlation']:.2f})" if record["rank_correlation"] is not None else ""
         line = (
             f"generation {record['generation']}: fitness mean {record['fitness_mean']:.2f} best {record['fitness_best']:.2f} "
-            f"worst {record['fitness_worst']:.2f}, sigma {record['sigma']:.4f}, {seconds:.1f} s"
+            f"worst {record['fitness_worst']:.2f}, sigma {record['sigma']:.4f}, {record['rollouts']} rollouts{noise}, {seconds:.1f} s"
         )
         if "mean_params_return" in record:
-            line += f"; mean params {record['mean_params_return']:.2f} ± {record['mean_params_return_std']:.2f} over {self.settings.eval_rollouts} episodes"
+            line += (
+                f"; mean params {record['mean_params_return']:.2f} ± {record['mean_params_return_std']:.2f} "
+                f"over {self.settings.eval_rollouts} {self.settings.eval_set} episodes"
+            )
+        if "selected_generation" in record:
+            line += f" (selected: generation {record['selected_generation']}, {record['selected_return']:.2f})"
         (self.bar.write if self.bar is not None else self.log)(line)
         if self.bar is not None:
             self.bar.update(1)
@@ -194,15 +259,27 @@ class Rank0:
             fitness=strategy.best_fitness,
             last_generation=strategy.records[-1]["generation"],
         )
+        if strategy.selected is not None:
+            selected = strategy.selected
+            save_params(
+                self.controller_dir / SELECTED_NAME,
+                selected["params"],
+                self.shape,
+                generation=selected["generation"],
+                validation_return=selected["score"],
+                validation_return_std=selected["score_std"],
+                validation_episodes=selected["episodes"],
+                validation_first_seed=VALIDATION_SEED_BASE,
+            )
         write_jsonl(self.controller_dir / METRICS_NAME, strategy.records)
-        plot_curve(strategy.records, self.controller_dir / CURVE_NAME, self.title)
+        plot_curve(strategy.records, self.controller_dir / CURVE_NAME, self.title, self.settings.eval_set)
 
     def finish(self, num_ranks: int) -> dict:
         if self.bar is not None:
             self.bar.close()
         strategy = self.strategy
         last = strategy.records[-1] if strategy.records else {}
-        return {
+        summary = {
             "generations": strategy.generation,
             "best_fitness": strategy.best_fitness,
             "best_generation": strategy.best_generation,
@@ -210,31 +287,55 @@ class Rank0:
             "sigma": strategy.sigma,
             "ranks": num_ranks,
         }
+        if strategy.selected is not None:
+            summary.update(selected_generation=strategy.selected["generation"], selected_return=strategy.selected["score"])
+        return summary
 
 
-def plot_curve(records: list[dict], path: Path, title: str) -> None:
-    """curve.png: fitness per generation (mean, best, worst) and the periodic mean scores."""
+def plot_curve(records: list[dict], path: Path, title: str, eval_set: str = "fresh") -> None:
+    """curve.png: above, fitness per generation (mean, best, worst), the periodic scores of the mean
+    and the selected one; below, the rollouts per candidate and the ranking's split-half reliability."""
     generations = [record["generation"] for record in records]
-    figure = Figure(figsize=(8, 5), layout="constrained")
-    axes = figure.subplots()
+    figure = Figure(figsize=(8, 7), layout="constrained")
+    axes, noise_axes = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     axes.fill_between(generations, [r["fitness_worst"] for r in records], [r["fitness_best"] for r in records], alpha=0.2, label="worst..best candidate")
     axes.plot(generations, [r["fitness_mean"] for r in records], marker=".", label="population mean fitness")
     evaluated = [r for r in records if "mean_params_return" in r]
     if evaluated:
+        episodes = "validation episodes" if eval_set == "validation" else "fresh episodes"
         axes.errorbar(
             [r["generation"] for r in evaluated],
             [r["mean_params_return"] for r in evaluated],
             yerr=[r["mean_params_return_std"] for r in evaluated],
             fmt="o",
             capsize=3,
-            label="return of the distribution mean (eval rollouts, ± std)",
+            label=f"return of the distribution mean ({episodes}, ± std)",
         )
-    axes.set_xlabel("generation")
-    axes.xaxis.get_major_locator().set_params(integer=True)
+    selected = [r for r in evaluated if r.get("selected_generation") == r["generation"]]
+    if selected:
+        last = selected[-1]
+        axes.plot(last["generation"], last["mean_params_return"], marker="*", markersize=16, linestyle="none", color="gold", label="selected mean")
     axes.set_ylabel("fitness = mean return - weight decay;  return")
     axes.set_title(title)
-    figure.legend(loc="outside lower center", ncol=3, fontsize="small")  # below the axes: a long run's curves fill them
     axes.grid(alpha=0.3)
+    noise_axes.step(generations, [r.get("rollouts", 0) for r in records], where="mid", color="tab:purple", label="R, rollouts per candidate")
+    noise_axes.set_ylabel("R")
+    noise_axes.set_ylim(bottom=0)
+    noise_axes.set_xlabel("generation")
+    noise_axes.xaxis.get_major_locator().set_params(integer=True)
+    noise_axes.grid(alpha=0.3)
+    reliability_axes = noise_axes.twinx()
+    measured = [r for r in records if r.get("rank_reliability") is not None]
+    reliability_axes.plot(
+        [r["generation"] for r in measured],
+        [r["rank_reliability"] for r in measured],
+        marker=".",
+        color="tab:green",
+        label="the ranking's split-half reliability",
+    )
+    reliability_axes.set_ylim(0, 1)
+    reliability_axes.set_ylabel("reliability")
+    figure.legend(loc="outside lower center", ncol=2, fontsize="small")  # below the axes: a long run's curves fill them
     with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=100)
 
@@ -268,16 +369,16 @@ def train_controller(
 
     for generation in range(first_generation, settings.num_generations):
         started = time.perf_counter()
-        candidates = workers.broadcast(on_root(workers, lambda: rank0.ask()))
-        seeds = generation_seeds(settings.seed, generation, settings.population_size, settings.rollouts_per_candidate)
+        candidates, rollouts = workers.broadcast(on_root(workers, lambda: (rank0.ask(), rank0.rollouts())))
+        seeds = generation_seeds(settings.seed, generation, settings.population_size, rollouts, shared=settings.shared_episodes)
         job_returns = score_jobs(scorer, workers, shape, candidates, seeds)
-        record = on_root(workers, lambda: rank0.tell(generation, job_returns, seeds))  # noqa: B023 (called at once)
+        record = on_root(workers, lambda: rank0.tell(generation, job_returns, seeds, rollouts))  # noqa: B023 (called at once)
         if settings.eval_every > 0 and ((generation + 1) % settings.eval_every == 0 or generation + 1 == settings.num_generations):
             # the authors' periodic check: the distribution mean on more rollouts
             mean_params = workers.broadcast(rank0.strategy.mean if workers.is_root else None)
-            mean_scores = score_jobs(scorer, workers, shape, mean_params[None], mean_evaluation_seeds(settings.seed, generation, settings.eval_rollouts))
-            if workers.is_root:
-                record.update(mean_params_return=float(mean_scores.mean()), mean_params_return_std=float(mean_scores.std()))
+            mean_seeds = mean_score_seeds(settings.eval_set, settings.seed, generation, settings.eval_rollouts)
+            mean_scores = score_jobs(scorer, workers, shape, mean_params[None], mean_seeds)
+            on_root(workers, lambda: rank0.score_mean(record, generation, mean_scores))  # noqa: B023 (called at once)
         on_root(workers, lambda: rank0.save(record, time.perf_counter() - started))  # noqa: B023 (called at once)
 
     return on_root(workers, lambda: rank0.finish(workers.size)) or {}

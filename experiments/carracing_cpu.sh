@@ -30,8 +30,9 @@ step generate "$RUN/generate.log" ./run.sh python -m scripts.generate --run-dir 
 step train_vae "$RUN/train_vae.log" ./run.sh python -m scripts.train_vae --run-dir "$RUN" || exit 1
 step check_vae+extract+train_rnn "$RUN/pipeline.log" ./run.sh pipeline --run-dir "$RUN" --only check_vae extract train_rnn || exit 1
 
-# The comparison (once: compare.json records the scores and the winner). The evaluation seeds of
-# the mean depend only on controller.seed and the generation, so both settings meet the same tracks.
+# The comparison (once: compare.json records the scores and the winner). Both settings score their
+# mean on the same tracks: the validation set (controller.eval_set=validation, carracing-cpu's), or
+# fresh tracks that depend only on controller.seed and the generation.
 if [ ! -f "$RUN/compare.json" ]; then
     share "$RUN" "$SIDE" rollouts vae series rnn
     compare=(--set "controller.num_generations=$COMPARE_GENERATIONS" --set "controller.eval_every=$COMPARE_GENERATIONS")

@@ -60,6 +60,7 @@ _DOOM = {
     "controller.use_bias": False,
     "controller.num_generations": 200,
     "controller.envs_per_worker": 16,  # each ViZDoom env is an engine process
+    "controller.eval_set": "validation",  # the mean scored on the same episodes each time, the best kept (selected.npz)
 }
 
 # CarRacing on one 2-core CPU in <= 8 hours (README, "CarRacing on a 2-core CPU"): the paper's
@@ -74,6 +75,7 @@ _CARRACING_CPU = {
     # ~150 s a generation on 2 cores (measured): ~4 h 25 min with the mean's four scores, what is left
     # of 8 hours after data, V, M (~2 h 45 min) and the score; the README's run went on to 125, no gain
     "controller.num_generations": 100,
+    "controller.eval_set": "validation",  # the mean scored on the same tracks each time, the best kept (selected.npz)
 }
 
 # Smoke presets keep every architecture size of the real preset (so parameter
@@ -135,6 +137,17 @@ RETIRED_FIELDS = {
 }
 
 
+# Fields added after runs had been made, with the value that keeps such a run as it was: a run's
+# config.json without the field reads it as this value, not as its preset's (which may have
+# changed since); a new run writes every field to its config.json.
+ADDED_FIELDS = {
+    "controller.shared_episodes": False,
+    "controller.adaptive_rollouts": False,
+    "controller.eval_set": "fresh",
+    "controller.init_from": "",
+}
+
+
 def drop_retired(sections: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Stored section values without the retired fields, and one note per field dropped."""
     kept, notes = {}, []
@@ -192,13 +205,19 @@ def split_key(key: str) -> tuple[str, str]:
 
 
 def build(preset: str, values: dict[str, dict[str, Any]] | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """A Config from a preset, then stored section values, then overrides ('section.key' -> value)."""
+    """A Config from a preset, then stored section values (a run's config.json: ADDED_FIELDS it lacks
+    take the value it was made with), then overrides ('section.key' -> value)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
     merged: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
     for key, value in PRESETS[preset].items():
         section, name = split_key(key)
         merged[section][name] = value
+    if values is not None:  # a run's stored config
+        for key, value in ADDED_FIELDS.items():
+            section, name = split_key(key)
+            if name not in values.get(section, {}):
+                merged[section][name] = value
     for section, section_values in (values or {}).items():
         if section not in SECTIONS:
             raise ValueError(f"unknown config section {section!r}")
@@ -238,7 +257,8 @@ def validate(config: Config) -> None:
         "generate.policy": (config.generate.policy, ("brownian", "hold")),
         "vae.kind": (config.vae.kind, ("vae", "vaegan")),
         "controller.mode": (config.controller.mode, ("real", "dream")),
-        "evaluate.params": (config.evaluate.params, ("best", "mean")),
+        "controller.eval_set": (config.controller.eval_set, ("fresh", "validation")),
+        "evaluate.params": (config.evaluate.params, ("best", "mean", "selected")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

@@ -5,7 +5,8 @@ temperature tau, fed the controller's actions), each z decoded by V.
 real.mp4: a real episode, each frame beside V's reconstruction of it.
 The controller is DIR/controller/mean.npz when training has saved one;
 otherwise a small random linear controller acts (dream) and the random
-data-collection policy drives the real episode.
+data-collection policy drives the real episode. --params best|selected plays
+best.npz or selected.npz instead (which must exist).
 """
 
 from pathlib import Path
@@ -20,15 +21,24 @@ def _add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed of the dream episode and of the real episode")
     parser.add_argument("--max-steps", type=int, default=None, help="dream episode cap (default: controller.max_dream_steps)")
     parser.add_argument("--format", choices=("mp4", "gif"), default="mp4", help="video container")
+    parser.add_argument(
+        "--params",
+        choices=("best", "mean", "selected"),
+        default=None,
+        help="which saved controller acts (default: mean.npz if training has saved one, else a random controller)",
+    )
 
 
-def load_controller(run_dir: Path, config):
-    """(W (F, A), b (A,) or None) from DIR/controller/mean.npz, or None when there is none yet."""
+def load_controller(run_dir: Path, config, kind: str | None = None):
+    """(W (F, A), b (A,) or None) from DIR/controller/<kind>.npz; kind None: mean.npz, or None
+    when there is none yet (a kind asked for by name must exist)."""
     from controller import linear, store
 
-    if not store.params_path(run_dir, "mean").exists():
-        return None
-    params, _, _ = store.load_controller(config, run_dir, "mean")
+    if kind is None:
+        if not store.params_path(run_dir, "mean").exists():
+            return None
+        kind = "mean"
+    params, _, _ = store.load_controller(config, run_dir, kind)
     return linear.unflatten(params, linear.ControllerShape.from_config(config))
 
 
@@ -111,7 +121,7 @@ def validate(invocation):
     encoder, decoder = load_encoder_decoder(run_dir / "vae", config.vae)
     model = load_mdn_rnn(run_dir / "rnn", config)
     initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
-    controller = load_controller(run_dir, config)
+    controller = load_controller(run_dir, config, arguments.params)
     return tau, max_steps, encoder, decoder, model, initial_mu, initial_logvar, controller
 
 
@@ -123,7 +133,8 @@ def main(argv=None):
     from common.video import side_by_side, to_height, write_video
     from vae.encode import reconstruct, to_uint8
 
-    who = "the controller's mean (controller/mean.npz)" if controller is not None else "a random linear controller (no controller/mean.npz yet)"
+    kind = arguments.params or "mean"
+    who = f"the saved controller controller/{kind}.npz" if controller is not None else "a random linear controller (no controller/mean.npz yet)"
     output_dir = run_dir / "dream"
 
     frames, dream_return = dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau, max_steps, arguments.seed)

@@ -1,7 +1,7 @@
 """Score the trained controller, or the random policy beside it, on fresh real episodes (paper, sections 4.4 and 5).
 
 Runs evaluate.episodes real-environment episodes (seeds evaluate.seed + k, never
-used in training) with V + M + C and the saved 'best' or 'mean' controller;
+used in training) with V + M + C and the saved 'best', 'mean' or 'selected' controller;
 writes DIR/eval/returns.json (every episode), summary.json (mean ± std),
 histogram.png and episode.mp4 (the real frame beside V's reconstruction).
 
@@ -15,7 +15,7 @@ own, DIR/eval_seed<N>/ (DIR/eval_random_seed<N>/ with --params random), with its
 own lock, resume and done.json; config.json (evaluate.seed) and DIR/eval/ stay as
 they are, so a second seed set needs no copy of the run.
 
-  python -m scripts.evaluate --run-dir DIR [--episodes 100] [--params best|mean|random] [--seed N]
+  python -m scripts.evaluate --run-dir DIR [--episodes 100] [--params best|mean|selected|random] [--seed N]
 """
 
 import copy
@@ -30,8 +30,9 @@ def add_arguments(parser):
     parser.add_argument("--episodes", type=int, help="episodes to run (overrides evaluate.episodes)")
     parser.add_argument(
         "--params",
-        choices=("best", "mean", "random"),
-        help="which saved controller (overrides evaluate.params), or 'random': the data-collection policy, written to DIR/eval_random",
+        choices=("best", "mean", "selected", "random"),
+        help="which saved controller (overrides evaluate.params; 'selected': the mean that scored best on the validation episodes), "
+        "or 'random': the data-collection policy, written to DIR/eval_random",
     )
     parser.add_argument(
         "--seed",

@@ -3,7 +3,7 @@
   python -m scripts.export_agent --run-dir DIR --to OUT [--force] [--allow-large]
 
 OUT gets exactly the files that `scripts.evaluate`, `scripts.dream` and `scripts.fidelity`
-read (EXPORTED_FILES), copied byte for byte (config.json as it is), and OUT/EXPORTED.json:
+read (exported_files), copied byte for byte (config.json as it is), and OUT/EXPORTED.json:
 the source folder, the time, each file's size and SHA-256, and the source's own evaluation
 summary if it has one. No rollouts, series episodes, checkpoints, logs or CMA-ES state:
 python -m scripts.evaluate --run-dir OUT then scores the same agent on the same seeds with
@@ -35,15 +35,17 @@ MAX_BYTES = 40_000_000  # a committed pretrained/<env>/ folder stays under 40 MB
 REQUIRED_STAGES = ("train_vae", "extract", "train_rnn", "train_controller")
 
 
-def exported_files() -> tuple[str, ...]:
+def exported_files(run_dir: Path | None = None) -> tuple[str, ...]:
     """Paths (relative to the run directory) of every file evaluate, dream and fidelity read:
     config.json; V's encoder and decoder (evaluate's agent and video, dream); M's weights;
-    the first frames the dream starts from; both saved controllers (evaluate --params best|mean);
+    the first frames the dream starts from; both saved controllers (evaluate --params best|mean),
+    and the selected mean too when run_dir holds one (--params selected, controller.eval_set=validation);
     and the done.json markers of V, M and C that their stage checks require and compare the config with."""
-    from controller.store import BEST_NAME, MEAN_NAME
+    from controller.store import BEST_NAME, MEAN_NAME, SELECTED_NAME
     from rnn.store import WEIGHTS_NAME
     from vae.series import INITIAL_Z_NAME
 
+    selected = (f"controller/{SELECTED_NAME}",) if run_dir is not None and (Path(run_dir) / "controller" / SELECTED_NAME).exists() else ()
     return (
         "config.json",
         "vae/encoder.weights.h5",
@@ -54,6 +56,7 @@ def exported_files() -> tuple[str, ...]:
         "rnn/done.json",
         f"controller/{BEST_NAME}",
         f"controller/{MEAN_NAME}",
+        *selected,
         "controller/done.json",
     )
 
@@ -61,7 +64,7 @@ def exported_files() -> tuple[str, ...]:
 def check_source(run_dir: Path):
     """The config of a run whose V, first frames, M and controller have finished and load; else a
     StageError or ArtifactError naming the missing file and the command that makes it."""
-    from controller.store import load_controller
+    from controller.store import load_controller, params_path
     from rnn.store import load_mdn_rnn
     from vae.series import read_initial_z
     from vae.store import load_encoder_decoder
@@ -74,8 +77,9 @@ def check_source(run_dir: Path):
     load_encoder_decoder(run_dir / "vae", config.vae)
     read_initial_z(run_dir / "series", config.vae.z_size)
     load_mdn_rnn(run_dir / "rnn", config)
-    for kind in ("best", "mean"):
-        load_controller(config, run_dir, kind)
+    for kind in ("best", "mean", "selected"):
+        if kind != "selected" or params_path(run_dir, kind).exists():
+            load_controller(config, run_dir, kind)
     return config
 
 
@@ -135,7 +139,7 @@ def export_agent(run_dir: Path, out: Path, force: bool = False, allow_large: boo
         raise StageError(f"{run_dir} is itself an exported agent ({run_dir / MARKER_NAME}): copy the folder instead, `cp -r {run_dir} {out}`")
     check_source(run_dir)
     replace = check_destination(out, run_dir, force)
-    names = exported_files()
+    names = exported_files(run_dir)
     total = sum((run_dir / name).stat().st_size for name in names)
     log(f"export_agent: {len(names)} files, {total / 1e6:.1f} MB from {run_dir}")
     if total > MAX_BYTES:

@@ -5,14 +5,14 @@ data-collection policy and of the trained controller in both (same seeds, same
 count), M's death probability against real deaths on held-out episodes, and M's
 z loss on them next to its training loss. See controller/fidelity.py for every field.
 Needs a finished train_rnn with M's done head (Doom). The controller part plays
-DIR/controller/mean.npz (or best.npz) with V in the real game; without that file
+DIR/controller/mean.npz (or best.npz, selected.npz) with V in the real game; without that file
 it is skipped, with a note. Without series episodes in DIR/series (an exported
 agent, python -m scripts.export_agent) the two held-out parts are skipped, with a note.
 
 Resumable: each part is saved to DIR/fidelity/parts/ when it finishes and a rerun
 computes only the missing ones (or those whose inputs changed); --force recomputes all.
 
-  python -m scripts.fidelity --run-dir DIR [--episodes 100] [--params best|mean] [--seed S] [--bins 10] [--last-steps 10]
+  python -m scripts.fidelity --run-dir DIR [--episodes 100] [--params best|mean|selected] [--seed S] [--bins 10] [--last-steps 10]
 """
 
 import time
@@ -29,7 +29,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--episodes", type=int, default=defaults.episodes, help=f"episodes per policy in the dream and in the real game (default {defaults.episodes})"
     )
-    parser.add_argument("--params", choices=("best", "mean"), default=defaults.params, help=f"which saved controller (default {defaults.params})")
+    parser.add_argument("--params", choices=("best", "mean", "selected"), default=defaults.params, help=f"which saved controller (default {defaults.params})")
     parser.add_argument("--seed", type=int, default=defaults.first_seed, help=f"episode k uses seed SEED + k (default {defaults.first_seed})")
     parser.add_argument("--bins", type=int, default=defaults.num_bins, help=f"probability bins of the calibration curve (default {defaults.num_bins})")
     parser.add_argument(

@@ -67,9 +67,8 @@ def config_changes(run_dir: Path, preset: str | None, assignments: list[str]) ->
     config_path = run_dir / "config.json"
     if not config_path.exists():
         return True
-    stored = read_json(config_path)
-    resolved = stage.build_config(run_dir, preset, assignments).to_dict()
-    return any(resolved[name] != stored.get(name) for name in (*config_module.SECTIONS, "preset"))
+    # what the stored file means today (fields added since it was written at the value it reads them as)
+    return stage._stored_config_dict(read_json(config_path)) != stage.build_config(run_dir, preset, assignments).to_dict()
 
 
 def mpiexec_path() -> str:

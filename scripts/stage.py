@@ -56,6 +56,7 @@ class Stage:
     inputs: tuple[str, ...] = ()  # upstream stages that must have finished
     optional_inputs: tuple[str, ...] = ()  # upstream stages whose outputs it reads if they exist
     real_mode_inputs: tuple[str, ...] = ()  # also required when controller.mode=real
+    dream_mode_inputs: tuple[str, ...] = ()  # also required when controller.mode=dream
     sections: tuple[str, ...] = ()  # config sections whose locked fields its outputs depend on
     # "Finished": DIR/<folder>/done.json, or (stages without one) every file it exists to make.
     finished_files: tuple[str, ...] = ()
@@ -66,8 +67,9 @@ class Stage:
         return not self.finished_files
 
     def required(self, config: config_module.Config | None = None) -> tuple[str, ...]:
-        extra = self.real_mode_inputs if config is not None and config.controller.mode == "real" else ()
-        return self.inputs + extra
+        if config is None:
+            return self.inputs
+        return self.inputs + (self.real_mode_inputs if config.controller.mode == "real" else self.dream_mode_inputs)
 
 
 # In pipeline order (docs/design.md section 1).
@@ -79,7 +81,10 @@ STAGES: dict[str, Stage] = {
         Stage("check_vae", "vae", inputs=("train_vae",), finished_files=("vae/reconstructions.png",)),
         Stage("extract", "series", inputs=("generate", "train_vae"), sections=("vae",)),
         Stage("train_rnn", "rnn", inputs=("extract",), sections=("rnn",)),
-        Stage("train_controller", "controller", inputs=("train_rnn", "extract"), real_mode_inputs=("train_vae",), sections=("controller",)),
+        # in real mode C never reads series/ (an exported agent's V and M are enough: experiments/carracing_from_agent.sh)
+        Stage(
+            "train_controller", "controller", inputs=("train_rnn",), real_mode_inputs=("train_vae",), dream_mode_inputs=("extract",), sections=("controller",)
+        ),
         Stage("evaluate", "eval", inputs=("train_vae", "train_rnn"), optional_inputs=("train_controller",)),
         # The random data-collection policy on evaluate's seeds (python -m scripts.evaluate --params random): needs only config.json.
         Stage("evaluate_random", "eval_random", in_pipeline=False),
@@ -111,7 +116,7 @@ def seed_set_stage(stage: str, first_seed: int) -> str:
 def leaves() -> tuple[str, ...]:
     """Pipeline stages whose outputs no other pipeline stage reads."""
     specs = [STAGES[name] for name in PIPELINE_STAGES]
-    read = {upstream for spec in specs for upstream in (*spec.inputs, *spec.optional_inputs, *spec.real_mode_inputs)}
+    read = {upstream for spec in specs for upstream in (*spec.inputs, *spec.optional_inputs, *spec.real_mode_inputs, *spec.dream_mode_inputs)}
     return tuple(name for name in PIPELINE_STAGES if name not in read)
 
 
@@ -241,6 +246,14 @@ def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> c
     except (ValueError, TypeError) as error:
         source = " ".join(f"--set {assignment}" for assignment in assignments) or f"--preset {preset}"
         raise StageError(f"{source}: {error}") from None
+
+
+def _stored_config_dict(stored: dict) -> dict:
+    """The config a stored config.json means today: retired fields dropped, fields added since then at
+    their defaults. A file written before a field was added or retired is left as it is (a committed
+    agent's config.json stays byte-identical to its export record)."""
+    sections, _ = config_module.drop_retired({name: stored[name] for name in config_module.SECTIONS if name in stored})
+    return config_module.build(stored.get("preset"), sections, {}).to_dict()
 
 
 def _stored_config_dict(stored: dict) -> dict:

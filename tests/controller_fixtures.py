@@ -64,3 +64,23 @@ def make_run(run_dir: Path, preset: str, assignments: list[str], with_vae: bool 
     stage.mark_done(run_dir, "extract", config)
     stage.mark_done(run_dir, "train_rnn", config)
     return config
+
+
+def vary_dream_deaths(run_dir: Path, config, seed: int = 0) -> None:
+    """Replace the tiny M by one drawn from `seed` (the same on every call) whose done logit swings
+    with its state (kernel x 10, bias -1), so dream episodes end at steps that depend on the
+    controller and the seed (make_run's M, random each call, lives to the step cap)."""
+    import keras
+
+    from rnn.model import build_mdn_rnn
+    from rnn.store import WEIGHTS_NAME
+
+    keras.utils.set_random_seed(seed)
+    model = build_mdn_rnn(config.rnn, config.vae.z_size, config.env.action_size)
+    done = config.vae.z_size * 3 * config.rnn.num_mixtures  # the done logit's column in M's head
+    kernel, bias = model.head.kernel.numpy(), model.head.bias.numpy()
+    kernel[:, done] *= 10.0
+    bias[done] = -1.0
+    model.head.kernel.assign(kernel)
+    model.head.bias.assign(bias)
+    model.save_weights(run_dir / "rnn" / WEIGHTS_NAME)

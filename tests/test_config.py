@@ -329,3 +329,40 @@ def test_an_old_config_json_loads_unchanged_and_its_locks_still_hold(tmp_path, c
 
 def stored_sections(stored: dict) -> dict:
     return config_module.drop_retired({name: stored[name] for name in config_module.SECTIONS})[0]
+
+
+def test_new_runs_score_the_mean_on_the_validation_set_and_older_runs_keep_fresh_episodes(tmp_path):
+    """carracing-cpu and doom pick their agent on a fixed validation set; a run whose config.json
+    was written before controller.eval_set existed resumes as it ran (ADDED_FIELDS), not as its
+    preset now says; the ranking settings a new run gets are today's (off)."""
+    from common.files import read_json, write_json
+    from scripts import stage
+
+    for preset in ("carracing-cpu", "doom", "doom-smoke"):
+        assert config_module.build(preset).controller.eval_set == "validation", preset
+    assert config_module.build("carracing").controller.eval_set == "fresh"
+    budget = config_module.build("carracing-cpu").controller
+    assert (budget.shared_episodes, budget.adaptive_rollouts, budget.init_from) == (False, False, "")
+    stage.resolve_config(tmp_path, "carracing-cpu", [])
+    stored = read_json(tmp_path / "config.json")
+    assert stored["controller"]["eval_set"] == "validation"  # a new run writes every field
+    for name in ("eval_set", "shared_episodes", "adaptive_rollouts", "init_from"):
+        del stored["controller"][name]
+    write_json(tmp_path / "config.json", stored)
+    older = stage.build_config(tmp_path, None, [])
+    assert older.controller.eval_set == "fresh" and not older.controller.shared_episodes and older.controller.init_from == ""
+    # a stage run on it (a re-score of a committed agent) leaves the file as it is: it already says this config
+    from scripts import pipeline
+
+    assert not pipeline.config_changes(tmp_path, None, []) and pipeline.config_changes(tmp_path, None, ["controller.eval_set=validation"])
+    before = (tmp_path / "config.json").read_bytes()
+    stage.save_config(tmp_path, older)
+    assert (tmp_path / "config.json").read_bytes() == before
+    changed = stage.build_config(tmp_path, None, ["controller.eval_set=validation"])
+    stage.save_config(tmp_path, changed)
+    assert read_json(tmp_path / "config.json")["controller"]["eval_set"] == "validation"
+    write_json(tmp_path / "config.json", stored)
+    assert stage.build_config(tmp_path, None, ["controller.eval_set=validation"]).controller.eval_set == "validation"
+    with pytest.raises(ValueError, match="controller.eval_set='fixed': expected one of fresh, validation"):
+        config_module.build("carracing", overrides={"controller.eval_set": "fixed"})
+    assert set(config_module.ADDED_FIELDS) <= {f"controller.{name}" for name in vars(config_module.build("carracing").controller)}

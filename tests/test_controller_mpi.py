@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from common.files import read_jsonl
-from tests.controller_fixtures import TINY_DOOM, make_run
+from tests.controller_fixtures import TINY_DOOM, make_run, vary_dream_deaths
 
 REPO = Path(__file__).resolve().parents[1]
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
@@ -31,10 +31,25 @@ def results(run_dir):
     return np.load(run_dir / "controller" / "mean.npz")["params"], np.load(run_dir / "controller" / "best.npz")["params"], records
 
 
-def test_two_ranks_give_the_results_of_one_process(tmp_path):
+RANKING = [  # shared episodes, adaptive rollouts and the validation set's selected mean (issue 23)
+    "controller.sigma_init=1.0",
+    "controller.population_size=7",
+    "controller.shared_episodes=true",
+    "controller.adaptive_rollouts=true",
+    "controller.max_rollouts_per_candidate=8",
+    "controller.rank_reliability=0.99",
+    "controller.eval_set=validation",
+    "controller.num_generations=3",
+]
+
+
+@pytest.mark.parametrize("settings", [[], RANKING], ids=["defaults", "ranking"])
+def test_two_ranks_give_the_results_of_one_process(tmp_path, settings):
     one, two = tmp_path / "one", tmp_path / "two"
-    for run_dir in (one, two):
-        make_run(run_dir, "doom-smoke", TINY_DOOM + ["controller.population_size=5", "controller.eval_rollouts=3"], with_vae=False)
+    config = make_run(one, "doom-smoke", TINY_DOOM + ["controller.population_size=5", "controller.eval_rollouts=3"] + settings, with_vae=False)
+    if settings:
+        vary_dream_deaths(one, config)
+    shutil.copytree(one, two)  # the same M
     single = run([sys.executable, "-m", "scripts.train_controller", "--run-dir", str(one)])
     assert single.returncode == 0, single.stderr[-3000:]
     double = run([MPIEXEC, "-n", "2", sys.executable, "-m", "scripts.train_controller", "--run-dir", str(two)])
@@ -42,10 +57,14 @@ def test_two_ranks_give_the_results_of_one_process(tmp_path):
     assert "2 rank(s)" in double.stdout
     mean_one, best_one, records_one = results(one)
     mean_two, best_two, records_two = results(two)
-    assert len(records_one) == 2
+    assert len(records_one) == (3 if settings else 2)
     np.testing.assert_array_equal(mean_two, mean_one)
     np.testing.assert_array_equal(best_two, best_one)
     assert records_two == records_one
+    if settings:
+        assert len({record["rollouts"] for record in records_one}) > 1  # R changed along the way
+        for name in ("params", "generation", "validation_return"):
+            np.testing.assert_array_equal(np.load(two / "controller" / "selected.npz")[name], np.load(one / "controller" / "selected.npz")[name])
 
 
 FAILING_JOB = textwrap.dedent(

@@ -14,9 +14,9 @@ import pytest
 ROOT = Path(__file__).parents[1]
 
 
-def run_script(name: str, variables: dict) -> None:
+def run_script(name: str, variables: dict, arguments: tuple[str, ...] = ()) -> None:
     environment = {**os.environ, **{key: str(value) for key, value in variables.items()}}
-    subprocess.run(["bash", str(ROOT / "experiments" / name)], env=environment, check=True, cwd=ROOT, timeout=1800)
+    subprocess.run(["bash", str(ROOT / "experiments" / name), *arguments], env=environment, check=True, cwd=ROOT, timeout=1800)
 
 
 def stage_statuses(run_dir: Path) -> list[str]:
@@ -94,3 +94,63 @@ def test_temperature_sweep_refuses_an_unfinished_run_and_writes_nothing(tmp_path
     assert result.returncode == 1
     assert f"{run_dir}/rollouts/done.json is missing" in result.stderr and "takecover_paper.sh" in result.stderr
     assert not run_dir.exists() and not (tmp_path / "missing-tau1.3").exists()
+
+
+@pytest.mark.slow
+def test_carracing_from_agent_trains_c_alone_from_an_export(tmp_path):
+    """A C-only run from an exported agent: no data, V or M made; CMA-ES starts at the agent's
+    mean (recorded in config.json), the selected mean is scored on two stock seed sets, the
+    export is left as it was, and a rerun plays nothing again."""
+    import hashlib
+
+    import numpy as np
+
+    from controller.es import EvolutionStrategy
+    from scripts import export_agent, train_controller
+    from tests.controller_fixtures import TINY_CARRACING, make_run
+
+    source, agent, run_dir = tmp_path / "source", tmp_path / "agent", tmp_path / "run"
+    make_run(source, "carracing-smoke", TINY_CARRACING)
+    train_controller.main(["--run-dir", str(source)])
+    export_agent.main(["--run-dir", str(source), "--to", str(agent)])
+    variables = dict(AGENT=agent, RUN=run_dir, GENERATIONS=2, EVAL_EVERY=1, EPISODES=2, SECOND_SEED=5000, RANKS=2)
+    arguments = ["--set", "controller.eval_rollouts=2", "--set", "controller.shared_episodes=true"]
+    run_script("carracing_from_agent.sh", variables, arguments)
+    assert [line.split()[2] for line in (run_dir / "stages.log").read_text().splitlines() if " end " in line] == [
+        "train_controller",
+        "evaluate",
+        "evaluate-seed5000",
+    ]
+    assert set(stage_statuses(run_dir)) == {"0"}
+    for folder in ("vae", "rnn", "series"):
+        assert (run_dir / folder).resolve() == (agent / folder).resolve()
+    assert not (run_dir / "rollouts").exists()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["controller"]["init_from"] == f"{agent.resolve()}:mean" and config["controller"]["shared_episodes"]
+    agent_mean = np.load(agent / "controller" / "mean.npz")["params"]
+    np.testing.assert_array_equal(EvolutionStrategy.load(run_dir / "controller" / "es_state.pkl", agent_mean.size).strategy.x0, agent_mean)
+    assert (run_dir / "controller" / "selected.npz").exists()
+    for folder, first_seed in (("eval", 1_000_000), ("eval_seed5000", 5000)):
+        summary = json.loads((run_dir / folder / "summary.json").read_text())
+        assert summary["params"] == "selected" and summary["env_renderer"] == "stock" and summary["first_seed"] == first_seed
+    record = json.loads((agent / "EXPORTED.json").read_text())
+    for name, entry in record["files"].items():
+        assert hashlib.sha256((agent / name).read_bytes()).hexdigest() == entry["sha256"], name
+    assert {path.name for path in agent.iterdir()} == {"EXPORTED.json", "config.json", "vae", "rnn", "series", "controller"}
+
+    returns = run_dir / "eval" / "returns.json"
+    stamp = returns.stat().st_mtime_ns
+    run_script("carracing_from_agent.sh", variables, arguments)  # a rerun: everything is finished
+    assert returns.stat().st_mtime_ns == stamp and set(stage_statuses(run_dir)) == {"0"}
+
+
+def test_carracing_from_agent_refuses_a_folder_that_is_not_an_export_and_writes_nothing(tmp_path):
+    run_dir, agent = tmp_path / "run", tmp_path / "not-an-export"
+    agent.mkdir()
+    environment = {**os.environ, "RUN": str(run_dir), "AGENT": str(agent)}
+    result = subprocess.run(
+        ["bash", str(ROOT / "experiments" / "carracing_from_agent.sh")], env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert f"{agent}/EXPORTED.json is missing" in result.stderr and "scripts.export_agent" in result.stderr
+    assert not run_dir.exists() and list(agent.iterdir()) == []

@@ -122,6 +122,42 @@ def test_evaluate_in_the_export_gives_the_source_returns_and_dream_runs(source, 
     assert (out / "dream" / "dream.mp4").stat().st_size > 0 and (out / "dream" / "real.mp4").stat().st_size > 0
 
 
+def test_a_selected_mean_is_exported_and_every_reader_takes_it_with_params_selected(source, tmp_path, capsys):
+    """controller/selected.npz (controller.eval_set=validation) travels with the export when the
+    run has one; evaluate, dream and fidelity play it with --params selected."""
+    run_dir, out = tmp_path / "run", tmp_path / "doom"
+    shutil.copytree(source, run_dir)
+    config = stage.build_config(run_dir, None, [])
+    shape = linear.ControllerShape.from_config(config)
+    params = np.random.default_rng(9).normal(scale=0.4, size=shape.num_params).astype(np.float32)
+    store.save_params(run_dir / "controller" / "selected.npz", params, shape, generation=7, validation_return=12.5)
+    selected = {"controller/selected.npz"}
+    export_agent.main(["--run-dir", str(run_dir), "--to", str(out)])
+    assert _files(out) == EXPECTED | selected | {"EXPORTED.json"} and set(export_agent.exported_files(out)) == EXPECTED | selected
+    assert (out / "controller" / "selected.npz").read_bytes() == (run_dir / "controller" / "selected.npz").read_bytes()
+    for folder in (run_dir, out):
+        evaluate.main(["--run-dir", str(folder), "--episodes", EPISODES, "--params", "selected"])
+    summary = json.loads((out / "eval" / "summary.json").read_text())
+    assert summary["params"] == "selected" and summary["controller_generation"] == 7
+    assert json.loads((out / "eval" / "returns.json").read_text())["episodes"] == json.loads((run_dir / "eval" / "returns.json").read_text())["episodes"]
+    played = json.loads((out / "eval" / "returns.json").read_text())["key"]
+    assert played["params_sha256"] == hashlib.sha256(params.tobytes()).hexdigest() and played["controller"].endswith("selected.npz")
+    capsys.readouterr()
+    dream.main(["--run-dir", str(out), "--max-steps", "10", "--params", "selected"])
+    assert "acted by the saved controller controller/selected.npz" in capsys.readouterr().out
+    report = fidelity_script.main(["--run-dir", str(out), "--episodes", "2", "--params", "selected"])
+    assert report["controller"]["path"] == "controller/selected.npz" and report["controller"]["generation"] == 7
+
+
+def test_params_selected_without_a_selected_mean_names_the_setting_that_keeps_one(source, tmp_path, capsys):
+    for command in (evaluate.main, dream.main):
+        with pytest.raises(SystemExit) as exit_info:
+            stage.run_main(command, ["--run-dir", str(source), "--params", "selected"])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert f"{source / 'controller' / 'selected.npz'} is missing" in error and "controller.eval_set=validation" in error
+
+
 def test_fidelity_in_the_export_skips_the_heldout_parts_with_a_note(source, tmp_path, capsys):
     out = tmp_path / "doom"
     export_agent.main(["--run-dir", str(source), "--to", str(out)])
@@ -229,7 +265,7 @@ def test_a_committed_agent_is_exactly_its_export_record(folder):
     # what re-scoring and check_vae write (eval_random/, eval_seed<N>/; ignored by git)
     ignored = (".locks/", "eval/", "eval_", "dream/", "fidelity/", "vae/reconstructions.png")
     present = {name for name in _files(folder) if not name.startswith(ignored)} - {export_agent.MARKER_NAME}
-    assert present == set(record["files"]) == set(export_agent.exported_files())
+    assert present == set(record["files"]) == set(export_agent.exported_files(folder))
     for name, entry in record["files"].items():
         assert (folder / name).stat().st_size == entry["bytes"], name
         assert _sha256(folder / name) == entry["sha256"], name

@@ -77,9 +77,10 @@ def test_stage_table_drives_the_pipeline():
 
     assert pipeline.ORDER == ("generate", "train_vae", "check_vae", "extract", "train_rnn", "train_controller", "evaluate", "dream")
     assert pipeline.LEAVES == ("check_vae", "evaluate", "dream")
-    assert stage.STAGES["train_controller"].required(None) == ("train_rnn", "extract")
+    assert stage.STAGES["train_controller"].required(None) == ("train_rnn",)
     import scripts.config as config_module
 
     real = config_module.build("carracing")
-    assert stage.STAGES["train_controller"].required(real) == ("train_rnn", "extract", "train_vae")
+    assert stage.STAGES["train_controller"].required(real) == ("train_rnn", "train_vae")  # C never reads series/ in the real env
+    assert stage.STAGES["train_controller"].required(config_module.build("doom")) == ("train_rnn", "extract")  # the dream's first frames
     assert pipeline.OUTPUTS == {"check_vae": ("vae/reconstructions.png",), "dream": ("dream/dream.mp4", "dream/real.mp4")}
