@@ -68,7 +68,7 @@ def config_changes(run_dir: Path, preset: str | None, assignments: list[str]) ->
     if not config_path.exists():
         return True
     # what the stored file means today (fields added since it was written at the value it reads them as)
-    return stage._stored_config_dict(read_json(config_path)) != stage.build_config(run_dir, preset, assignments).to_dict()
+    return stage.stored_config_dict(read_json(config_path)) != stage.build_config(run_dir, preset, assignments).to_dict()
 
 
 def mpiexec_path() -> str:

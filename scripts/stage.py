@@ -248,15 +248,7 @@ def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> c
         raise StageError(f"{source}: {error}") from None
 
 
-def _stored_config_dict(stored: dict) -> dict:
-    """The config a stored config.json means today: retired fields dropped, fields added since then at
-    their defaults. A file written before a field was added or retired is left as it is (a committed
-    agent's config.json stays byte-identical to its export record)."""
-    sections, _ = config_module.drop_retired({name: stored[name] for name in config_module.SECTIONS if name in stored})
-    return config_module.build(stored.get("preset"), sections, {}).to_dict()
-
-
-def _stored_config_dict(stored: dict) -> dict:
+def stored_config_dict(stored: dict) -> dict:
     """The config a stored config.json means today: retired fields dropped, fields added since then at
     their defaults. A file written before a field was added or retired is left as it is (a committed
     agent's config.json stays byte-identical to its export record)."""
@@ -274,7 +266,7 @@ def save_config(run_dir: Path, config: config_module.Config) -> None:
     if path.exists():
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
-            if "versions" in stored and _stored_config_dict(stored) == record:
+            if "versions" in stored and stored_config_dict(stored) == record:
                 return
         except (OSError, json.JSONDecodeError, ValueError, TypeError):
             pass  # rewritten below
