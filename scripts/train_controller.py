@@ -50,7 +50,7 @@ def validate(invocation) -> None:
     if config.controller.mode == "dream":
         read_initial_z(run_dir / "series", config.vae.z_size)
     else:
-        load_part(run_dir / "vae", "encoder", config.vae.z_size)
+        load_part(run_dir / "vae", "encoder", config.vae)
     state_path = run_dir / "controller" / STATE_NAME
     if not invocation.arguments.force and state_path.exists():
         EvolutionStrategy.load(state_path, linear.ControllerShape.from_config(config).num_params)

@@ -98,6 +98,10 @@ class VaeBase(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    def parts(self) -> dict[str, keras.Model]:
+        """The sub-models saved as DIR/vae/<name>.weights.h5 (vae/train.py) and loaded by name (vae/store.py)."""
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
     def call(self, frames, training=False):
         """Reconstructions from the mean code (deterministic), as check_vae shows them."""
         mu, _ = self.encoder(frames, training=training)

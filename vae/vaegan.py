@@ -61,6 +61,9 @@ class VaeGan(VaeBase):
         self.decoder_optimizer = keras.optimizers.Adam(vae_config.gan_learning_rate, beta_1=0.5, name="decoder_adam")
         self.discriminator_optimizer = keras.optimizers.Adam(vae_config.gan_learning_rate, beta_1=0.5, name="discriminator_adam")
 
+    def parts(self) -> dict[str, keras.Model]:
+        return {**super().parts(), "discriminator": self.discriminator}
+
     def optimizer_targets(self) -> list:
         return [
             (self.encoder_optimizer, self.encoder.trainable_variables),
