@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from controller.linear import ControllerShape, controller_actions, controller_features
+from env.frames import FRAME_SHAPE
 from vae.encode import traceable_encoder
 
 # The eps of an episode's z samples come from SeedSequence([seed, NOISE_STREAM]).
@@ -55,7 +56,7 @@ class Agent:
         self._encode = traceable_encoder(encoder)
         z_size, hidden_size, features, actions = shape.z_size, shape.hidden_size, shape.feature_size, shape.action_size
         signature = [
-            tf.TensorSpec([None, 64, 64, 3], tf.uint8),  # frames
+            tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8),  # frames
             tf.TensorSpec([None, z_size], tf.float32),  # eps
             tf.TensorSpec([None, hidden_size], tf.float32),  # h
             tf.TensorSpec([None, hidden_size], tf.float32),  # c
@@ -142,7 +143,7 @@ class Agent:
         tracking = on_episode is not None or record is not None
         kept: list[dict | None] = [None] * num_rows
         recorded = {"obs": [], "raw_frames": [], "z": [], "action": []}
-        frames = np.zeros((num_rows, 64, 64, 3), np.uint8)
+        frames = np.zeros((num_rows, *FRAME_SHAPE), np.uint8)
         h = np.zeros((num_rows, hidden_size), np.float32)
         c = np.zeros((num_rows, hidden_size), np.float32)
         restart = np.zeros(num_rows, np.float32)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from env.frames import FRAME_SHAPE
 from vae.build import build_model
 from vae.config import VaeConfig
 from vae.encode import is_conv_vae_encoder, traceable_encoder
@@ -13,14 +14,14 @@ from vae.model import build_encoder
 
 
 def frames_for(seed: int, count: int = 5) -> np.ndarray:
-    frames = np.random.default_rng(seed).integers(0, 256, (count, 64, 64, 3), dtype=np.uint8)
+    frames = np.random.default_rng(seed).integers(0, 256, (count, *FRAME_SHAPE), dtype=np.uint8)
     frames[0] = 0  # a black frame: every ReLU input at its bias
     return frames
 
 
 def traced(encoder):
     """traceable_encoder(encoder) inside a tf.function, and how many Conv2D ops its graph holds."""
-    function = tf.function(traceable_encoder(encoder), input_signature=[tf.TensorSpec((None, 64, 64, 3), tf.uint8)])
+    function = tf.function(traceable_encoder(encoder), input_signature=[tf.TensorSpec((None, *FRAME_SHAPE), tf.uint8)])
     graph = function.get_concrete_function().graph
     return function, sum(operation.type == "Conv2D" for operation in graph.get_operations())
 
@@ -54,7 +55,7 @@ def test_both_kinds_of_v_take_the_fast_path(kind):
 
 def lookalike_encoder(z_size: int) -> keras.Model:
     """The ConvVAE's layer names, but conv3 pads ('same'): not what the fast path computes."""
-    frames = keras.Input(shape=(64, 64, 3), name="frames")
+    frames = keras.Input(shape=FRAME_SHAPE, name="frames")
     features = frames
     for index, filters in enumerate((32, 64, 128, 256), start=1):
         padding = "same" if index == 3 else "valid"
@@ -65,7 +66,7 @@ def lookalike_encoder(z_size: int) -> keras.Model:
 
 def small_encoder(z_size: int) -> keras.Model:
     """Another architecture altogether: two convolutions, global average pooling, tanh heads."""
-    frames = keras.Input(shape=(64, 64, 3))
+    frames = keras.Input(shape=FRAME_SHAPE)
     features = keras.layers.Conv2D(8, 3, strides=2, activation="elu")(frames)
     features = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(features)
     features = keras.layers.GlobalAveragePooling2D()(features)
@@ -82,7 +83,7 @@ def test_any_other_encoder_falls_back_to_the_keras_model(make):
 
 
 def test_an_encoder_without_two_outputs_is_refused():
-    frames = keras.Input(shape=(64, 64, 3))
+    frames = keras.Input(shape=FRAME_SHAPE)
     single = keras.Model(frames, keras.layers.Dense(8)(keras.layers.Flatten()(frames)), name="single")
     with pytest.raises(ValueError, match=r"encoder 'single' has 1 outputs; V's encoder gives two, \(mu, logvar\)"):
         traceable_encoder(single)

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from common.errors import ArtifactError
+from env.frames import FRAME_SHAPE
 from tests.vae_synthetic import synthetic_frames
 from vae.build import build_model
 from vae.config import VaeConfig
@@ -61,7 +62,7 @@ def test_a_file_of_another_z_size_names_both_sizes_and_the_fix(tmp_path):
 
 def other_encoder() -> keras.Model:
     """An encoder of another architecture: two convolutions, global average pooling."""
-    frames = keras.Input(shape=(64, 64, 3))
+    frames = keras.Input(shape=FRAME_SHAPE)
     features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(16, 3, strides=2)(keras.layers.Conv2D(8, 3, strides=2)(frames)))
     return keras.Model(frames, [keras.layers.Dense(Z_SIZE)(features), keras.layers.Dense(Z_SIZE)(features)])
 

@@ -20,7 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae.model import FRAME_SHAPE, build_encoder
+from env.frames import FRAME_SHAPE
+from vae.model import build_encoder
 
 _ENCODE_FUNCTIONS = {}
 _DECODE_FUNCTIONS = {}
@@ -105,7 +106,7 @@ def encode_frames(encoder, frames: np.ndarray, batch_size: int = 1000) -> tuple[
     """uint8 frames (N, 64, 64, 3) -> (mu, logvar), NumPy float32 (N, Z) each."""
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != FRAME_SHAPE:
-        raise ValueError(f"encode_frames expects uint8 frames (N, 64, 64, 3), got {frames.dtype} {frames.shape}")
+        raise ValueError(f"encode_frames expects uint8 frames (N, {', '.join(map(str, FRAME_SHAPE))}), got {frames.dtype} {frames.shape}")
     encode = _encode_function(encoder)
     z_size = encoder.output[0].shape[-1]
     mus, logvars = [np.zeros((0, z_size), np.float32)], [np.zeros((0, z_size), np.float32)]

@@ -16,8 +16,8 @@ import keras
 import tensorflow as tf
 
 from common.training import apply_if_finite
+from env.frames import FRAME_SHAPE
 
-FRAME_SHAPE = (64, 64, 3)
 EVALUATION_SEED = 12345
 
 

@@ -23,9 +23,9 @@ import tensorflow as tf
 
 from common import training
 from common.files import atomic_path
+from env.frames import FRAME_SHAPE
 from vae import data
 from vae.build import build_model
-from vae.model import FRAME_SHAPE
 
 TENSORBOARD_EVERY_STEPS = 10
 

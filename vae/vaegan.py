@@ -24,7 +24,8 @@ import keras
 import tensorflow as tf
 
 from common.training import apply_if_finite
-from vae.model import FRAME_SHAPE, VaeBase, floored_kl, reconstruction_error
+from env.frames import FRAME_SHAPE
+from vae.model import VaeBase, floored_kl, reconstruction_error
 
 
 def build_discriminator(feature_layer: int) -> keras.Model:
