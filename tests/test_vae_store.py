@@ -9,22 +9,24 @@ import tensorflow as tf
 from common.errors import ArtifactError
 from env.frames import FRAME_SHAPE
 from tests.vae_synthetic import synthetic_frames
-from vae.build import build_model
+from vae.build import construct
 from vae.config import VaeConfig
 from vae.encode import is_conv_vae_encoder
 from vae.model import build_encoder
 from vae.store import load_encoder_decoder, load_part, load_parts
-from vae.train import compiled_steps, save_final_weights
+from vae.train import save_final_weights
 from vae.vaegan import build_discriminator
 
 Z_SIZE = 16
 
 
 def trained(kind: str):
-    """A V of `kind` after one training step, so its weights are neither a fresh model's nor zeros."""
-    config = VaeConfig(kind=kind, z_size=Z_SIZE, learning_rate=1e-3, gan_learning_rate=1e-3)
-    model = build_model(config)
-    compiled_steps(model)[0](tf.constant(synthetic_frames(4, seed=1).astype(np.float32) / 255.0))
+    """A V of `kind` whose weights are drawn anew (small normals), so they are neither a fresh model's nor zeros."""
+    config = VaeConfig(kind=kind, z_size=Z_SIZE)
+    model = construct(config)
+    rng = np.random.default_rng(7)
+    for part in model.parts().values():
+        part.set_weights([rng.normal(scale=0.05, size=weight.shape).astype(np.float32) for weight in part.get_weights()])
     return config, model
 
 
@@ -96,6 +98,9 @@ def test_a_file_of_another_kind_or_architecture_is_refused_and_kept(tmp_path, ma
 def test_missing_and_unreadable_files_are_refused_by_name(tmp_path):
     with pytest.raises(ArtifactError, match=r"discriminator\.weights\.h5 is missing"):
         load_part(tmp_path, "discriminator", VaeConfig(kind="vaegan", z_size=Z_SIZE))
+    build_discriminator(3).save_weights(tmp_path / "discriminator.weights.h5")
+    with pytest.raises(ValueError, match=r"V of vae.kind=vae has no part \['discriminator'\]; its parts are \['encoder', 'decoder'\]"):
+        load_part(tmp_path, "discriminator", VaeConfig(z_size=Z_SIZE))
     (tmp_path / "encoder.weights.h5").write_bytes(b"not an HDF5 file")
     with pytest.raises(ArtifactError, match=r"encoder\.weights\.h5: unreadable weights file"):
         load_part(tmp_path, "encoder", VaeConfig(z_size=Z_SIZE))

@@ -66,16 +66,20 @@ def _refuse(path: Path, part: str, vae_config, shapes: Counter, expected: Counte
 def load_parts(vae_dir: str | Path, vae_config, names: tuple[str, ...] = ("encoder", "decoder")) -> list:
     """The parts of the V that vae.kind names, each with DIR/vae/<name>.weights.h5 loaded into it."""
     vae_dir = Path(vae_dir)
-    paths = [vae_dir / f"{name}.weights.h5" for name in names]
-    for path in paths:
+    stored = {}  # every file is checked, in order, before V is built
+    for name in names:
+        path = vae_dir / f"{name}.weights.h5"
         if not path.exists():
             raise ArtifactError(f"{path} is missing: V has not been trained in this run. Run `{_fix_command(vae_dir)}` first.")
-    parts = construct(vae_config).parts()
-    for name, path in zip(names, paths, strict=True):
         try:
-            shapes = stored_shapes(path)
+            stored[name] = (path, stored_shapes(path))
         except OSError as error:
             raise ArtifactError(f"{path}: unreadable weights file ({error}); rerun `{_fix_command(vae_dir)} --force`") from error
+    parts = construct(vae_config).parts()
+    unknown = [name for name in names if name not in parts]
+    if unknown:
+        raise ValueError(f"V of vae.kind={vae_config.kind} has no part {unknown}; its parts are {list(parts)}")
+    for name, (path, shapes) in stored.items():
         expected = variable_shapes(parts[name])
         if shapes != expected:
             raise _refuse(path, name, vae_config, shapes, expected)
