@@ -36,8 +36,19 @@ def _fix_command(vae_dir: Path) -> str:
 
 
 def _stored_z_size(part: str, vae_config, shapes: Counter, expected: Counter) -> int | None:
-    """The z size whose `part` of the same kind has exactly the file's shapes, among the sizes only the file shows; None if none."""
-    sizes = sorted({size for shape in shapes - expected for size in shape} - {vae_config.z_size})
+    """The z size whose `part` of the same kind has exactly the file's shapes; None if none. Candidates: the
+    sizes a file-only array has where a variable the file lacks has z_size, all its other dimensions equal."""
+    z_size = vae_config.z_size
+    sizes = sorted(
+        {
+            stored[axis]
+            for stored in shapes - expected
+            for wanted in expected - shapes
+            if len(stored) == len(wanted)
+            for axis in range(len(stored))
+            if wanted[axis] == z_size and stored[:axis] + stored[axis + 1 :] == wanted[:axis] + wanted[axis + 1 :]
+        }
+    )
     for size in sizes:
         if variable_shapes(construct(dataclasses.replace(vae_config, z_size=size)).parts()[part]) == shapes:
             return size
