@@ -20,12 +20,10 @@ in the real environment, videos (one recorded job) and iterative training's
 collection (every finished episode handed to a callback in the rollout format).
 
 Speed (docs/design.md section 6; `python -m scripts.benchmark controller`): V's
-encoder is ~90% of the step. It is computed here from the encoder's own layer
-variables rather than by calling the Keras model: the same convolutions, except
-the last one (output 2x2), which is one matrix product over its four input
-windows (about twice as fast as the convolution op at that size). The step is
-called as a concrete function (no per-call signature matching). Both are
-tested equal to the eager Keras models in tests/test_controller_agent.py.
+encoder is ~90% of the step; V's fast path for it lives in vae/encode.py
+(`traceable_encoder`). The step is called as a concrete function (no per-call
+signature matching), tested equal to the eager Keras models in
+tests/test_controller_agent.py.
 """
 
 from collections.abc import Callable
@@ -34,60 +32,13 @@ import numpy as np
 import tensorflow as tf
 
 from controller.linear import ControllerShape, controller_actions, controller_features
+from env.frames import FRAME_SHAPE
+from vae.encode import traceable_encoder
 
 # The eps of an episode's z samples come from SeedSequence([seed, NOISE_STREAM]).
 NOISE_STREAM = 0x5A
 # The exploration noise on its actions (iterative training) from SeedSequence([seed, ACTION_NOISE_STREAM]).
 ACTION_NOISE_STREAM = 0xAC
-# V's encoder as vae/model.py builds it: the layers the agent computes from.
-CONV_NAMES = ("conv1", "conv2", "conv3", "conv4")
-DENSE_NAMES = ("mu", "logvar")
-
-
-def encoder_layers(encoder) -> tuple[list, list]:
-    """V's convolution layers and its (mu, logvar) dense layers, checked to be the ones
-    vae/model.py build_encoder makes (kernel 4, stride 2, no padding, ReLU; linear heads)."""
-    names = {layer.name for layer in encoder.layers}
-    missing = [name for name in CONV_NAMES + DENSE_NAMES if name not in names]
-    if missing:
-        raise ValueError(f"encoder {encoder.name!r} lacks layers {missing}: the agent needs V's encoder as vae/model.py build_encoder makes it")
-    convs = [encoder.get_layer(name) for name in CONV_NAMES]
-    denses = [encoder.get_layer(name) for name in DENSE_NAMES]
-    expected_conv = {"kernel_size": (4, 4), "strides": (2, 2), "padding": "valid", "data_format": "channels_last", "dilation_rate": (1, 1), "groups": 1}
-    for layer in convs:
-        config = layer.get_config()
-        differences = {key: config.get(key) for key, value in expected_conv.items() if tuple(np.atleast_1d(config.get(key))) != tuple(np.atleast_1d(value))}
-        if config.get("activation") != "relu" or not config.get("use_bias"):
-            differences["activation, use_bias"] = (config.get("activation"), config.get("use_bias"))
-        if differences:
-            raise ValueError(
-                f"encoder layer {layer.name!r} has {differences}; the agent computes V's encoder as build_encoder makes it ({expected_conv}, relu, bias)"
-            )
-    for layer in denses:
-        config = layer.get_config()
-        if config.get("activation") != "linear" or not config.get("use_bias"):
-            raise ValueError(
-                f"encoder layer {layer.name!r} has activation {config.get('activation')!r}, use_bias {config.get('use_bias')}; expected linear with bias"
-            )
-    return convs, denses
-
-
-def encode(frames, convs, denses):
-    """mu, logvar = V(frames / 255) for uint8 frames (B, 64, 64, 3), from V's layers.
-
-    The last convolution's output is 2x2: there it is computed as
-    relu(windows K + b), windows (4B, 4*4*C) the four 4x4xC input patches (row-major, as
-    Flatten orders the output), K (4*4*C, filters) the kernel: one matrix product."""
-    features = tf.cast(frames, tf.float32) / 255.0
-    for layer in convs[:-1]:
-        features = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(features, layer.kernel, 2, "VALID"), layer.bias))
-    last = convs[-1]
-    size = (features.shape[1] - 4) // 2 + 1  # output rows and columns of the last convolution
-    kernel = tf.reshape(last.kernel, [-1, last.filters])
-    windows = [features[:, 2 * row : 2 * row + 4, 2 * column : 2 * column + 4, :] for row in range(size) for column in range(size)]
-    windows = tf.reshape(tf.stack(windows, axis=1), [-1, kernel.shape[0]])
-    features = tf.reshape(tf.nn.relu(tf.nn.bias_add(tf.matmul(windows, kernel), last.bias)), [-1, size * size * last.filters])
-    return tuple(tf.matmul(features, layer.kernel) + layer.bias for layer in denses)
 
 
 class Agent:
@@ -102,10 +53,10 @@ class Agent:
         self.shape = shape
         self.sample_z = sample_z
         self.restart_input = bool(mdn_rnn.rnn_config.restart_input)
-        self._convs, self._denses = encoder_layers(encoder)
+        self._encode = traceable_encoder(encoder)
         z_size, hidden_size, features, actions = shape.z_size, shape.hidden_size, shape.feature_size, shape.action_size
         signature = [
-            tf.TensorSpec([None, 64, 64, 3], tf.uint8),  # frames
+            tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8),  # frames
             tf.TensorSpec([None, z_size], tf.float32),  # eps
             tf.TensorSpec([None, hidden_size], tf.float32),  # h
             tf.TensorSpec([None, hidden_size], tf.float32),  # c
@@ -118,7 +69,7 @@ class Agent:
         self._step = tf.function(self._step_graph, input_signature=signature).get_concrete_function()
 
     def _step_graph(self, frames, eps, h, c, weights, biases, restart, action_noise):
-        mu, logvar = encode(frames, self._convs, self._denses)
+        mu, logvar = self._encode(frames)
         z = mu + tf.exp(logvar / 2.0) * eps
         actions = controller_actions(controller_features(z, h, c, self.shape.use_cell_state), weights, biases)
         # the action taken (and fed to M) is clip(a + noise, -1, 1): a itself when the noise is zero
@@ -192,7 +143,7 @@ class Agent:
         tracking = on_episode is not None or record is not None
         kept: list[dict | None] = [None] * num_rows
         recorded = {"obs": [], "raw_frames": [], "z": [], "action": []}
-        frames = np.zeros((num_rows, 64, 64, 3), np.uint8)
+        frames = np.zeros((num_rows, *FRAME_SHAPE), np.uint8)
         h = np.zeros((num_rows, hidden_size), np.float32)
         c = np.zeros((num_rows, hidden_size), np.float32)
         restart = np.zeros(num_rows, np.float32)

@@ -285,7 +285,7 @@ def plot_histogram(returns: np.ndarray, path: Path, title: str) -> None:
 def write_video(result: dict, run_dir: Path, config, path: Path) -> None:
     """episode.mp4: each step's real frame (full resolution if the env keeps it) beside V's
     decoding of the z the controller saw."""
-    decoder = load_part(run_dir / "vae", "decoder", config.vae.z_size)
+    decoder = load_part(run_dir / "vae", "decoder", config.vae)
     reconstructions = to_uint8(decode_z(decoder, result["z"]))
     raw_frames = result["raw_frames"] if len(result["raw_frames"]) == len(reconstructions) else result["frames"]
     write_pictures(path, side_by_side(raw_frames, reconstructions))

@@ -90,6 +90,6 @@ def load_controller(config, run_dir: str | Path, kind: str) -> tuple[np.ndarray,
 def load_agent(config, run_dir: str | Path) -> Agent:
     """V's encoder, M and C's shape as the batched real-environment agent, from the run directory."""
     run_dir = Path(run_dir)
-    encoder = load_part(run_dir / "vae", "encoder", config.vae.z_size)
+    encoder = load_part(run_dir / "vae", "encoder", config.vae)
     model = load_mdn_rnn(run_dir / "rnn", config)
     return Agent(encoder, model, ControllerShape.from_config(config), sample_z=config.controller.sample_z)

@@ -11,6 +11,7 @@ batch can hold more environments than there are episodes left to play.
 import numpy as np
 
 from env.config import EnvConfig
+from env.frames import FRAME_SHAPE
 from env.make import make_env
 
 
@@ -30,7 +31,7 @@ class BatchEnv:
         self.num_envs = num_envs
         self.envs = [make_env(env_config) for _ in range(num_envs)]
         self.action_size = self.envs[0].action_size
-        self.frames = np.zeros((num_envs, 64, 64, 3), dtype=np.uint8)
+        self.frames = np.zeros((num_envs, *FRAME_SHAPE), dtype=np.uint8)
         self.terminated = np.zeros(num_envs, dtype=bool)
         self.truncated = np.ones(num_envs, dtype=bool)  # idle until the row's first reset_one
 

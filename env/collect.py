@@ -41,7 +41,7 @@ import numpy as np
 from common.files import write_json
 from common.stopping import STOP_SIGNALS, descendants, end_processes, is_alive
 from env.config import EnvConfig, GenerateConfig
-from env.frames import FRAME_SIZE
+from env.frames import FRAME_SHAPE
 from env.make import make_env
 from env.policies import episode_actions
 from env.rollouts import episode_path, list_episodes, write_rollout
@@ -98,7 +98,7 @@ def collect_episode(env, actions: np.ndarray, seed: int) -> dict[str, np.ndarray
     action[t] ended the episode by termination (the step cap is not a done).
     """
     max_steps = len(actions)
-    obs = np.empty((max_steps, FRAME_SIZE, FRAME_SIZE, 3), dtype=np.uint8)
+    obs = np.empty((max_steps, *FRAME_SHAPE), dtype=np.uint8)
     reward = np.zeros(max_steps, dtype=np.float32)
     done = np.zeros(max_steps, dtype=bool)
     frame = env.reset(seed)

@@ -9,7 +9,8 @@ section 5, item 1: crop before resizing, same resize everywhere).
 import cv2
 import numpy as np
 
-FRAME_SIZE = 64
+# What V sees (height, width, RGB): every frame the envs give, every rollout's obs, V's input.
+FRAME_SHAPE = (64, 64, 3)
 
 # CarRacing-v3 draws its dashboard (speed, ABS, steering, gyro bars) in the
 # bottom 12 rows of the 96x96 frame; rows 0:84 are the road view.
@@ -30,9 +31,10 @@ def _check_rgb(frame: np.ndarray, name: str) -> np.ndarray:
     return frame
 
 
-def resize_frame(frame: np.ndarray, interpolation: int, size: int = FRAME_SIZE) -> np.ndarray:
-    """(H, W, 3) uint8 -> (size, size, 3) uint8."""
-    return cv2.resize(frame, (size, size), interpolation=interpolation)
+def resize_frame(frame: np.ndarray, interpolation: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> FRAME_SHAPE uint8."""
+    height, width, _ = FRAME_SHAPE
+    return cv2.resize(frame, (width, height), interpolation=interpolation)
 
 
 def preprocess_carracing(frame: np.ndarray) -> np.ndarray:

@@ -17,8 +17,8 @@ import numpy as np
 
 from common.errors import ArtifactError
 from common.files import save_npz
+from env.frames import FRAME_SHAPE
 
-FRAME_SHAPE = (64, 64, 3)
 ROLLOUT_FIELDS = {"obs": np.uint8, "action": np.float32, "reward": np.float32, "done": np.bool_}
 
 
@@ -94,7 +94,7 @@ def read_rollout(path: str | Path, action_size: int | None = None) -> dict[str, 
     arrays = load_npz(path, ROLLOUT_FIELDS, hint)
     check_lengths(path, arrays, hint)
     if arrays["obs"].ndim != 4 or arrays["obs"].shape[1:] != FRAME_SHAPE:
-        raise RolloutError(f"{path}: 'obs' has shape {arrays['obs'].shape}, expected (T, 64, 64, 3); {hint}")
+        raise RolloutError(f"{path}: 'obs' has shape {arrays['obs'].shape}, expected (T, {', '.join(map(str, FRAME_SHAPE))}); {hint}")
     if arrays["action"].ndim != 2 or (action_size is not None and arrays["action"].shape[1] != action_size):
         expected = f"(T, {action_size})" if action_size is not None else "(T, A)"
         raise RolloutError(f"{path}: 'action' has shape {arrays['action'].shape}, expected {expected}; {hint}")

@@ -19,7 +19,7 @@ def validate(invocation):
     from vae.store import load_part
 
     config, run_dir = invocation.config, invocation.run_dir
-    encoder = load_part(run_dir / "vae", "encoder", config.vae.z_size)
+    encoder = load_part(run_dir / "vae", "encoder", config.vae)
     series_dir = run_dir / "series"
     rollouts = list_episodes(run_dir / "rollouts")
     if not rollouts:

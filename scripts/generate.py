@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from common.disk import megabytes, require_space
 from env.collect import collect_rollouts
-from env.rollouts import FRAME_SHAPE, episode_length, episode_path, list_episodes
+from env.frames import FRAME_SHAPE
+from env.rollouts import episode_length, episode_path, list_episodes
 from scripts import stage
 
 STAGE = "generate"

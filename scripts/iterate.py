@@ -128,9 +128,9 @@ def validate(invocation):
     from vae.store import load_part
 
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
-    encoder = load_part(run_dir / "vae", "encoder", config.vae.z_size)
+    encoder = load_part(run_dir / "vae", "encoder", config.vae)
     if config.evaluate.video:
-        load_part(run_dir / "vae", "decoder", config.vae.z_size)
+        load_part(run_dir / "vae", "decoder", config.vae)
     model = load_mdn_rnn(run_dir / "rnn", config)
     params, _, _ = load_controller(config, run_dir, "mean")
     series = list_series(run_dir / "series")

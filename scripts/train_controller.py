@@ -122,7 +122,7 @@ def validate(invocation):
     if settings.mode == "dream":
         read_initial_z(run_dir / "series", config.vae.z_size)
     else:
-        load_part(run_dir / "vae", "encoder", config.vae.z_size)
+        load_part(run_dir / "vae", "encoder", config.vae)
     state_path = run_dir / "controller" / STATE_NAME
     if invocation.arguments.force or not state_path.exists():
         return starting_point(config, shape)

@@ -2,12 +2,11 @@
 with exploration noise and a per-episode callback (iterative training's collection) it hands over
 every episode as played, noisy from the episode's own stream."""
 
-import keras
 import numpy as np
 import pytest
 
 from controller import linear
-from controller.agent import ACTION_NOISE_STREAM, NOISE_STREAM, Agent, encode, encoder_layers
+from controller.agent import ACTION_NOISE_STREAM, NOISE_STREAM, Agent
 from rnn.config import RnnConfig
 from rnn.model import build_mdn_rnn
 from vae.model import build_encoder
@@ -219,34 +218,3 @@ def test_noisy_collection_follows_the_episode_seed(doom):
         # another batch size rounds V's and C's float32 sums differently: last-bit differences only
         np.testing.assert_allclose(other_rows[job]["action"], noisy[job]["action"], rtol=0, atol=1e-6)
         assert np.abs(noisy[job]["action"] - noiseless[job]["action"]).max() > 0.01
-
-
-@pytest.mark.parametrize("z_size", [32, 64])
-def test_encoder_from_layers_equals_the_keras_encoder(z_size):
-    """The agent's V (its last convolution as a matrix product over four windows) gives the Keras encoder's mu and logvar."""
-    encoder = build_encoder(z_size)
-    convs, denses = encoder_layers(encoder)
-    rng = np.random.default_rng(z_size)
-    frames = rng.integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
-    frames[0] = 0  # a black frame: every ReLU input at its bias
-    for batch in (frames, frames[3:4]):
-        expected = encoder(batch.astype(np.float32) / 255.0)
-        got = encode(batch, convs, denses)
-        for got_part, expected_part in zip(got, expected, strict=True):
-            assert got_part.shape == (len(batch), z_size)
-            np.testing.assert_allclose(got_part.numpy(), expected_part.numpy(), rtol=1e-5, atol=1e-6)
-
-
-def test_an_encoder_not_built_by_build_encoder_is_refused_by_name():
-    frames = keras.Input(shape=(64, 64, 3))
-    features = frames
-    for index, filters in enumerate((32, 64, 128, 256), start=1):
-        padding = "same" if index == 3 else "valid"
-        features = keras.layers.Conv2D(filters, 4, strides=2, activation="relu", padding=padding, name=f"conv{index}")(features)
-    features = keras.layers.Flatten()(features)
-    other = keras.Model(frames, [keras.layers.Dense(8, name="mu")(features), keras.layers.Dense(8, name="logvar")(features)])
-    with pytest.raises(ValueError, match="'conv3'.*padding"):
-        encoder_layers(other)
-    missing = keras.Model(frames, [keras.layers.Dense(8, name="mu")(keras.layers.Flatten()(frames))])
-    with pytest.raises(ValueError, match=r"lacks layers \['conv1', 'conv2', 'conv3', 'conv4', 'logvar'\]"):
-        encoder_layers(missing)

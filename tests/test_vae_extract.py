@@ -74,7 +74,7 @@ def test_z_size_mismatch_names_file_sizes_and_fix(tmp_path, encoder):
     vae_dir.mkdir()
     encoder.save_weights(vae_dir / "encoder.weights.h5")
     with pytest.raises(ArtifactError) as error:
-        load_part(vae_dir, "encoder", 64)
+        load_part(vae_dir, "encoder", VaeConfig(z_size=64))
     message = str(error.value)
     assert "encoder.weights.h5" in message and "z size 32" in message and "vae.z_size=64" in message
     assert f"python -m scripts.train_vae --run-dir {tmp_path}" in message

@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from common.errors import ArtifactError
-from env.rollouts import FRAME_SHAPE, list_episodes, read_rollout
+from env.frames import FRAME_SHAPE
+from env.rollouts import list_episodes, read_rollout
 
 
 def split_episodes(paths: list[Path], validation_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:

@@ -16,8 +16,8 @@ import keras
 import tensorflow as tf
 
 from common.training import apply_if_finite
+from env.frames import FRAME_SHAPE
 
-FRAME_SHAPE = (64, 64, 3)
 EVALUATION_SEED = 12345
 
 
@@ -97,6 +97,10 @@ class VaeBase(keras.Model):
     @property
     def metrics(self):
         return list(self.trackers.values())
+
+    def parts(self) -> dict[str, keras.Model]:
+        """The sub-models saved as DIR/vae/<name>.weights.h5 (vae/train.py) and loaded by name (vae/store.py)."""
+        return {"encoder": self.encoder, "decoder": self.decoder}
 
     def call(self, frames, training=False):
         """Reconstructions from the mean code (deterministic), as check_vae shows them."""

@@ -16,12 +16,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common.files import atomic_path  # noqa: E402
+from env.frames import FRAME_SHAPE  # noqa: E402
 from env.rollouts import read_rollout  # noqa: E402
 from vae.encode import decode_z, encode_frames, reconstruct  # noqa: E402
 
 UPSCALE = 3  # each frame shown at 192x192 pixels
 DPI = 100
-CELL_INCHES = 64 * UPSCALE / DPI + 0.3  # frame plus a margin for the error text
+FRAME_INCHES = (FRAME_SHAPE[1] * UPSCALE / DPI, FRAME_SHAPE[0] * UPSCALE / DPI)  # (width, height) of a shown frame
+CELL_INCHES = max(FRAME_INCHES) + 0.3  # frame plus a margin for the error text
 LABEL_INCHES = 1.4
 TITLE_INCHES = 0.5
 
@@ -83,7 +85,7 @@ def reconstruction_figure(encoder, decoder, frames: np.ndarray, output: str | Pa
         figure.text(0.1 / (width / DPI), bottom + 0.5 * row_height / (height / DPI), label, fontsize=11, va="center", ha="left", weight="bold")
         for column in range(num_columns):
             left = (LABEL_INCHES + column * CELL_INCHES + 0.15) / (width / DPI)
-            axes = figure.add_axes((left, bottom + 0.3 / (height / DPI), (64 * UPSCALE / DPI) / (width / DPI), (64 * UPSCALE / DPI) / (height / DPI)))
+            axes = figure.add_axes((left, bottom + 0.3 / (height / DPI), FRAME_INCHES[0] / (width / DPI), FRAME_INCHES[1] / (height / DPI)))
             axes.imshow(enlarge(np.clip(images[column], 0, 1)), interpolation="nearest")
             axes.set_xticks([])
             axes.set_yticks([])

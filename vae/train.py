@@ -23,9 +23,9 @@ import tensorflow as tf
 
 from common import training
 from common.files import atomic_path
+from env.frames import FRAME_SHAPE
 from vae import data
 from vae.build import build_model
-from vae.model import FRAME_SHAPE
 
 TENSORBOARD_EVERY_STEPS = 10
 
@@ -35,10 +35,7 @@ def checkpoint_path(vae_dir: str | Path) -> Path:
 
 
 def save_final_weights(model, vae_dir: str | Path) -> None:
-    parts = {"encoder": model.encoder, "decoder": model.decoder}
-    if hasattr(model, "discriminator"):
-        parts["discriminator"] = model.discriminator
-    for name, part in parts.items():
+    for name, part in model.parts().items():
         with atomic_path(Path(vae_dir) / f"{name}.weights.h5", suffix=".weights.h5") as temporary:
             part.save_weights(temporary)
 

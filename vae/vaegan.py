@@ -24,7 +24,8 @@ import keras
 import tensorflow as tf
 
 from common.training import apply_if_finite
-from vae.model import FRAME_SHAPE, VaeBase, floored_kl, reconstruction_error
+from env.frames import FRAME_SHAPE
+from vae.model import VaeBase, floored_kl, reconstruction_error
 
 
 def build_discriminator(feature_layer: int) -> keras.Model:
@@ -60,6 +61,9 @@ class VaeGan(VaeBase):
         self.encoder_optimizer = keras.optimizers.Adam(vae_config.learning_rate, name="encoder_adam")
         self.decoder_optimizer = keras.optimizers.Adam(vae_config.gan_learning_rate, beta_1=0.5, name="decoder_adam")
         self.discriminator_optimizer = keras.optimizers.Adam(vae_config.gan_learning_rate, beta_1=0.5, name="discriminator_adam")
+
+    def parts(self) -> dict[str, keras.Model]:
+        return {**super().parts(), "discriminator": self.discriminator}
 
     def optimizer_targets(self) -> list:
         return [

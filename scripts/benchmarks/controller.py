@@ -87,6 +87,7 @@ def _real_env_ratio(preset: str, num_envs: int, max_steps: int | None) -> tuple[
 
     from controller import linear
     from controller.agent import Agent
+    from env.frames import FRAME_SHAPE
     from rnn.model import build_mdn_rnn
     from scripts import config as config_module
     from vae.model import build_encoder
@@ -97,7 +98,7 @@ def _real_env_ratio(preset: str, num_envs: int, max_steps: int | None) -> tuple[
     params = np.random.default_rng(0).normal(scale=0.3, size=(num_envs, shape.num_params)).astype(np.float32)
     weights, biases = linear.stack(params, shape)
     hidden = np.zeros((num_envs, shape.hidden_size), np.float32)
-    frames = np.zeros((num_envs, 64, 64, 3), np.uint8)
+    frames = np.zeros((num_envs, *FRAME_SHAPE), np.uint8)
     agent.step(frames, np.zeros((num_envs, shape.z_size), np.float32), hidden, hidden, weights, biases, np.zeros(num_envs, np.float32))  # trace
     seeds = np.arange(num_envs, dtype=np.int64) + 12345
 

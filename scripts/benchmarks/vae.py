@@ -34,12 +34,13 @@ EXTRACTION_GOAL = 2000.0
 
 
 def write_benchmark_rollouts(folder: Path, num_episodes: int, num_steps: int, seed: int = 0) -> None:
+    from env.frames import FRAME_SHAPE
     from env.rollouts import episode_path, write_rollout
 
     rng = np.random.default_rng(seed)
     for episode in range(num_episodes):
-        background = rng.integers(0, 200, size=(1, 64, 64, 3))
-        frames = np.repeat(background, num_steps, axis=0) + rng.integers(0, 24, size=(num_steps, 64, 64, 3))
+        background = rng.integers(0, 200, size=(1, *FRAME_SHAPE))
+        frames = np.repeat(background, num_steps, axis=0) + rng.integers(0, 24, size=(num_steps, *FRAME_SHAPE))
         for step in range(num_steps):
             row, column = (3 * step + episode) % 48, (2 * step + 5 * episode) % 48
             frames[step, row : row + 16, column : column + 16] = (230, 200, 60)
@@ -65,6 +66,7 @@ def _time_steps(train_function, batches, num_steps: int) -> float:
 def measure_training(rollouts: Path, num_steps: int, batch_size: int, z_size: int, num_rounds: int = 4) -> dict:
     import tensorflow as tf
 
+    from env.frames import FRAME_SHAPE
     from vae import data
     from vae.build import build_model
     from vae.config import VaeConfig
@@ -74,7 +76,7 @@ def measure_training(rollouts: Path, num_steps: int, batch_size: int, z_size: in
     model = build_model(config)
     train_function, _ = compiled_steps(model)
     paths = data.rollout_files(rollouts)
-    resident_batch = tf.random.uniform((batch_size, 64, 64, 3), seed=0)
+    resident_batch = tf.random.uniform((batch_size, *FRAME_SHAPE), seed=0)
 
     def resident_batches():
         while True:
