@@ -19,9 +19,10 @@ from pathlib import Path
 from scripts import stage
 
 # Not a seed of generate (base_seed + i), evaluate (1,000,000 + k), fidelity (500,000,000 + k),
-# iterate ([2^30, 2^31)) or CMA-ES training ([2^31, 2^32)): V and C never saw these episodes.
-FRESH_FIRST_SEED = 700_000_000
-MAX_FRESH_SEED = 2**30  # iterate's collection seeds start here
+# validation ([2^29, 2^30)), iterate ([2^30, 2^31)) or CMA-ES training ([2^31, 2^32)): V and C never
+# saw these episodes (controller/seeds.py has the map).
+FRESH_FIRST_SEED = 400_000_000
+MAX_FRESH_SEED = 2**29  # the validation seeds start here
 
 
 def add_arguments(parser):
@@ -41,7 +42,7 @@ def validate(invocation):
     if arguments.episodes < 1:
         raise stage.StageError(f"--episodes {arguments.episodes}: expected at least 1")
     if not 0 <= arguments.seed < MAX_FRESH_SEED:
-        raise stage.StageError(f"--seed {arguments.seed}: expected 0 <= seed < 2^30 (iterate's collection seeds start at 2^30)")
+        raise stage.StageError(f"--seed {arguments.seed}: expected 0 <= seed < 2^29 (the validation episodes start at 2^29)")
     return load_encoder_decoder(invocation.run_dir / "vae", invocation.config.vae)
 
 

@@ -125,8 +125,8 @@ def test_a_run_without_rollouts_is_checked_on_freshly_played_episodes(tmp_path, 
 
     with pytest.raises(stage.StageError, match=r"--episodes 0: expected at least 1"):
         check_vae.main(["--run-dir", str(run_dir), "--episodes", "0"])
-    with pytest.raises(stage.StageError, match=r"--seed 1073741824: expected 0 <= seed < 2\^30"):
-        check_vae.main(["--run-dir", str(run_dir), "--seed", str(2**30)])
+    with pytest.raises(stage.StageError, match=r"--seed 536870912: expected 0 <= seed < 2\^29"):
+        check_vae.main(["--run-dir", str(run_dir), "--seed", str(2**29)])
     stage.release_locks()
 
 
