@@ -10,6 +10,7 @@ from typing import Any
 
 from common.settings import describe
 from controller.config import ControllerConfig, EvaluateConfig, IterateConfig
+from controller.policy import KINDS, controller_from_config
 from env.config import EnvConfig, GenerateConfig
 from rnn.config import RnnConfig
 from vae.config import VaeConfig
@@ -207,12 +208,14 @@ def validate(config: Config) -> None:
         "env.carracing_renderer": (config.env.carracing_renderer, ("fast", "stock")),
         "generate.policy": (config.generate.policy, ("brownian", "hold")),
         "vae.kind": (config.vae.kind, ("vae", "vaegan")),
+        "controller.kind": (config.controller.kind, tuple(KINDS)),
         "controller.mode": (config.controller.mode, ("real", "dream")),
         "evaluate.params": (config.evaluate.params, ("best", "mean")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ValueError(f"{key}={value!r}: expected one of {', '.join(allowed)}")
+    controller_from_config(config)  # the kind's own sizes, e.g. controller.hidden_size >= 1 for mlp
     if config.controller.mode == "dream" and not config.rnn.predict_done:
         raise ValueError("controller.mode=dream needs rnn.predict_done=true: the dream ends an episode on M's done logit")
     if config.env.frame_size != 64:

@@ -38,8 +38,8 @@ def main(argv=None):
 def validate(invocation) -> None:
     """Before done.json is cleared or anything written: M's weights, the first-frame table (dream
     mode) or V's encoder (real mode), and the CMA-ES state a resume would load all fit the config."""
-    from controller import linear
     from controller.es import EvolutionStrategy
+    from controller.policy import controller_from_config
     from controller.train import STATE_NAME
     from rnn.store import load_mdn_rnn
     from vae.series import read_initial_z
@@ -53,7 +53,7 @@ def validate(invocation) -> None:
         load_part(run_dir / "vae", "encoder", config.vae.z_size)
     state_path = run_dir / "controller" / STATE_NAME
     if not invocation.arguments.force and state_path.exists():
-        EvolutionStrategy.load(state_path, linear.ControllerShape.from_config(config).num_params)
+        EvolutionStrategy.load(state_path, controller_from_config(config).num_params)
 
 
 def _train(argv, workers):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from common.files import read_jsonl
-from controller import linear, store
+from controller import store
+from controller.policy import ControllerShape, make_controller
 from controller.seeds import TRAINING_SEED_BASE, generation_seeds, mean_evaluation_seeds
 from scripts import train_controller
 from tests.controller_fixtures import TINY_CARRACING, TINY_DOOM, make_run
@@ -45,10 +46,10 @@ def test_dream_training_writes_every_file_and_resumes_exactly(tmp_path):
         assert record["fitness_worst"] <= record["fitness_mean"] <= record["fitness_best"]
         assert "mean_params_return" in record  # eval_every=1
     config = json.loads((uninterrupted / "config.json").read_text())
-    shape = linear.ControllerShape("doom", 8, 16, 1, use_cell_state=True, use_bias=False)
+    controller = make_controller(ControllerShape("doom", 8, 16, 1, use_cell_state=True, use_bias=False))
     assert config["controller"]["mode"] == "dream"
-    assert mean.shape == (shape.num_params,)
-    store.load_params(controller_dir / "mean.npz", shape)
+    assert mean.shape == (controller.num_params,)
+    store.load_params(controller_dir / "mean.npz", controller)
 
     # 2 generations, "killed", then resumed to 4: the same as 4 in one go
     resumed = tmp_path / "resumed"
@@ -131,7 +132,7 @@ def test_a_non_finite_return_names_the_generation_candidate_and_episode_seeds(tm
     config = make_run(run_dir, "doom-smoke", TINY_DOOM + ["controller.num_generations=1"], with_vae=False)
     seeds = generation_seeds(config.controller.seed, 0, 4, 2)  # job j: candidate j // 2, rollout j % 2
 
-    def scorer(weights, biases, job_seeds):
+    def scorer(params, job_seeds):
         return np.where(job_seeds == seeds[3], np.nan, 1.0).astype(np.float32)  # candidate 1, rollout 1
 
     expected = rf"generation 0: candidate 1 of 4 has a non-finite mean return nan \(episode seeds \[{seeds[2]}, {seeds[3]}\]\)"
