@@ -170,10 +170,10 @@ def test_a_file_from_before_kinds_loads_as_linear_only(tmp_path):
 def test_the_committed_agents_files_load_as_linear(preset):
     from pathlib import Path
 
-    from common.files import read_json
+    from scripts import stage
 
     folder = Path(__file__).resolve().parents[1] / "pretrained" / preset
-    config = config_module.build(preset, {name: values for name, values in read_json(folder / "config.json").items() if name in config_module.SECTIONS})
+    config = stage.build_config(folder, None, [])  # read-only: the committed config.json as a stage reads it
     controller = controller_from_config(config)
     for name in ("best.npz", "mean.npz"):
         params, _ = store.load_params(folder / "controller" / name, controller)
