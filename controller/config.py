@@ -7,6 +7,18 @@ from common.settings import setting
 
 @dataclasses.dataclass
 class ControllerConfig:
+    kind: str = setting(
+        "linear",
+        "C's architecture (controller/policy/): 'linear' a = tanh(W f + b), the paper's; 'mlp' a = tanh(W2 tanh(W1 f + b1) + b2)",
+        "",
+        "paper, section 3.3 (linear)",
+    )
+    hidden_size: int = setting(
+        8,
+        "hidden units of the mlp controller (not used by linear); CMA-ES's covariance grows with the square of the parameter count",
+        "units",
+        "this project's choice",
+    )
     mode: str = setting("real", "where candidates are scored: 'real' environment (CarRacing) or 'dream' (Doom)", "", "paper, sections 4 and 5")
     use_cell_state: bool = setting(False, "controller input [z, c, h] instead of [z, h] (Doom)", "", "authors' code (Doom)")
     use_bias: bool = setting(True, "a = tanh(W x + b) with a bias (CarRacing) or without (Doom)", "", "authors' code")

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from common.files import atomic_path, read_json, write_json
 from common.video import side_by_side
 from common.video import write_video as write_pictures
-from controller import linear
+from controller.policy import controller_from_config
 from controller.seeds import evaluation_seeds
 from controller.store import load_agent, load_controller
 from env.batch import BatchEnv
@@ -182,7 +182,7 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     settings = config.evaluate
     params, extras, params_path = load_controller(config, run_dir, settings.params)
     seeds = evaluation_seeds(settings.seed, settings.episodes)
-    shape = linear.ControllerShape.from_config(config)
+    controller = controller_from_config(config)
     key = _partial_key(params, params_path, config)
     partial_path = eval_dir / PARTIAL_NAME
     done = load_partial(partial_path, key, settings.episodes)
@@ -190,15 +190,14 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     agent = load_agent(config, run_dir)
     num_envs = max(1, min(config.controller.envs_per_worker, settings.episodes))
     resumed = f", {len(done)} already done" if done else ""
-    log(f"evaluate: {settings.episodes} {config.env.name} episodes with {params_path} ({shape.describe()}), {num_envs} envs in lockstep{resumed}")
+    log(f"evaluate: {settings.episodes} {config.env.name} episodes with {params_path} ({controller.describe()}), {num_envs} envs in lockstep{resumed}")
     video = settings.video and (0 in todo or not (eval_dir / "episode.mp4").exists())
     if video and 0 not in todo:
         todo.insert(0, 0)  # the video's episode was scored but its video never written
 
     def play_chunk(batch_env, chunk: list[int], update) -> tuple[np.ndarray, np.ndarray]:
-        weights, biases = linear.stack(np.repeat(params[None], len(chunk), axis=0), shape)
         record = chunk.index(0) if video and 0 in chunk else None
-        result = agent.run_episodes(batch_env, weights, biases, seeds[chunk], record=record, progress=update)
+        result = agent.run_episodes(batch_env, np.repeat(params[None], len(chunk), axis=0), seeds[chunk], record=record, progress=update)
         if record is not None:
             write_video(result, run_dir, config, eval_dir / "episode.mp4")
         return result["returns"], result["lengths"]

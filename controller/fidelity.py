@@ -40,7 +40,6 @@ import numpy as np
 
 from common.errors import ArtifactError
 from common.files import atomic_path, read_json, read_jsonl, write_json
-from controller import linear
 from controller.behaviour import action_stats
 from controller.behaviour import describe as describe_actions
 from controller.seeds import TRAINING_SEED_BASE
@@ -153,10 +152,8 @@ def real_random_policy_episodes(
     return lengths, random_policy_actions(generate_config, env_config, seeds, lengths)
 
 
-def real_controller_episodes(
-    agent, env_config, weights: np.ndarray, biases: np.ndarray | None, seeds: np.ndarray, num_envs: int, progress=None
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Real episode lengths and actions with one controller (W (F, A), b (A,) or None), played by the
+def real_controller_episodes(agent, env_config, params: np.ndarray, seeds: np.ndarray, num_envs: int, progress=None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Real episode lengths and actions with one controller (its parameters (N,)), played by the
     agent that evaluation uses (controller/agent.py), num_envs environments in lockstep."""
     from env.batch import BatchEnv
 
@@ -168,15 +165,7 @@ def real_controller_episodes(
 
     batch_env = BatchEnv(env_config, max(1, min(num_envs, count)))
     try:
-        result = agent.run_episodes(
-            batch_env,
-            np.repeat(weights[None], count, axis=0),
-            None if biases is None else np.repeat(biases[None], count, axis=0),
-            seeds,
-            progress=progress,
-            on_episode=keep,
-            episode_obs=False,
-        )
+        result = agent.run_episodes(batch_env, np.repeat(params[None], count, axis=0), seeds, progress=progress, on_episode=keep, episode_obs=False)
     finally:
         batch_env.close()
     return result["lengths"], actions
@@ -207,26 +196,20 @@ def dream_scripted_lengths(model, initial_mu, initial_logvar, controller_config,
     return dream_lengths_under_actions(dream, actions, seeds)
 
 
-def dream_controller_episodes(model, initial_mu, initial_logvar, controller_config, weights, biases, seeds: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Dream episode lengths and actions with one controller: the batched dream that scores candidates
-    in training, at the controller's tau and dream cap, every episode in one batch."""
+def dream_controller_episodes(model, initial_mu, initial_logvar, config, params: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Dream episode lengths and actions with one controller (its parameters (N,)): the batched dream
+    that scores candidates in training, at the controller's tau and dream cap, every episode in one batch."""
     from controller.dream_scoring import DreamScorer
 
-    scorer = DreamScorer(model, initial_mu, initial_logvar, controller_config.temperature, controller_config.max_dream_steps, controller_config.use_cell_state)
+    scorer = DreamScorer.from_config(config, model, initial_mu, initial_logvar)
     count = len(seeds)
     # every row starts at step 0, so a row's step number is the dream's
-    taken = np.zeros((count, controller_config.max_dream_steps, scorer.action_size), np.float32)
+    taken = np.zeros((count, scorer.dream.max_steps, scorer.action_size), np.float32)
 
     def keep(step, rows, z_next, action, done) -> None:
         taken[rows, step] = action
 
-    _, lengths = scorer.run(
-        np.repeat(weights[None], count, axis=0),
-        None if biases is None else np.repeat(biases[None], count, axis=0),
-        seeds,
-        return_lengths=True,
-        on_step=keep,
-    )
+    _, lengths = scorer.run(np.repeat(params[None], count, axis=0), seeds, return_lengths=True, on_step=keep)
     return lengths, [row[:length] for row, length in zip(taken, lengths, strict=True)]
 
 
@@ -299,7 +282,7 @@ class FidelityInputs:
     initial_logvar: np.ndarray
     heldout_paths: list[Path]
     heldout_episodes: list[dict]
-    controller: dict | None  # weights, biases, digest, generation; None when there is no saved controller
+    controller: dict | None  # params, digest, generation; None when there is no saved controller
 
 
 def load_inputs(config, run_dir: Path, settings: FidelitySettings, heldout_paths: list[Path]) -> FidelityInputs:
@@ -325,8 +308,7 @@ def load_inputs(config, run_dir: Path, settings: FidelitySettings, heldout_paths
     controller = None
     if (run_dir / "controller" / PARAMS_NAMES[settings.params]).exists():
         params, extras, _ = load_controller(config, run_dir, settings.params)
-        weights, biases = linear.unflatten(params, linear.ControllerShape.from_config(config))
-        controller = {"weights": weights, "biases": biases, "digest": hashlib.sha256(params.tobytes()).hexdigest(), "generation": extras.get("generation")}
+        controller = {"params": params, "digest": hashlib.sha256(params.tobytes()).hexdigest(), "generation": extras.get("generation")}
         encoder_path = run_dir / "vae" / "encoder.weights.h5"
         if not encoder_path.exists():
             raise ArtifactError(
@@ -414,11 +396,11 @@ def fidelity_report(
         stored["controller_dream"] = parts.get(
             "controller_dream",
             {**dream_key, **controller_key, **episodes_key},
-            lambda: stats(dream_controller_episodes(model, initial_mu, initial_logvar, config.controller, controller["weights"], controller["biases"], seeds)),
+            lambda: stats(dream_controller_episodes(model, initial_mu, initial_logvar, config, controller["params"], seeds)),
         )
 
         def controller_real(update):
-            return real_controller_episodes(load_agent(config, run_dir), config.env, controller["weights"], controller["biases"], seeds, num_envs, update)
+            return real_controller_episodes(load_agent(config, run_dir), config.env, controller["params"], seeds, num_envs, update)
 
         v_digest = file_digest(run_dir / "vae" / "encoder.weights.h5")
         stored["controller_real"] = parts.get(

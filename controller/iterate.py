@@ -28,11 +28,11 @@ from tqdm import tqdm
 
 from common.errors import ArtifactError
 from common.files import read_json, read_jsonl, write_json
-from controller import linear
 from controller.agent import Agent
 from controller.dream_scoring import DreamScorer
 from controller.evaluate import evaluate
 from controller.parallel import Workers
+from controller.policy import controller_from_config
 from controller.store import MEAN_NAME, load_params
 from controller.train import METRICS_NAME, train_controller
 from env.batch import BatchEnv
@@ -137,7 +137,6 @@ def play_episodes(
     agent: Agent,
     batch_env: BatchEnv,
     params: np.ndarray,
-    shape: linear.ControllerShape,
     seeds: np.ndarray,
     action_noise: float,
     on_episode: Callable[[int, dict], None],
@@ -146,15 +145,13 @@ def play_episodes(
     Agent.run_episodes, which hands on_episode(job, episode) each finished episode in the rollout format
     (the action recorded is the one taken, clip(a + noise, -1, 1)). With action_noise 0 the episodes
     are the agent's noiseless ones."""
-    weights, biases = linear.stack(np.repeat(np.asarray(params)[None], len(seeds), axis=0), shape)
-    agent.run_episodes(batch_env, weights, biases, seeds, action_noise=action_noise, on_episode=on_episode)
+    agent.run_episodes(batch_env, np.repeat(np.asarray(params)[None], len(seeds), axis=0), seeds, action_noise=action_noise, on_episode=on_episode)
 
 
 def collect_round(
     agent: Agent,
     env_config,
     params: np.ndarray,
-    shape: linear.ControllerShape,
     seeds: np.ndarray,
     action_noise: float,
     folder: Path,
@@ -190,7 +187,7 @@ def collect_round(
                     steps += len(episode["done"])
                     bar.update(1)
 
-            play_episodes(agent, batch_env, params, shape, seeds[chunk], action_noise, save)
+            play_episodes(agent, batch_env, params, seeds[chunk], action_noise, save)
     finally:
         if batch_env is not None:
             batch_env.close()
@@ -229,9 +226,8 @@ def retrain_controller(
     """CMA-ES in the dream of output_dir/rnn at controller.temperature (controller/train.py), from
     x0 = initial_mean, for controller.num_generations; resumes from output_dir/controller/es_state.pkl."""
     started = time.perf_counter()
-    settings = config.controller
     model = load_mdn_rnn(output_dir / "rnn", config)
-    scorer = DreamScorer(model, initial_mu, initial_logvar, settings.temperature, settings.max_dream_steps, settings.use_cell_state).run
+    scorer = DreamScorer.from_config(config, model, initial_mu, initial_logvar).run
     summary = train_controller(config, output_dir, Workers(communicator=None), scorer=scorer, log=log, progress=progress, initial_mean=initial_mean)
     return {**summary, "dream_mean": dream_mean_return(output_dir / "controller"), "seconds": time.perf_counter() - started}
 
@@ -263,14 +259,14 @@ def run_round(
     like the stage that fills the same folder (STEPS). A finished sub-step is skipped untouched;
     an unfinished one resumes from what it left on disk."""
     output, previous = round_dir(run_dir, number), previous_dir(run_dir, number)
-    shape = linear.ControllerShape.from_config(config)
-    previous_mean, _ = load_params(previous / "controller" / MEAN_NAME, shape)
+    controller = controller_from_config(config)
+    previous_mean, _ = load_params(previous / "controller" / MEAN_NAME, controller)
     if not is_done("generate"):
         iterate = config.iterate
-        agent = Agent(encoder, load_mdn_rnn(previous / "rnn", config), shape, sample_z=config.controller.sample_z)
+        agent = Agent(encoder, load_mdn_rnn(previous / "rnn", config), controller, sample_z=config.controller.sample_z)
         seeds = collection_seeds(iterate.seed, number, iterate.episodes_per_round)
         summary = collect_round(
-            agent, config.env, previous_mean, shape, seeds, iterate.action_noise, output / "rollouts", config.controller.envs_per_worker, log, progress
+            agent, config.env, previous_mean, seeds, iterate.action_noise, output / "rollouts", config.controller.envs_per_worker, log, progress
         )
         mark_done("generate", {**summary, "action_noise": iterate.action_noise, "controller": str(previous / "controller" / MEAN_NAME)})
     if not is_done("extract"):

@@ -44,11 +44,11 @@ from tqdm import tqdm
 
 from common.files import atomic_path, write_jsonl
 from common.summaries import write_scalars
-from controller import linear
 from controller.dream_scoring import DreamScorer
 from controller.es import EvolutionStrategy
 from controller.noise import next_rollouts, reliability, split_half_correlation
 from controller.parallel import Workers
+from controller.policy import controller_from_config
 from controller.seeds import VALIDATION_SEED_BASE, generation_seeds, mean_score_seeds
 from controller.store import BEST_NAME, MEAN_NAME, SELECTED_NAME, load_agent, save_params
 from env.batch import BatchEnv
@@ -59,15 +59,14 @@ STATE_NAME = "es_state.pkl"
 METRICS_NAME = "metrics.jsonl"
 CURVE_NAME = "curve.png"
 
-# --- scorers: (weights (J, F, A), biases (J, A) or None, seeds (J,)) -> returns (J,) -------------
+# --- scorers: (params (J, N), seeds (J,)) -> returns (J,), job j played by controller params[j] -----
 
 
 def dream_scorer(config, run_dir: Path) -> Callable:
     """Score jobs inside M's dream at temperature tau (the whole block as one batch)."""
     model = load_mdn_rnn(run_dir / "rnn", config)
     initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
-    settings = config.controller
-    return DreamScorer(model, initial_mu, initial_logvar, settings.temperature, settings.max_dream_steps, settings.use_cell_state).run
+    return DreamScorer.from_config(config, model, initial_mu, initial_logvar).run
 
 
 class RealScorer:
@@ -80,7 +79,7 @@ class RealScorer:
         self.envs_per_worker = config.controller.envs_per_worker
         self.batch_env = None
 
-    def __call__(self, weights, biases, seeds) -> np.ndarray:
+    def __call__(self, params, seeds) -> np.ndarray:
         if len(seeds) == 0:
             return np.zeros(0, np.float32)
         wanted = min(self.envs_per_worker, len(seeds))
@@ -88,22 +87,21 @@ class RealScorer:
             if self.batch_env is not None:
                 self.batch_env.close()
             self.batch_env = BatchEnv(self.env_config, wanted)
-        return self.agent.run_episodes(self.batch_env, weights, biases, seeds)["returns"]
+        return self.agent.run_episodes(self.batch_env, params, seeds)["returns"]
 
 
 def make_scorer(config, run_dir: Path) -> Callable:
     return dream_scorer(config, run_dir) if config.controller.mode == "dream" else RealScorer(config, run_dir)
 
 
-def score_jobs(scorer: Callable, workers: Workers, shape: linear.ControllerShape, candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """Returns (J,) of the J = len(seeds) jobs, job j candidate j // (J / P) with seed j,
-    split across the ranks (each scores its block as one call)."""
-    weights, biases = linear.stack(candidates, shape)
+def score_jobs(scorer: Callable, workers: Workers, candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Returns (J,) of the J = len(seeds) jobs, job j candidate j // (J / P) (candidates (P, N)) with
+    seed j, split across the ranks (each scores its block as one call)."""
+    candidates = np.asarray(candidates, np.float32)
     candidate_of_job = np.arange(len(seeds)) // (len(seeds) // len(candidates))
 
     def score_block(block: slice) -> np.ndarray:
-        rows = candidate_of_job[block]
-        return scorer(weights[rows], biases[rows] if biases is not None else None, seeds[block])
+        return scorer(candidates[candidate_of_job[block]], seeds[block])
 
     return workers.map_jobs(score_block, len(seeds))
 
@@ -121,18 +119,18 @@ class Rank0:
 
     def __init__(self, config, controller_dir: Path, log: Callable[[str], None], progress: bool, initial_mean: np.ndarray | None = None):
         self.settings = config.controller
-        self.shape = linear.ControllerShape.from_config(config)
+        self.controller = controller_from_config(config)
         self.controller_dir = controller_dir
         self.title = f"{config.env.name}: CMA-ES ({self.settings.mode})"
         self.log = log
         self.progress = progress
         state_path = controller_dir / STATE_NAME
         if state_path.exists():
-            self.strategy = EvolutionStrategy.load(state_path, self.shape.num_params)
+            self.strategy = EvolutionStrategy.load(state_path, self.controller.num_params)
         else:
             settings = self.settings
             self.strategy = EvolutionStrategy(
-                self.shape.num_params, settings.sigma_init, settings.population_size, settings.weight_decay, settings.seed, x0=initial_mean
+                self.controller.num_params, settings.sigma_init, settings.population_size, settings.weight_decay, settings.seed, x0=initial_mean
             )
         self.write_outputs()  # repairs them after a kill between the state and them
         self.bar = None
@@ -155,7 +153,7 @@ class Rank0:
             else ""
         )
         self.log(
-            f"train_controller: {self.shape.describe()}; CMA-ES population {settings.population_size} x {rollouts}, "
+            f"train_controller: {self.controller.describe()}; CMA-ES population {settings.population_size} x {rollouts}, "
             f"mode {mode}, {num_ranks} rank(s); generations {first}..{settings.num_generations - 1}{scored}"
         )
         if self.progress:
@@ -250,11 +248,11 @@ class Rank0:
         strategy = self.strategy
         if strategy.generation == 0:
             return
-        save_params(self.controller_dir / MEAN_NAME, strategy.mean, self.shape, generation=strategy.generation - 1, sigma=strategy.sigma)
+        save_params(self.controller_dir / MEAN_NAME, strategy.mean, self.controller, generation=strategy.generation - 1, sigma=strategy.sigma)
         save_params(
             self.controller_dir / BEST_NAME,
             strategy.best_params,
-            self.shape,
+            self.controller,
             generation=strategy.best_generation,
             fitness=strategy.best_fitness,
             last_generation=strategy.records[-1]["generation"],
@@ -264,7 +262,7 @@ class Rank0:
             save_params(
                 self.controller_dir / SELECTED_NAME,
                 selected["params"],
-                self.shape,
+                self.controller,
                 generation=selected["generation"],
                 validation_return=selected["score"],
                 validation_return_std=selected["score_std"],
@@ -360,7 +358,6 @@ def train_controller(
     """
     run_dir = Path(run_dir)
     settings = config.controller
-    shape = linear.ControllerShape.from_config(config)
     rank0 = on_root(workers, lambda: Rank0(config, run_dir / "controller", log, progress, initial_mean))
     first_generation = workers.broadcast(rank0.strategy.generation if workers.is_root else None)
     if scorer is None:
@@ -371,13 +368,13 @@ def train_controller(
         started = time.perf_counter()
         candidates, rollouts = workers.broadcast(on_root(workers, lambda: (rank0.ask(), rank0.rollouts())))
         seeds = generation_seeds(settings.seed, generation, settings.population_size, rollouts, shared=settings.shared_episodes)
-        job_returns = score_jobs(scorer, workers, shape, candidates, seeds)
+        job_returns = score_jobs(scorer, workers, candidates, seeds)
         record = on_root(workers, lambda: rank0.tell(generation, job_returns, seeds, rollouts))  # noqa: B023 (called at once)
         if settings.eval_every > 0 and ((generation + 1) % settings.eval_every == 0 or generation + 1 == settings.num_generations):
             # the authors' periodic check: the distribution mean on more rollouts
             mean_params = workers.broadcast(rank0.strategy.mean if workers.is_root else None)
             mean_seeds = mean_score_seeds(settings.eval_set, settings.seed, generation, settings.eval_rollouts)
-            mean_scores = score_jobs(scorer, workers, shape, mean_params[None], mean_seeds)
+            mean_scores = score_jobs(scorer, workers, mean_params[None], mean_seeds)
             on_root(workers, lambda: rank0.score_mean(record, generation, mean_scores))  # noqa: B023 (called at once)
         on_root(workers, lambda: rank0.save(record, time.perf_counter() - started))  # noqa: B023 (called at once)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from common.settings import describe
 from controller.config import ControllerConfig, EvaluateConfig, IterateConfig
+from controller.policy import KINDS, controller_from_config
 from env.config import EnvConfig, GenerateConfig
 from env.spec import all_specs
 from rnn.config import RnnConfig
@@ -256,6 +257,7 @@ def validate(config: Config) -> None:
         **{f"env.{name}": (getattr(config.env, name), allowed) for spec in specs.values() for name, allowed in spec.setting_choices.items()},
         "generate.policy": (config.generate.policy, ("brownian", "hold")),
         "vae.kind": (config.vae.kind, ("vae", "vaegan")),
+        "controller.kind": (config.controller.kind, tuple(KINDS)),
         "controller.mode": (config.controller.mode, ("real", "dream")),
         "controller.eval_set": (config.controller.eval_set, ("fresh", "validation")),
         "evaluate.params": (config.evaluate.params, ("best", "mean", "selected")),
@@ -263,6 +265,7 @@ def validate(config: Config) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ValueError(f"{key}={value!r}: expected one of {', '.join(allowed)}")
+    controller_from_config(config)  # the kind's own sizes, e.g. controller.hidden_size >= 1 for mlp
     if config.controller.mode == "dream" and not config.rnn.predict_done:
         raise ValueError("controller.mode=dream needs rnn.predict_done=true: the dream ends an episode on M's done logit")
     if config.controller.mode == "dream" and not config.env.spec.dream_trainable and not config.rnn.predict_reward:

@@ -4,7 +4,7 @@ dream.mp4: one dream episode (a real first frame, then M sampling z at
 temperature tau, fed the controller's actions), each z decoded by V.
 real.mp4: a real episode, each frame beside V's reconstruction of it.
 The controller is DIR/controller/mean.npz when training has saved one;
-otherwise a small random linear controller acts (dream) and the random
+otherwise a random controller (small parameters) acts (dream) and the random
 data-collection policy drives the real episode. --params best|selected plays
 best.npz or selected.npz instead (which must exist).
 """
@@ -29,35 +29,34 @@ def _add_arguments(parser):
     )
 
 
-def load_controller(run_dir: Path, config, kind: str | None = None):
-    """(W (F, A), b (A,) or None) from DIR/controller/<kind>.npz; kind None: mean.npz, or None
-    when there is none yet (a kind asked for by name must exist)."""
-    from controller import linear, store
+def load_controller(run_dir: Path, config, which: str | None = None):
+    """C's parameters (N,) from DIR/controller/<which>.npz; which None: mean.npz, or None when
+    there is none yet (a file asked for by name must exist)."""
+    from controller import store
 
-    if kind is None:
+    if which is None:
         if not store.params_path(run_dir, "mean").exists():
             return None
-        kind = "mean"
-    params, _, _ = store.load_controller(config, run_dir, kind)
-    return linear.unflatten(params, linear.ControllerShape.from_config(config))
+        which = "mean"
+    params, _, _ = store.load_controller(config, run_dir, which)
+    return params
 
 
 def dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau: float, max_steps: int, seed: int):
     """Frames (each z decoded by V, in one batch at the end) and the return of one dream episode."""
-    from controller.dream_scoring import LinearDreamPolicy
+    from controller.dream_scoring import ControllerDreamPolicy
+    from controller.policy import controller_from_config
     from rnn.dream import DreamEnv
     from vae.encode import decode_z, to_uint8
 
     env = DreamEnv(model, initial_mu, initial_logvar, tau, max_steps)
-    policy = LinearDreamPolicy(model.z_size, model.hidden_size, model.action_size, config.controller.use_cell_state)
+    policy = ControllerDreamPolicy(controller_from_config(config))
     if controller is None:
-        rng = np.random.default_rng(seed)
-        controller = (rng.normal(scale=0.1, size=(policy.feature_size, policy.action_size)).astype(np.float32), None)
-    weights, biases = controller
+        controller = np.random.default_rng(seed).normal(scale=0.1, size=policy.controller.num_params).astype(np.float32)
     observation, _ = env.reset(seed=seed)
     latents, total, finished = [env.z], 0.0, False
     while not finished:
-        action = policy.episode_action(observation, weights, biases)
+        action = policy.episode_action(observation, controller)
         observation, reward, terminated, truncated, _ = env.step(action)
         latents.append(env.z)
         total += reward
@@ -68,19 +67,18 @@ def dream_episode(model, decoder, initial_mu, initial_logvar, config, controller
 def real_episode(encoder, model, config, controller, seed: int):
     """Real frames (64x64 and full resolution) seen before each action of one episode, and its return.
 
-    With a controller, the episode is played by the agent evaluation uses (controller/agent.py:
+    With a controller (its parameters (N,)), the episode is played by the agent evaluation uses (controller/agent.py:
     V, M and C in one compiled call per step); without one, by the random data-collection policy.
     """
     if controller is not None:
         from controller.agent import Agent
-        from controller.linear import ControllerShape
+        from controller.policy import controller_from_config
         from env.batch import BatchEnv
 
-        weights, biases = controller
-        agent = Agent(encoder, model, ControllerShape.from_config(config), sample_z=config.controller.sample_z)
+        agent = Agent(encoder, model, controller_from_config(config), sample_z=config.controller.sample_z)
         batch_env = BatchEnv(config.env, 1)
         try:
-            result = agent.run_episodes(batch_env, weights[None], None if biases is None else biases[None], np.array([seed]), record=0)
+            result = agent.run_episodes(batch_env, controller[None], np.array([seed]), record=0)
         finally:
             batch_env.close()
         return result["frames"], result["raw_frames"], float(result["returns"][0])
@@ -134,7 +132,7 @@ def main(argv=None):
     from vae.encode import reconstruct, to_uint8
 
     kind = arguments.params or "mean"
-    who = f"the saved controller controller/{kind}.npz" if controller is not None else "a random linear controller (no controller/mean.npz yet)"
+    who = f"the saved controller controller/{kind}.npz" if controller is not None else "a random controller (no controller/mean.npz yet)"
     output_dir = run_dir / "dream"
 
     frames, dream_return = dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau, max_steps, arguments.seed)

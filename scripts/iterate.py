@@ -81,9 +81,9 @@ def check_seeds(config, run_dir) -> None:
 
 def validate_round(config, run_dir, number: int, finished: bool, force: bool) -> None:
     """The files round `number` will read or resume from."""
-    from controller import linear
     from controller.es import EvolutionStrategy
     from controller.iterate import round_dir
+    from controller.policy import controller_from_config
     from controller.store import MEAN_NAME, load_params
     from controller.train import STATE_NAME
     from env.rollouts import episode_length, list_episodes
@@ -91,12 +91,12 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
     from vae.series import list_series, read_initial_z, read_series
 
     folder = round_dir(run_dir, number)
-    shape = linear.ControllerShape.from_config(config)
+    controller = controller_from_config(config)
     for path in list_series(folder / "series"):
         read_series(path, config.vae.z_size, config.env.action_size)
     if finished:  # the next round starts from its M, C and first frames
         load_mdn_rnn(folder / "rnn", config)
-        load_params(folder / "controller" / MEAN_NAME, shape, fix_hint=f"rerun `{stage.command_for(STAGE, run_dir)} --rounds N --force`")
+        load_params(folder / "controller" / MEAN_NAME, controller, fix_hint=f"rerun `{stage.command_for(STAGE, run_dir)} --rounds N --force`")
         read_initial_z(folder / "series", config.vae.z_size)
         return
     if force:
@@ -109,7 +109,7 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
     if stage.done_path(folder, "train_rnn").exists():
         load_mdn_rnn(folder / "rnn", config)
     if (folder / "controller" / STATE_NAME).exists():
-        EvolutionStrategy.load(folder / "controller" / STATE_NAME, shape.num_params)
+        EvolutionStrategy.load(folder / "controller" / STATE_NAME, controller.num_params)
 
 
 def round_finished(folder) -> bool:

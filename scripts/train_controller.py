@@ -46,7 +46,7 @@ def init_from_value(text: str) -> str:
     return f"{Path(folder).resolve()}:{kind}"
 
 
-def starting_point(config, shape):
+def starting_point(config, controller):
     """CMA-ES's x0 from controller.init_from ('ABSOLUTE_DIR:KIND'), checked against this run's
     controller; None for ''. Returns (params, the file, its generation)."""
     from common.errors import ArtifactError
@@ -63,7 +63,7 @@ def starting_point(config, shape):
         )
     path = params_path(folder, kind)
     try:
-        params, extras = load_params(path, shape, fix_hint=f"--init-from names a run whose train_controller saved {path.name}")
+        params, extras = load_params(path, controller, fix_hint=f"--init-from names a run whose train_controller saved {path.name}")
     except ArtifactError as error:
         raise ArtifactError(f"controller.init_from (--init-from): {error}") from None
     return params, path, extras.get("generation")
@@ -108,15 +108,15 @@ def validate(invocation):
     first-frame table (dream mode) or V's encoder (real mode), and the CMA-ES state a resume would
     load (its validation set the same) or, for a new start, the controller --init-from names all
     fit the config. Returns (x0 params, its file, its generation) or None."""
-    from controller import linear
     from controller.es import EvolutionStrategy
+    from controller.policy import controller_from_config
     from controller.train import STATE_NAME
     from rnn.store import load_mdn_rnn
     from vae.series import read_initial_z
     from vae.store import load_part
 
     config, run_dir = invocation.config, invocation.run_dir
-    settings, shape = config.controller, linear.ControllerShape.from_config(config)
+    settings, controller = config.controller, controller_from_config(config)
     check_settings(settings)
     load_mdn_rnn(run_dir / "rnn", config)
     if settings.mode == "dream":
@@ -125,8 +125,8 @@ def validate(invocation):
         load_part(run_dir / "vae", "encoder", config.vae)
     state_path = run_dir / "controller" / STATE_NAME
     if invocation.arguments.force or not state_path.exists():
-        return starting_point(config, shape)
-    selected = EvolutionStrategy.load(state_path, shape.num_params).selected
+        return starting_point(config, controller)
+    selected = EvolutionStrategy.load(state_path, controller.num_params).selected
     if selected is not None and settings.eval_set == "validation" and selected["episodes"] != settings.eval_rollouts:
         raise stage.StageError(
             f"controller.eval_rollouts={settings.eval_rollouts}: this run's validation set is {selected['episodes']} episodes "

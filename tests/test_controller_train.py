@@ -8,7 +8,8 @@ import pytest
 
 from common.errors import ArtifactError
 from common.files import read_jsonl
-from controller import linear, noise, store
+from controller import noise, store
+from controller.policy import ControllerShape, controller_from_config, make_controller
 from controller.seeds import TRAINING_SEED_BASE, generation_seeds, mean_evaluation_seeds
 from scripts import train_controller
 from tests.controller_fixtures import TINY_CARRACING, TINY_DOOM, make_run, vary_dream_deaths
@@ -46,10 +47,10 @@ def test_dream_training_writes_every_file_and_resumes_exactly(tmp_path):
         assert record["fitness_worst"] <= record["fitness_mean"] <= record["fitness_best"]
         assert "mean_params_return" in record  # eval_every=1
     config = json.loads((uninterrupted / "config.json").read_text())
-    shape = linear.ControllerShape("doom", 8, 16, 1, use_cell_state=True, use_bias=False)
+    controller = make_controller(ControllerShape("doom", 8, 16, 1, use_cell_state=True, use_bias=False))
     assert config["controller"]["mode"] == "dream"
-    assert mean.shape == (shape.num_params,)
-    store.load_params(controller_dir / "mean.npz", shape)
+    assert mean.shape == (controller.num_params,)
+    store.load_params(controller_dir / "mean.npz", controller)
 
     # 2 generations, "killed", then resumed to 4: the same as 4 in one go
     resumed = tmp_path / "resumed"
@@ -132,7 +133,7 @@ def test_a_non_finite_return_names_the_generation_candidate_and_episode_seeds(tm
     config = make_run(run_dir, "doom-smoke", TINY_DOOM + ["controller.num_generations=1"], with_vae=False)
     seeds = generation_seeds(config.controller.seed, 0, 4, 2)  # job j: candidate j // 2, rollout j % 2
 
-    def scorer(weights, biases, job_seeds):
+    def scorer(params, job_seeds):
         return np.where(job_seeds == seeds[3], np.nan, 1.0).astype(np.float32)  # candidate 1, rollout 1
 
     expected = rf"generation 0: candidate 1 of 4 has a non-finite mean return nan \(episode seeds \[{seeds[2]}, {seeds[3]}\]\)"
@@ -245,9 +246,7 @@ def test_ranking_settings_log_their_measure_keep_the_selected_mean_and_resume_ex
     from controller.seeds import validation_seeds
     from controller.train import dream_scorer
 
-    shape = linear.ControllerShape.from_config(config)
-    weights, biases = linear.stack(selected["params"][None].repeat(3, axis=0), shape)
-    returns = dream_scorer(config, uninterrupted)(weights, biases, validation_seeds(3))
+    returns = dream_scorer(config, uninterrupted)(selected["params"][None].repeat(3, axis=0), validation_seeds(3))
     assert float(returns.mean()) == pytest.approx(float(selected["validation_return"]), abs=1e-4)
     if chosen != 4:
         assert not np.array_equal(selected["params"], mean)
@@ -320,7 +319,7 @@ def test_init_from_starts_cma_es_at_another_runs_controller_and_is_recorded(tmp_
         recorded = json.loads((run_dir / "config.json").read_text())["controller"]["init_from"]
         assert recorded == f"{source.resolve()}:{kind.lstrip(':') or 'mean'}"
         assert json.loads((run_dir / "controller" / "done.json").read_text())["locked"]["controller.init_from"] == recorded
-        state = EvolutionStrategy.load(run_dir / "controller" / "es_state.pkl", linear.ControllerShape.from_config(config).num_params)
+        state = EvolutionStrategy.load(run_dir / "controller" / "es_state.pkl", controller_from_config(config).num_params)
         np.testing.assert_array_equal(state.strategy.x0, expected)
         assert f"CMA-ES starts from {source / 'controller' / (kind.lstrip(':') or 'mean')}.npz (generation 0)" in capsys.readouterr().out
     # a resume knows where it started: no option needed, and another start is refused by the lock

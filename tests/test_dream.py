@@ -8,6 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from controller.dream_scoring import DreamScorer
+from controller.policy import ControllerShape, make_controller
 from rnn.config import RnnConfig
 from rnn.dream import BatchedDream, DreamEnv
 from rnn.model import build_mdn_rnn
@@ -33,11 +34,21 @@ def dream_parts():
     return model, initial_mu, initial_logvar
 
 
-def _controllers(num_rows, feature_size, seed=1):
+def _scorer(dream_parts, use_cell_state, use_bias=True, kind="linear", max_steps=MAX_STEPS):
+    shape = ControllerShape("doom", Z_SIZE, HIDDEN_SIZE, ACTION_SIZE, use_cell_state, use_bias, kind, 5 if kind == "mlp" else 0)
+    return DreamScorer(*dream_parts, 1.15, max_steps, make_controller(shape))
+
+
+def _controllers(scorer, num_rows, seed=1):
+    """Parameter rows (num_rows, N): a linear controller's W (F, A) drawn at scale 0.5, then its b (A,) at 0.1;
+    another kind's parameters at scale 0.5."""
     rng = np.random.default_rng(seed)
-    weights = rng.normal(scale=0.5, size=(num_rows, feature_size, ACTION_SIZE)).astype(np.float32)
+    controller = scorer.controller
+    if controller.kind != "linear":
+        return rng.normal(scale=0.5, size=(num_rows, controller.num_params)).astype(np.float32)
+    weights = rng.normal(scale=0.5, size=(num_rows, controller.feature_size * ACTION_SIZE)).astype(np.float32)
     biases = rng.normal(scale=0.1, size=(num_rows, ACTION_SIZE)).astype(np.float32)
-    return weights, biases
+    return np.concatenate([weights, biases], axis=1) if controller.shape.use_bias else weights
 
 
 def test_dream_env_passes_check_env(dream_parts):
@@ -53,9 +64,9 @@ def test_batched_and_single_episode_dreams_agree(dream_parts):
     model, initial_mu, initial_logvar = dream_parts
     num_rows = 21
     seeds = np.arange(100, 100 + num_rows, dtype=np.int64)
-    batched = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=True)
-    weights, biases = _controllers(num_rows, batched.feature_size)
-    returns, lengths = batched.run(weights, biases, seeds, return_lengths=True)
+    batched = _scorer(dream_parts, use_cell_state=True)
+    params = _controllers(batched, num_rows)
+    returns, lengths = batched.run(params, seeds, return_lengths=True)
     assert len(set(lengths.tolist())) > 3, f"episode lengths should vary: {lengths}"  # compaction is exercised
     np.testing.assert_array_equal(returns, lengths.astype(np.float32))  # +1 per step
 
@@ -64,7 +75,7 @@ def test_batched_and_single_episode_dreams_agree(dream_parts):
         observation, _ = env.reset(seed=int(seeds[row]))
         total, finished = 0.0, False
         while not finished:
-            action = batched.policy.episode_action(observation, weights[row], biases[row])
+            action = batched.policy.episode_action(observation, params[row])
             observation, reward, terminated, truncated, _ = env.step(action)
             total += reward
             finished = terminated or truncated
@@ -75,31 +86,31 @@ def test_same_seeds_same_returns_and_split_batches_agree(dream_parts):
     model, initial_mu, initial_logvar = dream_parts
     num_rows = 37
     seeds = np.arange(7, 7 + num_rows, dtype=np.int64) * 1_000_003
-    batched = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=False)
-    weights, biases = _controllers(num_rows, batched.feature_size, seed=2)
-    whole = batched.run(weights, biases, seeds)
-    np.testing.assert_array_equal(batched.run(weights, biases, seeds), whole)
+    batched = _scorer(dream_parts, use_cell_state=False)
+    params = _controllers(batched, num_rows, seed=2)
+    whole = batched.run(params, seeds)
+    np.testing.assert_array_equal(batched.run(params, seeds), whole)
     # as two MPI ranks would: each runs a part of the rows
     for parts in ([0, 5, 37], [0, 1, 20, 37], [0, 36, 37]):
-        split = np.concatenate([batched.run(weights[a:b], biases[a:b], seeds[a:b]) for a, b in zip(parts[:-1], parts[1:], strict=True)])
+        split = np.concatenate([batched.run(params[a:b], seeds[a:b]) for a, b in zip(parts[:-1], parts[1:], strict=True)])
         np.testing.assert_array_equal(split, whole)
     # a permuted batch gives each row the same return
     order = np.random.default_rng(0).permutation(num_rows)
-    np.testing.assert_array_equal(batched.run(weights[order], biases[order], seeds[order]), whole[order])
-    other = batched.run(weights, biases, seeds + 1)
+    np.testing.assert_array_equal(batched.run(params[order], seeds[order]), whole[order])
+    other = batched.run(params, seeds + 1)
     assert not np.array_equal(other, whole)
 
 
 def test_no_bias_and_hook(dream_parts):
     model, initial_mu, initial_logvar = dream_parts
-    batched = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=True)
-    weights, _ = _controllers(3, batched.feature_size)
+    batched = _scorer(dream_parts, use_cell_state=True, use_bias=False)
+    params = _controllers(batched, 3)
     steps = []
-    returns, lengths = batched.run(weights, None, np.array([1, 2, 3]), return_lengths=True, on_step=lambda step, rows, z, action, done: steps.append(len(rows)))
+    returns, lengths = batched.run(params, np.array([1, 2, 3]), return_lengths=True, on_step=lambda step, rows, z, action, done: steps.append(len(rows)))
     assert len(steps) == lengths.max() and steps[0] == 3
     assert sum(steps) == lengths.sum()
-    with pytest.raises(ValueError, match="weights have shape"):
-        batched.run(weights[:, :5], None, np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"controller parameters have shape \(3, 5\), expected \(3, 36\)"):
+        batched.run(params[:, :5], np.array([1, 2, 3]))
 
 
 def test_render_decodes_z_with_the_decoder(dream_parts):
@@ -126,9 +137,8 @@ def test_reward_head_gives_the_reward_and_tau_must_be_positive(dream_parts):
     kernel[:, -2] = np.random.default_rng(5).normal(scale=4.0, size=HIDDEN_SIZE)  # done logit (before the reward)
     bias[-2] = -2.5
     model.head.set_weights([kernel, bias])
-    batched = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=False)
-    weights, biases = _controllers(9, batched.feature_size)
-    returns, lengths = batched.run(weights, biases, np.arange(9), return_lengths=True)
+    batched = _scorer((model, initial_mu, initial_logvar), use_cell_state=False)
+    returns, lengths = batched.run(_controllers(batched, 9), np.arange(9), return_lengths=True)
     assert len(set(lengths.tolist())) > 1
     np.testing.assert_allclose(returns, 0.25 * lengths)
     for tau in (0.0, -1.0, float("nan")):
@@ -181,17 +191,17 @@ def test_any_actions_drive_the_batched_dream_as_they_drive_dream_env(dream_parts
         assert (terminated, truncated) == ends[row]
 
 
-def test_the_controller_traced_into_the_step_acts_as_the_controller_outside_it(dream_parts):
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_the_controller_traced_into_the_step_acts_as_the_controller_outside_it(dream_parts, kind):
     """DreamScorer's one compiled call per step (C traced into the dream's step) gives the
     actions and returns of C computed separately on each observation and passed as actions."""
     model, initial_mu, initial_logvar = dream_parts
-    scorer = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, use_cell_state=True)
+    scorer = _scorer(dream_parts, use_cell_state=True, kind=kind)
     seeds = np.arange(300, 317, dtype=np.int64)
-    weights, biases = _controllers(len(seeds), scorer.feature_size, seed=4)
+    params = _controllers(scorer, len(seeds), seed=4)
     fused_actions = {}
     returns = scorer.run(
-        weights,
-        biases,
+        params,
         seeds,
         on_step=lambda step, rows, z, action, done: fused_actions.update({(step, int(row)): a for row, a in zip(rows, action, strict=True)}),
     )
@@ -201,7 +211,7 @@ def test_the_controller_traced_into_the_step_acts_as_the_controller_outside_it(d
     separate = np.zeros(len(seeds), np.float64)
     while not dream.finished:
         rows, step = dream.rows, dream.step_count
-        actions = scorer.policy.actions(observation, weights[rows], biases[rows])
+        actions = scorer.policy.actions(observation, params[rows])
         np.testing.assert_array_equal(actions, np.stack([fused_actions[(step, int(row))] for row in rows]))
         transition = dream.step(actions)
         separate[transition.rows] += transition.reward
@@ -212,3 +222,21 @@ def test_the_controller_traced_into_the_step_acts_as_the_controller_outside_it(d
         dream.step()
     with pytest.raises(ValueError, match="actions have shape"):
         dream.step(np.zeros((3, ACTION_SIZE), np.float32))
+
+
+def test_the_scorer_from_the_config_uses_its_tau_cap_and_controller(dream_parts):
+    """DreamScorer.from_config: tau controller.temperature, cap controller.max_dream_steps, and the
+    controller of controller.kind, as training, iterative training and the fidelity report build it."""
+    from scripts import config as config_module
+
+    overrides = {"vae.z_size": Z_SIZE, "rnn.hidden_size": HIDDEN_SIZE, "controller.temperature": 1.3, "controller.max_dream_steps": 6}
+    config = config_module.build("doom", overrides={**overrides, "controller.kind": "mlp", "controller.hidden_size": 5})
+    scorer = DreamScorer.from_config(config, *dream_parts)
+    assert (scorer.dream.core.temperature, scorer.dream.max_steps) == (1.3, 6)
+    assert scorer.controller.shape == ControllerShape("doom", Z_SIZE, HIDDEN_SIZE, ACTION_SIZE, True, False, "mlp", 5)
+    seeds = np.arange(20, 40, dtype=np.int64)
+    params = _controllers(scorer, len(seeds))
+    returns, lengths = scorer.run(params, seeds, return_lengths=True)
+    assert lengths.max() == 6 and lengths.min() >= 1
+    by_hand = DreamScorer(*dream_parts, 1.3, 6, make_controller(scorer.controller.shape))
+    np.testing.assert_array_equal(by_hand.run(params, seeds), returns)

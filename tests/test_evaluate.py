@@ -6,7 +6,8 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from controller import linear, store
+from controller import store
+from controller.policy import ControllerShape, controller_from_config, make_controller
 from scripts import evaluate
 from tests.controller_fixtures import make_run
 
@@ -16,9 +17,9 @@ TINY = ["vae.z_size=8", "rnn.hidden_size=16", "rnn.num_mixtures=2", "env.max_ste
 def test_evaluate_writes_every_return_summary_histogram_and_video(tmp_path):
     run_dir = tmp_path / "run"
     config = make_run(run_dir, "doom-smoke", TINY)
-    shape = linear.ControllerShape.from_config(config)
-    params = np.random.default_rng(0).normal(scale=0.3, size=shape.num_params).astype(np.float32)
-    store.save_params(run_dir / "controller" / "best.npz", params, shape, generation=0)
+    controller = controller_from_config(config)
+    params = np.random.default_rng(0).normal(scale=0.3, size=controller.num_params).astype(np.float32)
+    store.save_params(run_dir / "controller" / "best.npz", params, controller, generation=0)
     evaluate.main(["--run-dir", str(run_dir), "--episodes", "3", "--params", "best"])
     returns = json.loads((run_dir / "eval" / "returns.json").read_text())["episodes"]
     assert [episode["episode"] for episode in returns] == [0, 1, 2]
@@ -37,14 +38,14 @@ def test_evaluate_writes_every_return_summary_histogram_and_video(tmp_path):
 def test_a_controller_for_another_env_or_size_is_refused(tmp_path, capsys):
     run_dir = tmp_path / "run"
     make_run(run_dir, "doom-smoke", TINY)
-    carracing = linear.ControllerShape("carracing", 32, 256, 3, use_cell_state=False, use_bias=True)
+    carracing = make_controller(ControllerShape("carracing", 32, 256, 3, use_cell_state=False, use_bias=True))
     store.save_params(run_dir / "controller" / "mean.npz", np.zeros(carracing.num_params, np.float32), carracing)
     with pytest.raises(SystemExit) as exit_info:
         evaluate.stage.run_main(evaluate.main, ["--run-dir", str(run_dir), "--episodes", "1"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert str(run_dir / "controller" / "mean.npz") in error
-    assert "made for another environment or size" in error and "env_name='carracing' (expected 'doom')" in error
+    assert "made for another environment, kind or size" in error and "env_name='carracing' (expected 'doom')" in error
     assert not (run_dir / "eval" / "returns.json").exists()
 
 
@@ -54,9 +55,9 @@ def test_a_killed_evaluation_resumes_with_the_same_returns(tmp_path):
 
     run_dir = tmp_path / "run"
     config = make_run(run_dir, "doom-smoke", TINY + ["evaluate.video=false"])
-    shape = linear.ControllerShape.from_config(config)
-    params = np.random.default_rng(1).normal(scale=0.3, size=shape.num_params).astype(np.float32)
-    store.save_params(run_dir / "controller" / "mean.npz", params, shape, generation=0)
+    controller = controller_from_config(config)
+    params = np.random.default_rng(1).normal(scale=0.3, size=controller.num_params).astype(np.float32)
+    store.save_params(run_dir / "controller" / "mean.npz", params, controller, generation=0)
     evaluate.main(["--run-dir", str(run_dir), "--episodes", "3"])
     uninterrupted = json.loads((run_dir / "eval" / "returns.json").read_text())
     assert not (run_dir / "eval" / PARTIAL_NAME).exists()
@@ -76,9 +77,9 @@ def test_a_killed_evaluation_resumes_with_the_same_returns(tmp_path):
 def test_a_finished_evaluation_is_not_played_again_unless_the_controller_changes(tmp_path, capsys):
     run_dir = tmp_path / "run"
     config = make_run(run_dir, "doom-smoke", TINY + ["evaluate.video=false"])
-    shape = linear.ControllerShape.from_config(config)
+    controller = controller_from_config(config)
     mean_path = run_dir / "controller" / "mean.npz"
-    store.save_params(mean_path, np.random.default_rng(2).normal(scale=0.3, size=shape.num_params).astype(np.float32), shape, generation=0)
+    store.save_params(mean_path, np.random.default_rng(2).normal(scale=0.3, size=controller.num_params).astype(np.float32), controller, generation=0)
     evaluate.main(["--run-dir", str(run_dir), "--episodes", "2"])
     returns_path = run_dir / "eval" / "returns.json"
     stamp = returns_path.stat().st_mtime_ns
@@ -88,7 +89,7 @@ def test_a_finished_evaluation_is_not_played_again_unless_the_controller_changes
     assert returns_path.stat().st_mtime_ns == stamp  # nothing played, nothing written
     evaluate.main(["--run-dir", str(run_dir), "--episodes", "3"])  # more episodes: played
     assert len(json.loads(returns_path.read_text())["episodes"]) == 3
-    store.save_params(mean_path, np.zeros(shape.num_params, np.float32), shape, generation=1)  # training went on
+    store.save_params(mean_path, np.zeros(controller.num_params, np.float32), controller, generation=1)  # training went on
     capsys.readouterr()
     evaluate.main(["--run-dir", str(run_dir), "--episodes", "3"])
     assert "already holds" not in capsys.readouterr().out
@@ -100,8 +101,10 @@ def test_a_further_seed_set_is_scored_in_its_own_folder_and_leaves_the_run_as_it
 
     run_dir = tmp_path / "run"
     config = make_run(run_dir, "doom-smoke", TINY + ["evaluate.video=false", "evaluate.episodes=3"])
-    shape = linear.ControllerShape.from_config(config)
-    store.save_params(run_dir / "controller" / "mean.npz", np.random.default_rng(3).normal(scale=0.3, size=shape.num_params).astype(np.float32), shape)
+    controller = controller_from_config(config)
+    store.save_params(
+        run_dir / "controller" / "mean.npz", np.random.default_rng(3).normal(scale=0.3, size=controller.num_params).astype(np.float32), controller
+    )
     copy_dir = tmp_path / "copy"
     shutil.copytree(run_dir, copy_dir)
     evaluate.main(["--run-dir", str(run_dir)])
@@ -133,8 +136,8 @@ def test_a_further_seed_set_is_scored_in_its_own_folder_and_leaves_the_run_as_it
 def test_a_further_seed_set_outside_the_evaluation_range_is_refused_before_anything_is_written(tmp_path, capsys):
     run_dir = tmp_path / "run"
     config = make_run(run_dir, "doom-smoke", TINY + ["evaluate.video=false"])
-    shape = linear.ControllerShape.from_config(config)
-    store.save_params(run_dir / "controller" / "mean.npz", np.zeros(shape.num_params, np.float32), shape)
+    controller = controller_from_config(config)
+    store.save_params(run_dir / "controller" / "mean.npz", np.zeros(controller.num_params, np.float32), controller)
     config_before = (run_dir / "config.json").read_bytes()
     for params in ("mean", "random"):
         with pytest.raises(SystemExit) as exit_info:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from controller import evaluate as evaluation
-from controller import linear, store
+from controller import store
+from controller.policy import controller_from_config
 from env.collect import collect_episode
 from env.make import make_env
 from env.policies import episode_actions
@@ -106,8 +107,8 @@ def test_a_killed_random_evaluation_resumes_to_the_same_returns(tmp_path, monkey
 def test_the_controllers_evaluation_is_untouched_and_the_seeds_match(tmp_path):
     run_dir = tmp_path / "run"
     config = make_run(run_dir, "doom-smoke", ["vae.z_size=8", "rnn.hidden_size=16", "rnn.num_mixtures=2", "env.max_steps=12", "evaluate.video=false"])
-    shape = linear.ControllerShape.from_config(config)
-    store.save_params(run_dir / "controller" / "mean.npz", np.zeros(shape.num_params, np.float32), shape, generation=0)
+    controller = controller_from_config(config)
+    store.save_params(run_dir / "controller" / "mean.npz", np.zeros(controller.num_params, np.float32), controller, generation=0)
     evaluate.main(["--run-dir", str(run_dir), "--episodes", "3"])
     controller_files = files_of(run_dir / "eval")
     config_before = (run_dir / "config.json").read_bytes()

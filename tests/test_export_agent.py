@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from common.files import write_jsonl
-from controller import linear, store
+from controller import store
+from controller.policy import controller_from_config
 from scripts import dream, evaluate, export_agent, stage
 from scripts import fidelity as fidelity_script
 from tests.controller_fixtures import make_run
@@ -68,10 +69,10 @@ def source(tmp_path_factory):
 
     run_dir = tmp_path_factory.mktemp("export") / "run"
     config = make_run(run_dir, "doom-smoke", TINY)
-    shape = linear.ControllerShape.from_config(config)
+    controller = controller_from_config(config)
     rng = np.random.default_rng(4)
     for name in ("best.npz", "mean.npz"):
-        store.save_params(run_dir / "controller" / name, rng.normal(scale=0.4, size=shape.num_params).astype(np.float32), shape, generation=1)
+        store.save_params(run_dir / "controller" / name, rng.normal(scale=0.4, size=controller.num_params).astype(np.float32), controller, generation=1)
     stage.mark_done(run_dir, "train_controller", config)
     stage.mark_done(run_dir, "generate", config)
     stage.mark_started(run_dir, "train_vae", config)
@@ -128,7 +129,7 @@ def test_a_selected_mean_is_exported_and_every_reader_takes_it_with_params_selec
     run_dir, out = tmp_path / "run", tmp_path / "doom"
     shutil.copytree(source, run_dir)
     config = stage.build_config(run_dir, None, [])
-    shape = linear.ControllerShape.from_config(config)
+    shape = controller_from_config(config)
     params = np.random.default_rng(9).normal(scale=0.4, size=shape.num_params).astype(np.float32)
     store.save_params(run_dir / "controller" / "selected.npz", params, shape, generation=7, validation_return=12.5)
     selected = {"controller/selected.npz"}

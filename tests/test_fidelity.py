@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from common.files import write_jsonl
-from controller import fidelity, linear, store
+from controller import fidelity, store
 from controller.behaviour import action_stats
+from controller.policy import controller_from_config
 from scripts import fidelity as fidelity_script
 from tests.controller_fixtures import make_run
 
@@ -67,9 +68,9 @@ def _build(run_dir, with_controller=True):
     records = [{"step": 10 * (k + 1), "loss": 3.0, "z_loss": 2.0 - 0.05 * k} for k in range(15)]
     write_jsonl(run_dir / "rnn" / "metrics.jsonl", [*records, {"step": 150, "epoch": 0, "validation_z_loss": 1.75}])
     if with_controller:
-        shape = linear.ControllerShape.from_config(config)
-        params = np.random.default_rng(2).normal(scale=0.5, size=shape.num_params).astype(np.float32)
-        store.save_params(run_dir / "controller" / "mean.npz", params, shape, generation=3)
+        controller = controller_from_config(config)
+        params = np.random.default_rng(2).normal(scale=0.5, size=controller.num_params).astype(np.float32)
+        store.save_params(run_dir / "controller" / "mean.npz", params, controller, generation=3)
     return config
 
 
@@ -142,13 +143,12 @@ def test_real_lengths_equal_episodes_played_one_at_a_time(finished):
     assert min(expected) < 120, "some real episode should end by death"
     _assert_same_actions(report["random_policy"]["real"]["actions"], action_stats([episode["action"] for episode in played], "doom"))
 
-    params, _ = store.load_params(run_dir / "controller" / "mean.npz", linear.ControllerShape.from_config(config))
-    weights, biases = linear.stack(params[None], linear.ControllerShape.from_config(config))
+    params, _ = store.load_params(run_dir / "controller" / "mean.npz", controller_from_config(config))
     agent, batch_env = load_agent(config, run_dir), BatchEnv(config.env, 1)
     taken = []
     try:
         alone = [
-            int(agent.run_episodes(batch_env, weights, biases, np.array([seed]), on_episode=lambda job, episode: taken.append(episode["action"]))["lengths"][0])
+            int(agent.run_episodes(batch_env, params[None], np.array([seed]), on_episode=lambda job, episode: taken.append(episode["action"]))["lengths"][0])
             for seed in seeds
         ]
     finally:
@@ -181,19 +181,18 @@ def _dream_episode(env, seed, act) -> np.ndarray:
 
 
 def test_dream_lengths_equal_single_episode_dreams(finished):
-    from controller.dream_scoring import LinearDreamPolicy
+    from controller.dream_scoring import ControllerDreamPolicy
     from env.policies import episode_actions
 
     run_dir, config, report = finished
     env = _single_dream(run_dir, config)
-    controller_policy = LinearDreamPolicy(config.vae.z_size, config.rnn.hidden_size, 1, use_cell_state=True)
-    params, _ = store.load_params(run_dir / "controller" / "mean.npz", linear.ControllerShape.from_config(config))
-    weights, _ = linear.unflatten(params, linear.ControllerShape.from_config(config))
+    controller_policy = ControllerDreamPolicy(controller_from_config(config))
+    params, _ = store.load_params(run_dir / "controller" / "mean.npz", controller_policy.controller)
     taken = {"random": [], "controller": []}
     for seed in report["first_seed"] + np.arange(EPISODES):
         actions = episode_actions(config.generate, "doom", 1, config.controller.max_dream_steps, int(seed))
         taken["random"].append(_dream_episode(env, seed, lambda step, observation, actions=actions: actions[step]))
-        taken["controller"].append(_dream_episode(env, seed, lambda step, observation: controller_policy.episode_action(observation, weights)))
+        taken["controller"].append(_dream_episode(env, seed, lambda step, observation: controller_policy.episode_action(observation, params)))
     assert report["random_policy"]["dream"]["lengths"] == [len(episode) for episode in taken["random"]]
     assert report["controller"]["dream"]["lengths"] == [len(episode) for episode in taken["controller"]]
     for part, policy in (("random_policy", "random"), ("controller", "controller")):

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from common.files import read_json, read_jsonl
-from controller import iterate, linear, store
+from controller import iterate, store
 from controller.agent import ACTION_NOISE_STREAM
+from controller.policy import controller_from_config
 from scripts import iterate as iterate_script
 from scripts import stage
 from tests.controller_fixtures import make_run
@@ -65,9 +66,9 @@ def base(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("iterate") / "base"
     config = make_run(run_dir, "doom-smoke", TINY)
     _write_series(run_dir, config)
-    shape = linear.ControllerShape.from_config(config)
-    params = np.random.default_rng(2).normal(scale=0.3, size=shape.num_params).astype(np.float32)
-    store.save_params(run_dir / "controller" / "mean.npz", params, shape, generation=1)
+    controller = controller_from_config(config)
+    params = np.random.default_rng(2).normal(scale=0.3, size=controller.num_params).astype(np.float32)
+    store.save_params(run_dir / "controller" / "mean.npz", params, controller, generation=1)
     stage.mark_done(run_dir, "train_controller", config)
     return run_dir, config
 
@@ -133,8 +134,8 @@ def test_rollouts_are_noisy_controller_episodes(one_round):
     folder = run_dir / "iterate" / "round_001" / "rollouts"
     paths = list_episodes(folder)
     assert [path.name for path in paths] == ["000000.npz", "000001.npz", "000002.npz"]
-    shape = linear.ControllerShape.from_config(config)
-    params, _ = store.load_params(run_dir / "controller" / "mean.npz", shape)
+    controller = controller_from_config(config)
+    params, _ = store.load_params(run_dir / "controller" / "mean.npz", controller)
     seeds = iterate.collection_seeds(config.iterate.seed, 1, 3)
     assert len(set(seeds.tolist())) == 3 and all(2**30 <= seed < 2**31 for seed in seeds)
     agent, batch_env = load_agent(config, run_dir), BatchEnv(config.env, 1)
@@ -151,8 +152,8 @@ def test_rollouts_are_noisy_controller_episodes(one_round):
             )
             assert not episode["done"][:-1].any() and np.abs(episode["action"]).max() <= 1.0
             replayed, noiseless = {}, {}
-            iterate.play_episodes(agent, batch_env, params, shape, np.array([seed]), 0.3, lambda job, value, into=replayed: into.update(value))
-            iterate.play_episodes(agent, batch_env, params, shape, np.array([seed]), 0.0, lambda job, value, into=noiseless: into.update(value))
+            iterate.play_episodes(agent, batch_env, params, np.array([seed]), 0.3, lambda job, value, into=replayed: into.update(value))
+            iterate.play_episodes(agent, batch_env, params, np.array([seed]), 0.0, lambda job, value, into=noiseless: into.update(value))
             for key in ("obs", "reward", "done"):
                 np.testing.assert_array_equal(replayed[key], episode[key])
             # a batch of 1 row rounds V's and C's float32 sums differently from the collection's 2 rows: last-bit differences
@@ -163,7 +164,7 @@ def test_rollouts_are_noisy_controller_episodes(one_round):
             np.testing.assert_allclose(episode["action"][0], expected, rtol=0, atol=1e-6)
             assert not np.array_equal(episode["action"][: len(noiseless["action"])], noiseless["action"][: len(episode["action"])])
             # noiseless, the loop plays exactly the agent's own episode (same steps, same return)
-            alone = agent.run_episodes(batch_env, *linear.stack(params[None], shape), np.array([seed]))
+            alone = agent.run_episodes(batch_env, params[None], np.array([seed]))
             assert (len(noiseless["done"]), float(noiseless["reward"].sum())) == (int(alone["lengths"][0]), float(alone["returns"][0]))
     finally:
         batch_env.close()
@@ -189,9 +190,9 @@ def test_controller_starts_from_the_previous_mean(one_round):
     from controller.es import EvolutionStrategy
 
     run_dir, config, _ = one_round
-    shape = linear.ControllerShape.from_config(config)
-    previous, _ = store.load_params(run_dir / "controller" / "mean.npz", shape)
-    strategy = EvolutionStrategy.load(run_dir / "iterate" / "round_001" / "controller" / "es_state.pkl", shape.num_params)
+    controller = controller_from_config(config)
+    previous, _ = store.load_params(run_dir / "controller" / "mean.npz", controller)
+    strategy = EvolutionStrategy.load(run_dir / "iterate" / "round_001" / "controller" / "es_state.pkl", controller.num_params)
     np.testing.assert_array_equal(strategy.strategy.x0, previous.astype(np.float64))
     assert strategy.generation == 2 and strategy.strategy.sigma0 == config.controller.sigma_init
 

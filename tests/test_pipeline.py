@@ -1,9 +1,11 @@
 """End to end: the doom-smoke pipeline through `scripts.pipeline` in a temporary
 run directory, every artifact checked for content (not only existence), then a
-rerun that must be a no-op: every stage skipped and no file touched."""
+rerun that must be a no-op: every stage skipped and no file touched; and C's stages
+again with `--set controller.kind=mlp` on a copy of the trained V and M."""
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -106,6 +108,39 @@ def test_evaluation_returns(finished_run, config):
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
     values = [episode["return"] for episode in episodes]
     assert summary["mean"] == pytest.approx(float(np.mean(values)), rel=1e-5)
+
+
+def test_the_mlp_controller_trains_and_evaluates_in_the_pipeline(finished_run, tmp_path):
+    """--set controller.kind=mlp: the pipeline's C stages on a copy of the trained V, M and series
+    train and evaluate the one-hidden-layer controller (2 hidden units keep CMA-ES's covariance of
+    Doom's 1,088 features small), and its files record the kind."""
+    from controller import store
+    from controller.policy import controller_from_config
+    from scripts import stage
+
+    run_dir = tmp_path / "mlp"
+    shutil.copytree(finished_run[0], run_dir, ignore=shutil.ignore_patterns("controller", "eval", "dream"))
+    settings = ["--set", "controller.kind=mlp", "--set", "controller.hidden_size=2"]
+    timings = pipeline.main(["--run-dir", str(run_dir), *settings, "--only", "train_controller", "evaluate"])
+    assert [(name, status) for name, status, _ in timings] == [("train_controller", "ran"), ("evaluate", "ran")]
+
+    config = stage.build_config(run_dir, None, [])
+    assert (config.controller.kind, config.controller.hidden_size) == ("mlp", 2)
+    controller = controller_from_config(config)
+    assert controller.num_params == 1088 * 2 + 2 + 2 * 1  # W1 (F, 2), b1, W2 (2, 1); Doom: no output bias
+    for name in ("best.npz", "mean.npz"):
+        with np.load(run_dir / "controller" / name) as saved:
+            assert (saved["kind"].item(), saved["controller_hidden_size"].item()) == ("mlp", 2)
+            assert saved["params"].shape == (controller.num_params,) and np.isfinite(saved["params"]).all()
+        store.load_params(run_dir / "controller" / name, controller)
+    records = [json.loads(line) for line in (run_dir / "controller" / "metrics.jsonl").read_text().splitlines()]
+    assert [record["generation"] for record in records] == list(range(config.controller.num_generations))
+    returns = json.loads((run_dir / "eval" / "returns.json").read_text())["episodes"]
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    assert len(returns) == summary["episodes"] == config.evaluate.episodes
+    assert summary["params"] == "mean" and summary["controller"] == str(run_dir / "controller" / "mean.npz")
+    assert summary["mean"] == pytest.approx(float(np.mean([episode["return"] for episode in returns])), rel=1e-5)
+    assert all(1 <= episode["length"] <= config.env.max_steps for episode in returns)
 
 
 def test_dream_video(finished_run):

@@ -1,6 +1,7 @@
 """End to end on CarRacing: the carracing-smoke pipeline with the controller trained in the
 real environment under `mpiexec -n 2`, then the same controller training as one process on a
-copy of the run: both must give the same CMA-ES results (episode seeds, not ranks, decide)."""
+copy of the run: both must give the same CMA-ES results (episode seeds, not ranks, decide);
+and C's stages again with `--set controller.kind=mlp` on another copy."""
 
 import json
 import shutil
@@ -25,10 +26,15 @@ def controller_results(run_dir: Path):
     return np.load(run_dir / "controller" / "mean.npz")["params"], np.load(run_dir / "controller" / "best.npz")["params"], records
 
 
-def test_carracing_smoke_real_mode_two_ranks_equal_one_process(tmp_path):
-    run_dir = tmp_path / "carracing-smoke"
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("pipeline") / "carracing-smoke"
     pipeline.main(["--preset", "carracing-smoke", "--run-dir", str(run_dir), "--ranks", "2"])
+    return run_dir
 
+
+def test_carracing_smoke_real_mode_two_ranks_equal_one_process(finished_run, tmp_path):
+    run_dir = finished_run
     config = json.loads((run_dir / "config.json").read_text())
     assert config["controller"]["mode"] == "real" and config["env"]["name"] == "carracing"
     mean_two, best_two, records_two = controller_results(run_dir)
@@ -49,6 +55,37 @@ def test_carracing_smoke_real_mode_two_ranks_equal_one_process(tmp_path):
     np.testing.assert_array_equal(mean_one, mean_two)
     np.testing.assert_array_equal(best_one, best_two)
     assert records_one == records_two
+
+
+def test_the_mlp_controller_trains_in_the_real_env_and_evaluates(finished_run, tmp_path):
+    """--set controller.kind=mlp: the pipeline's C stages on a copy of the trained V and M train
+    the one-hidden-layer controller (controller.hidden_size 8) in the real environment under
+    `mpiexec -n 2` and evaluate it; its files record the kind and its parameter count."""
+    from controller import store
+    from controller.policy import controller_from_config
+    from scripts import stage
+
+    run_dir = tmp_path / "mlp"
+    shutil.copytree(finished_run, run_dir, ignore=shutil.ignore_patterns("controller", "eval", "dream"))
+    timings = pipeline.main(["--run-dir", str(run_dir), "--set", "controller.kind=mlp", "--ranks", "2", "--only", "train_controller", "evaluate"])
+    assert [(name, status) for name, status, _ in timings] == [("train_controller", "ran"), ("evaluate", "ran")]
+
+    config = stage.build_config(run_dir, None, [])
+    controller = controller_from_config(config)
+    assert (config.controller.kind, config.controller.hidden_size) == ("mlp", 8)
+    assert controller.num_params == (32 + 256) * 8 + 8 + 8 * 3 + 3 == 2339
+    mean, best, records = controller_results(run_dir)
+    assert mean.shape == best.shape == (2339,)
+    for name in ("best.npz", "mean.npz"):
+        with np.load(run_dir / "controller" / name) as saved:
+            assert (saved["kind"].item(), saved["controller_hidden_size"].item()) == ("mlp", 8)
+        store.load_params(run_dir / "controller" / name, controller)
+    assert len(records) == config.controller.num_generations
+    returns = json.loads((run_dir / "eval" / "returns.json").read_text())["episodes"]
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    assert len(returns) == summary["episodes"] == config.evaluate.episodes
+    assert summary["mean"] == pytest.approx(np.mean([episode["return"] for episode in returns]))
+    assert all(1 <= episode["length"] <= config.env.max_steps for episode in returns)
 
 
 def test_mpiexec_is_the_one_in_this_environment():

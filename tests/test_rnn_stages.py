@@ -78,13 +78,14 @@ def test_dream_refuses_bad_arguments(run_dir, arguments, message):
 
 
 def test_dream_uses_the_controllers_mean(run_dir, capsys):
-    from controller import linear, store
+    from controller import store
+    from controller.policy import controller_from_config
     from scripts import dream, train_rnn
 
     train_rnn.main(["--run-dir", str(run_dir)])
     config = stage.resolve_config(run_dir, None, [])
-    shape = linear.ControllerShape.from_config(config)
-    store.save_params(run_dir / "controller" / "mean.npz", np.full(shape.num_params, 0.01, np.float32), shape)
+    controller = controller_from_config(config)
+    store.save_params(run_dir / "controller" / "mean.npz", np.full(controller.num_params, 0.01, np.float32), controller)
     dream.main(["--run-dir", str(run_dir), "--max-steps", "5"])
     output = capsys.readouterr().out
     assert "acted by the controller's mean" in output

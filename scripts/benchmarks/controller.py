@@ -85,27 +85,26 @@ def _real_env_ratio(preset: str, num_envs: int, max_steps: int | None) -> tuple[
     Returns (agent steps/s wall, wall-time ratio, CPU-time ratio), ratio = steps/s with agent / env only."""
     import numpy as np
 
-    from controller import linear
     from controller.agent import Agent
+    from controller.policy import controller_from_config
     from env.frames import FRAME_SHAPE
     from rnn.model import build_mdn_rnn
     from scripts import config as config_module
     from vae.model import build_encoder
 
     config = config_module.build(preset, overrides={} if max_steps is None else {"env.max_steps": max_steps})
-    shape = linear.ControllerShape.from_config(config)
-    agent = Agent(build_encoder(config.vae.z_size), build_mdn_rnn(config.rnn, config.vae.z_size, config.env.action_size), shape, sample_z=True)
-    params = np.random.default_rng(0).normal(scale=0.3, size=(num_envs, shape.num_params)).astype(np.float32)
-    weights, biases = linear.stack(params, shape)
-    hidden = np.zeros((num_envs, shape.hidden_size), np.float32)
+    controller = controller_from_config(config)
+    agent = Agent(build_encoder(config.vae.z_size), build_mdn_rnn(config.rnn, config.vae.z_size, config.env.action_size), controller, sample_z=True)
+    params = np.random.default_rng(0).normal(scale=0.3, size=(num_envs, controller.num_params)).astype(np.float32)
+    hidden = np.zeros((num_envs, config.rnn.hidden_size), np.float32)
     frames = np.zeros((num_envs, *FRAME_SHAPE), np.uint8)
-    agent.step(frames, np.zeros((num_envs, shape.z_size), np.float32), hidden, hidden, weights, biases, np.zeros(num_envs, np.float32))  # trace
+    agent.step(frames, np.zeros((num_envs, config.vae.z_size), np.float32), hidden, hidden, params, np.zeros(num_envs, np.float32))  # trace
     seeds = np.arange(num_envs, dtype=np.int64) + 12345
 
     batch_env = _TwinBatchEnv(config.env, num_envs)
     try:
         clock = _Clock()
-        result = agent.run_episodes(batch_env, weights, biases, seeds)
+        result = agent.run_episodes(batch_env, params, seeds)
         total_wall, total_cpu = clock.elapsed()
     finally:
         batch_env.close()
@@ -147,19 +146,21 @@ def _dream_seconds_per_step(rows: int, steps: int) -> float:
     import numpy as np
 
     from controller.dream_scoring import DreamScorer
+    from controller.policy import ControllerShape, make_controller
     from rnn.config import RnnConfig
     from rnn.model import build_mdn_rnn
 
     model = build_mdn_rnn(RnnConfig(hidden_size=512, num_mixtures=5, restart_input=True, predict_done=True), 64, 1)
+    controller = make_controller(ControllerShape("doom", 64, 512, 1, use_cell_state=True, use_bias=False))
     kernel, bias = model.head.get_weights()
     bias[-1] = -1e9  # done never fires: every row runs all `steps`
     model.head.set_weights([kernel, bias])
     rng = np.random.default_rng(0)
-    dream = DreamScorer(model, rng.normal(size=(100, 64)).astype(np.float32), np.full((100, 64), -2.0, np.float32), 1.15, steps, use_cell_state=True)
-    weights = rng.normal(scale=0.1, size=(rows, dream.feature_size, 1)).astype(np.float32)
-    dream.run(weights[:2], None, np.arange(2))  # trace once
+    dream = DreamScorer(model, rng.normal(size=(100, 64)).astype(np.float32), np.full((100, 64), -2.0, np.float32), 1.15, steps, controller)
+    params = rng.normal(scale=0.1, size=(rows, controller.num_params)).astype(np.float32)
+    dream.run(params[:2], np.arange(2))  # trace once
     start = time.process_time()
-    dream.run(weights, None, np.arange(rows, dtype=np.int64))
+    dream.run(params, np.arange(rows, dtype=np.int64))
     return (time.process_time() - start) / steps
 
 

@@ -35,6 +35,7 @@ def main(argv=None):
     import numpy as np
 
     from controller.dream_scoring import DreamScorer
+    from controller.policy import ControllerShape, make_controller
     from rnn.config import RnnConfig
     from rnn.dream import BatchedDream
     from rnn.model import build_mdn_rnn
@@ -48,12 +49,14 @@ def main(argv=None):
     initial_mu = rng.normal(size=(1000, z_size)).astype(np.float32)
     initial_logvar = np.full((1000, z_size), -2.0, np.float32)
 
+    controller = make_controller(ControllerShape("doom", z_size, 512, action_size, use_cell_state=True, use_bias=False))
+
     def timed_run(num_rows, num_steps):
-        scorer = DreamScorer(model, initial_mu, initial_logvar, 1.15, num_steps, use_cell_state=True)
-        weights = rng.normal(scale=0.1, size=(num_rows, scorer.feature_size, action_size)).astype(np.float32)
-        scorer.run(weights[:2], None, np.arange(2))  # trace once
+        scorer = DreamScorer(model, initial_mu, initial_logvar, 1.15, num_steps, controller)
+        params = rng.normal(scale=0.1, size=(num_rows, controller.num_params)).astype(np.float32)
+        scorer.run(params[:2], np.arange(2))  # trace once
         start = time.perf_counter()
-        scorer.run(weights, None, np.arange(num_rows, dtype=np.int64))
+        scorer.run(params, np.arange(num_rows, dtype=np.int64))
         return time.perf_counter() - start
 
     def timed_actions_run(num_rows, num_steps):
