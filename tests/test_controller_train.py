@@ -332,7 +332,7 @@ def test_init_from_starts_cma_es_at_another_runs_controller_and_is_recorded(tmp_
 @pytest.mark.parametrize(
     ("source_settings", "init", "message"),
     [
-        (["rnn.hidden_size=32"], "", "this controller was made for another environment or size"),
+        (["rnn.hidden_size=32"], "", "this controller was made for another environment, kind or size"),
         ([], ":selected", "selected.npz is missing"),
     ],
 )
