@@ -138,16 +138,22 @@ def ensure_key(key_dir: Path, keygen: str = "ssh-keygen") -> Path:
 
 
 def accepts(host: str, port: int, timeout: float = 2.0) -> bool:
+    """An ssh server answers on host:port: it greets with its SSH- banner. Our own greeting
+    before closing keeps the server's log free of an aborted key exchange."""
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            banner = connection.recv(256)
+            if banner.startswith(b"SSH-"):
+                connection.sendall(b"SSH-2.0-mpi_launch_probe\r\n")
+                return True
+            return False
     except OSError:
         return False
 
 
 def wait_for_hosts(entries, expect, port, timeout, resolve=resolve_ipv4, accepts=accepts, clock=time.monotonic, sleep=time.sleep):
-    """The expanded hosts once there are `expect` of them (if given) and each accepts TCP on the
-    ssh port; LaunchError naming what is missing after `timeout` seconds."""
+    """The expanded hosts once there are `expect` of them (if given) and an ssh server answers on
+    each one's port; LaunchError naming what is missing after `timeout` seconds."""
     deadline = clock() + timeout
     while True:
         hosts = expand(entries, resolve)
@@ -164,7 +170,7 @@ def wait_for_hosts(entries, expect, port, timeout, resolve=resolve_ipv4, accepts
             if unknown:
                 problems.append(f"no address for {', '.join(unknown)}")
             if silent:
-                problems.append(f"nothing answers on port {port} of {', '.join(silent)}")
+                problems.append(f"no ssh server answers on port {port} of {', '.join(silent)}")
             raise LaunchError(
                 f"after {timeout:g} s: {'; '.join(problems)}. Start the hosts first (`docker compose up -d mpi-host` with MPI_HOSTS "
                 f"set, or `docker/mpi-host` on each machine), and give the launcher the same count and port"

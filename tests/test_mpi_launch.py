@@ -6,8 +6,10 @@ import importlib.util
 import os
 import re
 import shutil
+import socket
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -79,7 +81,7 @@ def test_wait_for_hosts_says_what_is_missing_after_the_timeout():
             [("mpi-host", 1), ("ghost", 1)], 3, 2222, 10, resolve=lambda name: table[name], accepts=lambda host, port: False, clock=clock, sleep=clock.sleep
         )
     message = str(caught.value)
-    assert message.startswith("after 10 s: expected 3 hosts, found 2 (mpi-host, ghost); no address for ghost; nothing answers on port 2222 of mpi-host.")
+    assert message.startswith("after 10 s: expected 3 hosts, found 2 (mpi-host, ghost); no address for ghost; no ssh server answers on port 2222 of mpi-host.")
     assert "MPI_HOSTS" in message
     assert clock.now == 10
 
@@ -95,6 +97,35 @@ def test_mpiexec_command_counts_the_ranks_and_names_the_callback_address():
     ]  # fmt: skip
     with_iface = mpi_launch.mpiexec_command("mpiexec", "ssh", "hosts", hosts, ["true"], iface="ens5", localhost="10.0.0.9")
     assert with_iface[with_iface.index("-f") + 2 : with_iface.index("-n")] == ["-iface", "ens5"]
+
+
+def test_accepts_only_an_ssh_server():
+    def serve(greeting):
+        server = socket.create_server(("127.0.0.1", 0))
+        received = []
+
+        def answer():
+            connection, _ = server.accept()
+            with connection:
+                connection.sendall(greeting)
+                received.append(connection.recv(256))
+            server.close()
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        return server.getsockname()[1], thread, received
+
+    port, thread, received = serve(b"SSH-2.0-OpenSSH_9.2p1\r\n")
+    assert mpi_launch.accepts("127.0.0.1", port)
+    thread.join(5)
+    assert received == [b"SSH-2.0-mpi_launch_probe\r\n"]  # it greets back, so sshd logs no aborted exchange
+    port, thread, _ = serve(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    assert not mpi_launch.accepts("127.0.0.1", port)
+    thread.join(5)
+    closed = socket.create_server(("127.0.0.1", 0))
+    free_port = closed.getsockname()[1]
+    closed.close()
+    assert not mpi_launch.accepts("127.0.0.1", free_port)
 
 
 def test_own_address_is_the_source_address_toward_a_host():
