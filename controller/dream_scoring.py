@@ -4,8 +4,8 @@ episodes as one batch of the batched dream (rnn/dream.py).
 Each row is one (candidate, rollout) job with its own controller (W, b) and episode seed.
 C's action is traced into the dream's compiled step (LinearDreamPolicy.act), so each step
 is one compiled call for every row, acting and stepping. A job's return is the sum of its
-rewards until M's done or max_dream_steps; it depends only on its controller and seed,
-never on the batch it runs in, so MPI ranks scoring parts of a generation get the returns
+rewards until M's done rule (rnn/dream.py, DoneRule) or max_dream_steps ends it; it depends
+only on its controller and seed, never on the batch it runs in, so MPI ranks scoring parts of a generation get the returns
 of one process, and DreamEnv.reset(seed=s) driven by `LinearDreamPolicy.episode_action`
 replays the job with seed s.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from controller.linear import controller_actions, controller_features, feature_size
-from rnn.dream import BatchedDream, DreamObservation, pad_rows
+from rnn.dream import BatchedDream, DoneRule, DreamObservation, pad_rows
 
 
 class LinearDreamPolicy:
@@ -51,9 +51,9 @@ class LinearDreamPolicy:
 class DreamScorer:
     """Episode returns of many controllers inside the dream, all rows in one batch."""
 
-    def __init__(self, model, initial_mu, initial_logvar, temperature: float, max_steps: int, use_cell_state: bool):
+    def __init__(self, model, initial_mu, initial_logvar, temperature: float, max_steps: int, use_cell_state: bool, done_rule: DoneRule | None = None):
         self.policy = LinearDreamPolicy(model.z_size, model.hidden_size, model.action_size, use_cell_state)
-        self.dream = BatchedDream(model, initial_mu, initial_logvar, temperature, max_steps, policy=self.policy)
+        self.dream = BatchedDream(model, initial_mu, initial_logvar, temperature, max_steps, policy=self.policy, done_rule=done_rule)
         self.feature_size = self.policy.feature_size
         self.action_size = self.policy.action_size
 

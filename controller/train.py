@@ -41,6 +41,7 @@ from controller.parallel import Workers
 from controller.seeds import generation_seeds, mean_evaluation_seeds
 from controller.store import BEST_NAME, MEAN_NAME, load_agent, save_params
 from env.batch import BatchEnv
+from rnn.calibration import done_rule as dream_done_rule
 from rnn.store import load_mdn_rnn
 from vae.series import read_initial_z
 
@@ -52,11 +53,12 @@ CURVE_NAME = "curve.png"
 
 
 def dream_scorer(config, run_dir: Path) -> Callable:
-    """Score jobs inside M's dream at temperature tau (the whole block as one batch)."""
+    """Score jobs inside M's dream at temperature tau, ended by controller.done_rule (the whole block as one batch)."""
     model = load_mdn_rnn(run_dir / "rnn", config)
     initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
     settings = config.controller
-    return DreamScorer(model, initial_mu, initial_logvar, settings.temperature, settings.max_dream_steps, settings.use_cell_state).run
+    done_rule = dream_done_rule(config, run_dir / "rnn")
+    return DreamScorer(model, initial_mu, initial_logvar, settings.temperature, settings.max_dream_steps, settings.use_cell_state, done_rule).run
 
 
 class RealScorer:

@@ -208,6 +208,7 @@ def validate(config: Config) -> None:
         "generate.policy": (config.generate.policy, ("brownian", "hold")),
         "vae.kind": (config.vae.kind, ("vae", "vaegan")),
         "controller.mode": (config.controller.mode, ("real", "dream")),
+        "controller.done_rule": (config.controller.done_rule, ("threshold", "sampled")),
         "evaluate.params": (config.evaluate.params, ("best", "mean")),
     }
     for key, (value, allowed) in choices.items():

@@ -87,6 +87,7 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
     from controller.store import MEAN_NAME, load_params
     from controller.train import STATE_NAME
     from env.rollouts import episode_length, list_episodes
+    from rnn.calibration import done_rule
     from rnn.store import load_mdn_rnn
     from vae.series import list_series, read_initial_z, read_series
 
@@ -108,6 +109,7 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
     stage.check_checkpoint(folder / "rnn" / "checkpoints" / "last.npz", STAGE, run_dir)
     if stage.done_path(folder, "train_rnn").exists():
         load_mdn_rnn(folder / "rnn", config)
+        done_rule(config, folder / "rnn")  # C's retraining reads it with controller.done_rule=sampled
     if (folder / "controller" / STATE_NAME).exists():
         EvolutionStrategy.load(folder / "controller" / STATE_NAME, shape.num_params)
 

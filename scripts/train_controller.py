@@ -36,11 +36,13 @@ def main(argv=None):
 
 
 def validate(invocation) -> None:
-    """Before done.json is cleared or anything written: M's weights, the first-frame table (dream
-    mode) or V's encoder (real mode), and the CMA-ES state a resume would load all fit the config."""
+    """Before done.json is cleared or anything written: M's weights, the first-frame table and M's
+    calibration for the sampled done rule (dream mode) or V's encoder (real mode), and the CMA-ES
+    state a resume would load all fit the config."""
     from controller import linear
     from controller.es import EvolutionStrategy
     from controller.train import STATE_NAME
+    from rnn.calibration import done_rule
     from rnn.store import load_mdn_rnn
     from vae.series import read_initial_z
     from vae.store import load_part
@@ -49,6 +51,7 @@ def validate(invocation) -> None:
     load_mdn_rnn(run_dir / "rnn", config)
     if config.controller.mode == "dream":
         read_initial_z(run_dir / "series", config.vae.z_size)
+        done_rule(config, run_dir / "rnn")  # controller.done_rule=sampled: rnn/calibration.json is there and fits M
     else:
         load_part(run_dir / "vae", "encoder", config.vae.z_size)
     state_path = run_dir / "controller" / STATE_NAME
