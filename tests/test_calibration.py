@@ -156,3 +156,39 @@ def test_a_missing_calibration_names_the_file_and_the_command(rnn_dir):
     message = str(error.value)
     assert f"{rnn_dir / 'calibration.json'} is missing" in message and f"`python -m scripts.calibrate --run-dir {rnn_dir.parent}`" in message
     assert "controller.done_rule=threshold" in message
+
+
+def test_training_in_the_dream_uses_the_sampled_rule_and_needs_its_file(tmp_path):
+    """train_controller with controller.done_rule=sampled stops before writing anything when
+    rnn/calibration.json is missing; with it, the dream scorer is the DreamScorer with that rule."""
+    from controller.dream_scoring import DreamScorer
+    from controller.train import dream_scorer
+    from rnn.store import load_mdn_rnn
+    from scripts import train_controller
+    from tests.controller_fixtures import TINY_DOOM, make_run
+    from vae.extract import weights_fingerprint
+    from vae.series import read_initial_z
+
+    run_dir = tmp_path / "run"
+    config = make_run(run_dir, "doom-smoke", [*TINY_DOOM, "controller.done_rule=sampled"])
+    with pytest.raises(ArtifactError, match="calibration.json is missing") as error:
+        train_controller.main(["--run-dir", str(run_dir)])
+    assert f"python -m scripts.calibrate --run-dir {run_dir}" in str(error.value)
+    assert not (run_dir / "controller").exists()
+
+    logits, died = _synthetic(1.0, -1.0, steps=5_000, seed=5)
+    weights_file = run_dir / "rnn" / "mdn_rnn.weights.h5"
+    record = calibration.calibration_record([logits], [died], WEIGHT, {"source": "test"}, weights_fingerprint(weights_file))
+    calibration.write_calibration(run_dir / "rnn", record)
+    scorer = dream_scorer(config, run_dir)
+    model = load_mdn_rnn(run_dir / "rnn", config)
+    initial_mu, initial_logvar = read_initial_z(run_dir / "series")
+    settings = config.controller
+    rule = DoneRule("sampled", np.log(WEIGHT), record["offset"], record["scale"])
+    sampled = DreamScorer(model, initial_mu, initial_logvar, settings.temperature, settings.max_dream_steps, True, rule)
+    threshold = DreamScorer(model, initial_mu, initial_logvar, settings.temperature, settings.max_dream_steps, True)
+    controllers = np.random.default_rng(0).normal(scale=0.3, size=(12, sampled.feature_size, 1)).astype(np.float32)
+    seeds = np.arange(12, dtype=np.int64) + 2**31
+    returns = scorer(controllers, None, seeds)
+    np.testing.assert_array_equal(returns, sampled.run(controllers, None, seeds))
+    assert not np.array_equal(returns, threshold.run(controllers, None, seeds))

@@ -468,3 +468,29 @@ def test_the_sampled_rule_remakes_only_the_dream_parts_and_shows_the_calibration
     assert back["done_rule"]["rule"] == "threshold" and back["done_rule"]["calibration"] == section["calibration"]
     for part in ("random_policy", "controller"):
         assert back[part]["dream"] == report[part]["dream"]
+
+
+def test_calibrate_plays_fresh_episodes_for_a_run_without_series(finished, tmp_path):
+    """An exported agent has only series/initial_z.npz: scripts.calibrate plays the random policy and the
+    controller on seeds SEED + k, the same real episodes fidelity plays on those seeds, and fits on them."""
+    from rnn.calibration import CALIBRATION_NAME
+    from scripts import calibrate
+
+    source, _, report = finished
+    run_dir = tmp_path / "run"
+    shutil.copytree(source, run_dir)
+    for path in (run_dir / "series").glob("0*.npz"):
+        path.unlink()
+    seed, index = 500_000_012, 4  # the random player dies at step 107 (fidelity's episode 4)
+    record = calibrate.main(["--run-dir", str(run_dir), "--episodes", "1", "--seed", str(seed)])
+    random_length, controller_length = report["random_policy"]["real"]["lengths"][index], report["controller"]["real"]["lengths"][index]
+    assert record["data"]["source"] == "play" and record["data"]["policies"] == {
+        "random": {"policy": "hold", "episodes": 1, "first_seed": seed},
+        "controller": {"params": "controller/mean.npz", "episodes": 1, "first_seed": seed},
+    }
+    assert (record["data"]["episodes"], record["data"]["steps"], record["data"]["deaths"]) == (2, random_length + controller_length, 1)
+    first = (run_dir / "rnn" / CALIBRATION_NAME).read_bytes()
+    calibrate.main(["--run-dir", str(run_dir), "--episodes", "1", "--seed", str(seed)])
+    assert (run_dir / "rnn" / CALIBRATION_NAME).read_bytes() == first, "the same seeds play the same episodes"
+    with pytest.raises(calibrate.stage.StageError, match="--source play"):
+        calibrate.main(["--run-dir", str(run_dir), "--source", "heldout"])
