@@ -754,13 +754,9 @@ def _done_rule_lines(section: dict | None) -> list[str]:
     if calibration.get("skipped"):
         lines.append(f"  M's calibration: skipped ({calibration['note']})")
         return lines
-    data, rate, scores = calibration["data"], calibration["death_rate"], calibration["scores"]
-    lines.append(
-        f"  M's calibration ({data['source']}, {data['episodes']} episodes, {data['deaths']} deaths in {data['steps']} steps): death rate "
-        f"{rate['observed']:.4f}, threshold rule fires on {rate['threshold_rule_fires']:.4f} of steps, mean p raw {rate['raw_mean_p']:.4f}, "
-        f"calibrated {rate['calibrated_mean_p']:.4f}; log-loss {scores['raw']['log_loss']:.4f} -> {scores['calibrated']['log_loss']:.4f} "
-        f"(offset {calibration['offset']:.3f}, scale {calibration['scale']:.3f})"
-    )
+    from rnn.calibration import summary
+
+    lines.append(f"  M's calibration (rnn/calibration.json): {summary(calibration)}")
     return lines
 
 

@@ -17,7 +17,8 @@ with this p.
 calibration.json: the fitted values, the data they were fit on (which series, or which played
 episodes), the log-loss and Brier score of the raw sigmoid(x), of the w-corrected sigmoid(x - log w)
 and of the calibrated p, the death rate each predicts against the observed one (and the share of
-steps where the threshold rule fires), the calibration curve in bins of equal step counts ordered
+steps where the threshold rule fires), in all and for each group of episodes (each series folder:
+the random policy's and each iterate round's; or each policy that played), the calibration curve in bins of equal step counts ordered
 by the logit, and the SHA-256 of the M weights it was made for (a file made for other weights is
 refused). `train_rnn` writes it when it finishes; `python -m scripts.calibrate` remakes it.
 """
@@ -185,15 +186,36 @@ def curve_bins(logits: np.ndarray, died: np.ndarray, done_weight: float, offset:
     return bins
 
 
-def calibration_record(done_logits: list[np.ndarray], dones: list[np.ndarray], done_weight: float, data: dict, m_sha256: str) -> dict:
+def _death_rates(logits: np.ndarray, corrected: np.ndarray, calibrated: np.ndarray, died: np.ndarray) -> dict:
+    """The observed death rate per step and what each predictor makes of it (the threshold rule: the share of steps it fires)."""
+    return {
+        "observed": float(died.mean()),
+        "threshold_rule_fires": float((logits > 0).mean()),
+        "raw_mean_p": float(_sigmoid(logits).mean()),
+        "weight_corrected_mean_p": float(_sigmoid(corrected).mean()),
+        "calibrated_mean_p": float(_sigmoid(calibrated).mean()),
+    }
+
+
+def calibration_record(
+    done_logits: list[np.ndarray], dones: list[np.ndarray], done_weight: float, data: dict, m_sha256: str, groups: list[str] | None = None
+) -> dict:
     """calibration.json's content from M's per-step logits on real episodes and their done flags.
 
-    data: where the episodes come from (recorded as given, with the episode, step and death counts added)."""
+    data: where the episodes come from (recorded as given, with the episode, step and death counts added).
+    groups: a label per episode (its series folder, or the policy that played it): the death rates of each group too."""
     logits = np.concatenate([np.asarray(logit, np.float64) for logit in done_logits]) if done_logits else np.zeros(0)
     died = np.concatenate([np.asarray(done, bool) for done in dones]) if dones else np.zeros(0, bool)
     fitted = fit(logits, died, done_weight)
     corrected = logits - np.log(done_weight)
     calibrated = fitted["scale"] * corrected + fitted["offset"]
+    by_group = {}
+    if groups is not None:
+        step_groups = np.repeat(np.asarray(groups), [len(done) for done in dones])
+        for group in dict.fromkeys(groups):
+            mask = step_groups == group
+            counts = {"episodes": groups.count(group), "steps": int(mask.sum()), "deaths": int(died[mask].sum())}
+            by_group[group] = counts | _death_rates(logits[mask], corrected[mask], calibrated[mask], died[mask])
     return {
         "version": VERSION,
         "form": FORM,
@@ -202,25 +224,19 @@ def calibration_record(done_logits: list[np.ndarray], dones: list[np.ndarray], d
         **fitted,
         "data": {**data, "episodes": len(dones), "steps": int(len(died)), "deaths": int(died.sum()), "z": f"mu + sigma * eps, eps seed {NOISE_SEED}"},
         "scores": {"raw": _scores(logits, died), "weight_corrected": _scores(corrected, died), "calibrated": _scores(calibrated, died)},
-        "death_rate": {
-            "observed": float(died.mean()),
-            "threshold_rule_fires": float((logits > 0).mean()),
-            "raw_mean_p": float(_sigmoid(logits).mean()),
-            "weight_corrected_mean_p": float(_sigmoid(corrected).mean()),
-            "calibrated_mean_p": float(_sigmoid(calibrated).mean()),
-        },
+        "death_rate": _death_rates(logits, corrected, calibrated, died),
+        "death_rate_by_group": by_group,
         "bins": curve_bins(logits, died, done_weight, fitted["offset"], fitted["scale"]),
         "m_sha256": m_sha256,
     }
 
 
-def calibrate_episodes(model, episodes: list[dict], data: dict, m_sha256: str) -> dict:
+def calibrate_episodes(model, episodes: list[dict], data: dict, m_sha256: str, groups: list[str] | None = None) -> dict:
     """M teacher-forced over real episodes (series dicts: mu, logvar, action, done), z resampled
     as in training, then the record (calibration_record)."""
     outputs = TeacherForcing(model).run(episodes, noise_seed=NOISE_SEED)
-    return calibration_record(
-        [output["done_logit"] for output in outputs], [episode["done"] for episode in episodes], model.rnn_config.done_weight, data, m_sha256
-    )
+    logits = [output["done_logit"] for output in outputs]
+    return calibration_record(logits, [episode["done"] for episode in episodes], model.rnn_config.done_weight, data, m_sha256, groups)
 
 
 def calibrate_series(model, paths: list[Path], rnn_dir: Path) -> dict:
@@ -233,13 +249,25 @@ def calibrate_series(model, paths: list[Path], rnn_dir: Path) -> dict:
         folders.setdefault(_relative(path.parent, base), []).append(path.name)
     data = {"source": "heldout", "note": "series episodes held out of M's training (rnn.validation_fraction, rnn.seed)", "series": folders}
     episodes = read_episodes(paths, model.z_size, model.action_size)
-    return calibrate_episodes(model, episodes, data, weights_fingerprint(Path(rnn_dir) / WEIGHTS_NAME))
+    groups = [_relative(path.parent, base) for path in paths]
+    return calibrate_episodes(model, episodes, data, weights_fingerprint(Path(rnn_dir) / WEIGHTS_NAME), groups)
 
 
 def _relative(folder: Path, base: Path) -> str:
     import os
 
     return os.path.relpath(folder.resolve(), base.resolve())
+
+
+def summary(record: dict) -> str:
+    """One line: the data, the death rates each predictor gives, the log-loss before and after, the fit."""
+    data, rate, scores = record["data"], record["death_rate"], record["scores"]
+    return (
+        f"{data['source']}, {data['episodes']} episodes, {data['deaths']} deaths in {data['steps']} steps: death rate {rate['observed']:.4f}; "
+        f"threshold rule fires {rate['threshold_rule_fires']:.4f}; mean p raw {rate['raw_mean_p']:.4f}, w-corrected {rate['weight_corrected_mean_p']:.4f}, "
+        f"calibrated {rate['calibrated_mean_p']:.4f}; log-loss {scores['raw']['log_loss']:.4f} -> {scores['calibrated']['log_loss']:.4f}; "
+        f"offset {record['offset']:.4f}, scale {record['scale']:.4f}"
+    )
 
 
 # --- the file ---------------------------------------------------------------------------------------

@@ -225,7 +225,7 @@ def write_done_calibration(model: MdnRnn, validation_paths: list[Path], rnn_dir:
     done head; its summary, or a note when there is nothing to fit on (then no file is written)."""
     if not model.predict_done:
         return None
-    from rnn.calibration import CALIBRATION_NAME, NothingToFit, calibrate_series, command, write_calibration
+    from rnn.calibration import CALIBRATION_NAME, NothingToFit, calibrate_series, command, summary, write_calibration
 
     try:
         if not validation_paths:
@@ -236,14 +236,9 @@ def write_done_calibration(model: MdnRnn, validation_paths: list[Path], rnn_dir:
         note = f"no {CALIBRATION_NAME}: {error}; `{command(rnn_dir.parent)} --source play` fits it on freshly played episodes"
         log(f"M's done head: {note}")
         return {"skipped": True, "note": note}
-    write_calibration(rnn_dir, record)
-    rate = record["death_rate"]
-    log(
-        f"M's done head on {record['data']['episodes']} held-out episodes ({record['data']['deaths']} deaths in {record['data']['steps']} steps): "
-        f"death rate {rate['observed']:.4f}, threshold rule fires on {rate['threshold_rule_fires']:.4f} of steps, calibrated mean p "
-        f"{rate['calibrated_mean_p']:.4f} (offset {record['offset']:.3f}, scale {record['scale']:.3f}) -> {rnn_dir / CALIBRATION_NAME}"
-    )
-    return {key: record[key] for key in ("offset", "scale", "uses_scale")} | {"death_rate": rate}
+    path = write_calibration(rnn_dir, record)
+    log(f"M's done head calibrated: {summary(record)} -> {path}")
+    return {key: record[key] for key in ("offset", "scale", "uses_scale", "death_rate")}
 
 
 def count_trainable(model: MdnRnn) -> int:

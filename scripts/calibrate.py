@@ -14,7 +14,7 @@ makes it again: for a run whose M finished before the file existed, an iterate r
   controller's mean (controller/mean.npz, if there is one), episode k of each with seed SEED + k,
   every frame encoded by V (controller/calibration_episodes.py). Only their seeds and counts are kept,
   in calibration.json; every episode is used, also the short ones generate drops.
---source auto (the default): heldout when the run has held-out series episodes, else play.
+--source auto (the default): heldout when M's held-out series episodes hold a death, else play.
 """
 
 from pathlib import Path
@@ -68,15 +68,14 @@ def validate(invocation):
     if not model.predict_done:
         raise stage.StageError(f"{run_dir / 'rnn' / WEIGHTS_NAME}: this M has no done head (rnn.predict_done=false): there is nothing to calibrate")
     paths = heldout_paths(run_dir, config)
-    source = arguments.source if arguments.source != "auto" else ("heldout" if paths else "play")
+    deaths = sum(int(read_series(path, config.vae.z_size, config.env.action_size)["done"].sum()) for path in paths)
+    source = arguments.source if arguments.source != "auto" else ("heldout" if deaths else "play")
     if source == "heldout":
-        if not paths:
+        if not deaths:
             raise stage.StageError(
-                f"{run_dir}: M held no series episode out (no series episodes in {run_dir / 'series'}, or rnn.validation_fraction 0): "
-                f"use `{stage.command_for(STAGE, run_dir)} --source play` to fit on freshly played episodes"
+                f"{run_dir}: M's held-out series episodes ({len(paths)}) hold no death (none held out: no series episodes in {run_dir / 'series'}, "
+                f"or rnn.validation_fraction 0): use `{stage.command_for(STAGE, run_dir)} --source play` to fit on freshly played episodes"
             )
-        for path in paths:
-            read_series(path, config.vae.z_size, config.env.action_size)
         return source, model, paths, None, None
     try:
         check_seeds(arguments.seed, arguments.episodes)
@@ -91,8 +90,8 @@ def validate(invocation):
     return source, model, [], encoder, params
 
 
-def play(config, run_dir: Path, model, encoder, params, episodes: int, first_seed: int) -> tuple[list[dict], dict]:
-    """The played episodes (random policy, then the controller if given) and their description."""
+def play(config, run_dir: Path, model, encoder, params, episodes: int, first_seed: int) -> tuple[list[dict], dict, list[str]]:
+    """The played episodes (random policy, then the controller if given), their description and each one's policy."""
     from tqdm import tqdm
 
     from controller.agent import Agent
@@ -110,7 +109,7 @@ def play(config, run_dir: Path, model, encoder, params, episodes: int, first_see
             played += controller_series(agent, config.env, params, seeds, config.controller.envs_per_worker, batch_size, bar.update)
         policies["controller"] = {"params": "controller/mean.npz", "episodes": episodes, "first_seed": first_seed}
     note = "fresh real episodes, frames encoded by V (controller/calibration_episodes.py)" + ("" if params is not None else "; no controller/mean.npz")
-    return played, {"source": "play", "note": note, "policies": policies}
+    return played, {"source": "play", "note": note, "policies": policies}, [name for name in policies for _ in range(episodes)]
 
 
 def main(argv=None):
@@ -121,7 +120,7 @@ def main(argv=None):
     stage.acquire_lock(stage.lock_path(run_dir, "train_rnn"), STAGE, run_dir / "rnn")
     source, model, paths, encoder, params = stage.begin(invocation, requires=("train_rnn",), validate=validate)
 
-    from rnn.calibration import NothingToFit, calibrate_episodes, calibrate_series, write_calibration
+    from rnn.calibration import NothingToFit, calibrate_episodes, calibrate_series, summary, write_calibration
     from rnn.store import WEIGHTS_NAME
     from vae.extract import weights_fingerprint
 
@@ -129,24 +128,14 @@ def main(argv=None):
         if source == "heldout":
             record = calibrate_series(model, paths, run_dir / "rnn")
         else:
-            episodes, data = play(config, run_dir, model, encoder, params, arguments.episodes, arguments.seed)
-            record = calibrate_episodes(model, episodes, data, weights_fingerprint(run_dir / "rnn" / WEIGHTS_NAME))
+            episodes, data, groups = play(config, run_dir, model, encoder, params, arguments.episodes, arguments.seed)
+            record = calibrate_episodes(model, episodes, data, weights_fingerprint(run_dir / "rnn" / WEIGHTS_NAME), groups)
     except NothingToFit as error:
         more = "--source play with more --episodes" if source == "heldout" else "more --episodes"
         raise stage.StageError(f"{run_dir}: the {source} episodes cannot calibrate M's done head ({error}); try {more}") from None
     path = write_calibration(run_dir / "rnn", record)
-    print(summary_line(record, path))
+    print(f"calibrate: {summary(record)} ({record['scale_verdict']}) -> {path}")
     return record
-
-
-def summary_line(record: dict, path: Path) -> str:
-    data, rate, scores = record["data"], record["death_rate"], record["scores"]
-    return (
-        f"calibrate: {data['source']}, {data['episodes']} episodes, {data['deaths']} deaths in {data['steps']} steps: death rate {rate['observed']:.4f}; "
-        f"threshold rule fires {rate['threshold_rule_fires']:.4f}; mean p raw {rate['raw_mean_p']:.4f}, w-corrected {rate['weight_corrected_mean_p']:.4f}, "
-        f"calibrated {rate['calibrated_mean_p']:.4f}; log-loss {scores['raw']['log_loss']:.4f} -> {scores['calibrated']['log_loss']:.4f}; "
-        f"offset {record['offset']:.4f}, scale {record['scale']:.4f} ({record['scale_verdict']}) -> {path}"
-    )
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ def test_the_record_recounts():
     logits, died = _synthetic(0.8, -2.0, steps=40_000, seed=2)
     cuts = [0, 10_000, 25_000, 40_000]
     episodes = [(logits[a:b], died[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
-    record = calibration.calibration_record([e[0] for e in episodes], [e[1] for e in episodes], WEIGHT, {"source": "test"}, "abc")
+    groups = ["a", "b", "a"]
+    record = calibration.calibration_record([e[0] for e in episodes], [e[1] for e in episodes], WEIGHT, {"source": "test"}, "abc", groups)
     assert record["data"] == {**record["data"], "source": "test", "episodes": 3, "steps": 40_000, "deaths": int(died.sum())}
     corrected = logits - np.log(WEIGHT)
     calibrated = record["scale"] * corrected + record["offset"]
@@ -90,6 +91,12 @@ def test_the_record_recounts():
     assert rate["raw_mean_p"] == pytest.approx(_sigmoid(logits).mean()) and rate["calibrated_mean_p"] == pytest.approx(_sigmoid(calibrated).mean())
     assert rate["weight_corrected_mean_p"] == pytest.approx(_sigmoid(corrected).mean())
     assert rate["calibrated_mean_p"] == pytest.approx(rate["observed"], rel=1e-6)  # the likelihood equation for the offset
+    in_a = np.r_[np.ones(10_000, bool), np.zeros(15_000, bool), np.ones(15_000, bool)]
+    for group, mask in (("a", in_a), ("b", ~in_a)):
+        values = record["death_rate_by_group"][group]
+        assert (values["episodes"], values["steps"], values["deaths"]) == (groups.count(group), mask.sum(), died[mask].sum())
+        assert values["observed"] == died[mask].mean() and values["threshold_rule_fires"] == (logits[mask] > 0).mean()
+        assert values["calibrated_mean_p"] == pytest.approx(_sigmoid(calibrated[mask]).mean())
     scores = record["scores"]
     for name, values in (("raw", logits), ("weight_corrected", corrected), ("calibrated", calibrated)):
         p = _sigmoid(values)
@@ -176,7 +183,7 @@ def test_training_in_the_dream_uses_the_sampled_rule_and_needs_its_file(tmp_path
     assert f"python -m scripts.calibrate --run-dir {run_dir}" in str(error.value)
     assert not (run_dir / "controller").exists()
 
-    logits, died = _synthetic(1.0, -1.0, steps=5_000, seed=5)
+    logits, died = _synthetic(1.0, 3.0, steps=5_000, seed=5)  # offset ~3: M's logit ~ -2 (make_run) dies with p ~ 0.2 a step
     weights_file = run_dir / "rnn" / "mdn_rnn.weights.h5"
     record = calibration.calibration_record([logits], [died], WEIGHT, {"source": "test"}, weights_fingerprint(weights_file))
     calibration.write_calibration(run_dir / "rnn", record)
@@ -191,4 +198,4 @@ def test_training_in_the_dream_uses_the_sampled_rule_and_needs_its_file(tmp_path
     seeds = np.arange(12, dtype=np.int64) + 2**31
     returns = scorer(controllers, None, seeds)
     np.testing.assert_array_equal(returns, sampled.run(controllers, None, seeds))
-    assert not np.array_equal(returns, threshold.run(controllers, None, seeds))
+    assert returns.min() < settings.max_dream_steps and not np.array_equal(returns, threshold.run(controllers, None, seeds))

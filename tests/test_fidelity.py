@@ -444,7 +444,7 @@ def test_the_sampled_rule_remakes_only_the_dream_parts_and_shows_the_calibration
     assert kept == {"random_policy_real", "controller_real", "done_calibration", "heldout_z_nll"} | {f"held_{n}_real" for n in ("noop", "left", "right")}
     section = sampled["done_rule"]
     assert section["rule"] == "sampled" and section["calibration"] == {key: calibration[key] for key in fidelity.CALIBRATION_FIELDS}
-    assert "dream done rule: sampled, p = sigmoid(" in output and "M's calibration (heldout, 2 episodes" in output
+    assert "dream done rule: sampled, p = sigmoid(" in output and "M's calibration (rnn/calibration.json): heldout, 2 episodes" in output
     assert sampled["random_policy"]["real"] == report["random_policy"]["real"]
 
     rule = done_rule(config, run_dir / "rnn", "sampled")
@@ -489,6 +489,8 @@ def test_calibrate_plays_fresh_episodes_for_a_run_without_series(finished, tmp_p
         "controller": {"params": "controller/mean.npz", "episodes": 1, "first_seed": seed},
     }
     assert (record["data"]["episodes"], record["data"]["steps"], record["data"]["deaths"]) == (2, random_length + controller_length, 1)
+    by_policy = record["death_rate_by_group"]
+    assert (by_policy["random"]["steps"], by_policy["random"]["deaths"], by_policy["controller"]["steps"]) == (random_length, 1, controller_length)
     first = (run_dir / "rnn" / CALIBRATION_NAME).read_bytes()
     calibrate.main(["--run-dir", str(run_dir), "--episodes", "1", "--seed", str(seed)])
     assert (run_dir / "rnn" / CALIBRATION_NAME).read_bytes() == first, "the same seeds play the same episodes"

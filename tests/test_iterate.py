@@ -231,6 +231,7 @@ def test_each_round_calibrates_m_on_the_episodes_it_held_out_of_every_folder(one
     for path in held_out:
         expected.setdefault(os.path.relpath(path.parent, folder), []).append(path.name)
     assert record["data"]["series"] == expected and set(expected) == {"../../series", "series"}  # the round's own episodes are in
+    assert {group: values["episodes"] for group, values in record["death_rate_by_group"].items()} == {"../../series": 1, "series": 1}
     assert record["data"]["episodes"] == len(held_out) == 2 and record["m_sha256"] == weights_fingerprint(folder / "rnn" / "mdn_rnn.weights.h5")
     assert read_json(folder / "rnn" / "done.json")["summary"]["calibration"]["offset"] == record["offset"]
 

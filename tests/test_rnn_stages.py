@@ -141,7 +141,7 @@ def test_train_rnn_writes_the_calibration_and_calibrate_remakes_it(run_dir, caps
     assert record["death_rate"]["threshold_rule_fires"] == (logits > 0).mean()
     calibrated = record["scale"] * (logits - np.log(10.0)) + record["offset"]
     assert record["death_rate"]["calibrated_mean_p"] == pytest.approx((1 / (1 + np.exp(-calibrated))).mean())
-    assert "held-out episodes (1 deaths" in capsys.readouterr().out
+    assert "M's done head calibrated: heldout, 1 episodes, 1 deaths" in capsys.readouterr().out
 
     before = path.read_bytes()
     path.unlink()
