@@ -5,9 +5,9 @@ Each row is one (candidate, rollout) job with its own controller (W, b) and epis
 C's action is traced into the dream's compiled step (LinearDreamPolicy.act), so each step
 is one compiled call for every row, acting and stepping. A job's return is the sum of its
 rewards until M's done rule (rnn/dream.py, DoneRule) or max_dream_steps ends it; it depends
-only on its controller and seed, never on the batch it runs in, so MPI ranks scoring parts of a generation get the returns
-of one process, and DreamEnv.reset(seed=s) driven by `LinearDreamPolicy.episode_action`
-replays the job with seed s.
+only on its controller and seed, never on the batch it runs in, so MPI ranks scoring parts of
+a generation get the returns of one process, and DreamEnv.reset(seed=s) driven by
+`LinearDreamPolicy.episode_action` replays the job with seed s.
 """
 
 from collections.abc import Callable

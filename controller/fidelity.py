@@ -595,7 +595,7 @@ def assemble(
     }
 
 
-CALIBRATION_FIELDS = ("form", "done_weight", "offset", "scale", "uses_scale", "scale_verdict", "data", "scores", "death_rate", "bins")
+CALIBRATION_FIELDS = ("form", "done_weight", "offset", "scale", "uses_scale", "scale_verdict", "data", "scores", "death_rate", "death_rate_by_group", "bins")
 
 
 def done_rule_section(rule, calibration: dict | None) -> dict:

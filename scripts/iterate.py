@@ -10,7 +10,8 @@ larger N adds rounds). Round r, in DIR/iterate/round_<r:03d>/ (see controller/it
   rollouts/    iterate.episodes_per_round real episodes with round r-1's mean controller, its
                action plus N(0, iterate.action_noise^2) noise (one process, envs in lockstep)
   series/      those episodes encoded by the run's V
-  rnn/         M fine-tuned for iterate.rnn_epochs epochs from round r-1's M, on every series so far
+  rnn/         M fine-tuned for iterate.rnn_epochs epochs from round r-1's M, on every series so far,
+               with its calibration.json (fit on the episodes it held out, this round's own included)
   controller/  CMA-ES in that M's dream at controller.temperature, x0 = round r-1's mean,
                sigma0 = controller.sigma_init, iterate.controller_generations generations (one process)
   eval/        the new mean on iterate.eval_episodes fresh real episodes (seeds evaluate.seed + k)
