@@ -673,8 +673,8 @@ def _plot_calibration(axis, calibration: dict) -> None:
 
 
 def _plot_calibration_before_after(axis, calibration: dict) -> None:
-    """rnn/calibration.json's curve on log axes: observed death frequency per bin (equal step counts,
-    by logit) against the mean p of the raw head, the w-corrected head and the calibrated p."""
+    """rnn/calibration.json's curve on log axes: observed death frequency per bin (equal predicted
+    deaths, by logit) against the mean p of the raw head, the w-corrected head and the calibrated p."""
     if calibration.get("skipped"):
         axis.text(0.5, 0.5, "no rnn/calibration.json\n(python -m scripts.calibrate)", ha="center", va="center", transform=axis.transAxes)
         axis.set_title("calibration: skipped")
@@ -699,7 +699,7 @@ def _plot_calibration_before_after(axis, calibration: dict) -> None:
         f"death rate {rate['observed']:.4f}; threshold fires {rate['threshold_rule_fires']:.4f}; calibrated {rate['calibrated_mean_p']:.4f}",
         fontsize=9,
     )
-    axis.set_xlabel("predicted death probability, bin mean (bins of equal steps)")
+    axis.set_xlabel("predicted death probability, bin mean (bins of equal predicted deaths)")
     axis.set_ylabel("observed death frequency")
     axis.legend(loc="upper left", fontsize=7)
 

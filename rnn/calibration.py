@@ -18,9 +18,9 @@ calibration.json: the fitted values, the data they were fit on (which series, or
 episodes), the log-loss and Brier score of the raw sigmoid(x), of the w-corrected sigmoid(x - log w)
 and of the calibrated p, the death rate each predicts against the observed one (and the share of
 steps where the threshold rule fires), in all and for each group of episodes (each series folder:
-the random policy's and each iterate round's; or each policy that played), the calibration curve in bins of equal step counts ordered
-by the logit, and the SHA-256 of the M weights it was made for (a file made for other weights is
-refused). `train_rnn` writes it when it finishes; `python -m scripts.calibrate` remakes it.
+the random policy's and each iterate round's; or each policy that played), the calibration curve
+(bins of equal predicted deaths, ordered by the logit), and the SHA-256 of the M weights it was
+made for (a file made for other weights is refused). `train_rnn` writes it when it finishes; `python -m scripts.calibrate` remakes it.
 """
 
 from pathlib import Path
@@ -162,13 +162,19 @@ def _scores(calibrated_logit: np.ndarray, died: np.ndarray) -> dict:
 
 
 def curve_bins(logits: np.ndarray, died: np.ndarray, done_weight: float, offset: float, scale: float, num_bins: int = NUM_BINS) -> list[dict]:
-    """The calibration curve: steps ordered by logit, cut into num_bins bins of (nearly) equal counts;
-    each bin's logit range, steps, deaths, observed frequency and mean p of each predictor
-    (raw sigmoid(x), w-corrected sigmoid(x - log w), calibrated)."""
+    """The calibration curve: steps ordered by logit, cut into num_bins bins that each hold (nearly) the
+    same predicted deaths (the calibrated p summed), so the few risky steps where deaths happen get bins
+    of their own, not one bin in ten among a mass of safe steps; each bin's logit range, steps, deaths,
+    observed frequency and mean p of each predictor (raw sigmoid(x), w-corrected sigmoid(x - log w), calibrated)."""
     order = np.argsort(logits, kind="stable")
     corrected = logits - np.log(done_weight)
+    expected = np.cumsum(_sigmoid(scale * corrected[order] + offset))
+    # cut after the step where the running sum of p first reaches k / num_bins of the total
+    cuts = np.searchsorted(expected, expected[-1] * np.arange(1, num_bins) / num_bins) + 1
     bins = []
-    for indices in np.array_split(order, min(num_bins, len(order))):
+    for indices in np.split(order, np.unique(np.clip(cuts, 1, len(order) - 1))):
+        if not len(indices):
+            continue
         count = len(indices)
         deaths = int(died[indices].sum())
         bins.append(

@@ -111,6 +111,9 @@ def test_the_record_recounts():
     inside = (logits >= bins[4]["logit_low"]) & (logits <= bins[4]["logit_high"])
     assert bins[4]["count"] == inside.sum() and bins[4]["observed_frequency"] == pytest.approx(died[inside].mean())
     assert bins[4]["calibrated"] == pytest.approx(_sigmoid(calibrated[inside]).mean())
+    predicted = [entry["calibrated"] * entry["count"] for entry in bins]  # each bin holds a tenth of the predicted deaths
+    assert np.allclose(predicted, _sigmoid(calibrated).sum() / 10, atol=_sigmoid(calibrated).max())
+    assert bins[0]["count"] > 10 * bins[-1]["count"]  # the safe steps share the first bins, the risky ones the last
     # the calibrated curve follows the observed one: the highest bin is far closer than the raw head's
     assert abs(bins[-1]["calibrated"] - bins[-1]["observed_frequency"]) < abs(bins[-1]["raw"] - bins[-1]["observed_frequency"]) / 5
 
