@@ -681,7 +681,7 @@ def _plot_calibration_before_after(axis, calibration: dict) -> None:
         axis.set_axis_off()
         return
     bins = calibration["bins"]
-    floor = 0.5 / max(entry["count"] for entry in bins)  # where a bin without deaths is drawn
+    floor = 0.5 / max(entry["count"] for entry in bins)  # where a bin without deaths is drawn (half a death)
     observed = [max(entry["observed_frequency"], floor) for entry in bins]
     predicted = [entry[key] for entry in bins for key in ("raw", "weight_corrected", "calibrated")]
     low, high = min([*predicted, *observed]) / 2, min(1.0, max([*predicted, *observed]) * 2)
@@ -699,8 +699,8 @@ def _plot_calibration_before_after(axis, calibration: dict) -> None:
         f"death rate {rate['observed']:.4f}; threshold fires {rate['threshold_rule_fires']:.4f}; calibrated {rate['calibrated_mean_p']:.4f}",
         fontsize=9,
     )
-    axis.set_xlabel("predicted death probability, bin mean (bins of equal predicted deaths)")
-    axis.set_ylabel("observed death frequency")
+    axis.set_xlabel("predicted p per step, bin mean (bins of equal predicted deaths)", fontsize=8)
+    axis.set_ylabel("observed deaths per step (no death: half a death)", fontsize=8)
     axis.legend(loc="upper left", fontsize=7)
 
 

@@ -81,7 +81,8 @@ class DoneRule:
     def describe(self) -> str:
         if not self.sampled:
             return "threshold (done logit > 0)"
-        return f"sampled, p = sigmoid({self.scale:.4g} (done logit - {self.log_weight:.4g}) + {self.offset:.4g})"
+        sign = "-" if self.offset < 0 else "+"
+        return f"sampled, p = sigmoid({self.scale:.4g} (done logit - {self.log_weight:.4g}) {sign} {abs(self.offset):.4g})"
 
 
 class DreamCore:
