@@ -42,6 +42,11 @@ SCALE_COST = 1.0  # nats: the scale is kept when it raises the log-likelihood by
 MAX_ITERATIONS = 100
 MAX_SCALE = 100.0  # a larger fitted scale means the deaths are separated by the logit: no finite fit
 FORM = "p = sigmoid(scale * (done_logit - log(done_weight)) + offset)"
+# Every field calibration_record writes; a file without one of them is refused (remade, not guessed at).
+FIELDS = (
+    "version", "form", "done_weight", "log_done_weight", "offset", "scale", "uses_scale", "scale_verdict", "log_likelihood_gain_of_scale",
+    "fits", "data", "scores", "death_rate", "death_rate_by_group", "bins", "m_sha256",
+)  # fmt: skip
 
 
 class NothingToFit(ValueError):
@@ -298,9 +303,11 @@ def read_calibration(rnn_dir: str | Path, done_weight: float) -> dict:
         )
     record = read_json(path)
     values = [record.get(key) for key in ("offset", "scale", "log_done_weight", "done_weight")]
-    if record.get("version") != VERSION or not all(isinstance(value, (int, float)) and np.isfinite(value) for value in values):
+    missing = [key for key in FIELDS if key not in record]
+    if record.get("version") != VERSION or missing or not all(isinstance(value, (int, float)) and np.isfinite(value) for value in values):
         raise ArtifactError(
-            f"{path}: not a calibration of version {VERSION} with finite offset, scale, done_weight and log_done_weight; remake it with {remake}"
+            f"{path}: not a calibration of version {VERSION} with every field ({', '.join(missing) or 'all there'} missing) and finite offset, "
+            f"scale, done_weight and log_done_weight; remake it with {remake}"
         )
     if record["done_weight"] != done_weight:
         raise ArtifactError(f"{path} was fit for rnn.done_weight={record['done_weight']}, the config has {done_weight}; remake it with {remake}")

@@ -142,7 +142,7 @@ def test_calibration_file_round_trip_and_the_dream_rule(rnn_dir):
     record = calibration.calibration_record([logits], [died], WEIGHT, {"source": "test"}, weights_fingerprint(rnn_dir / "mdn_rnn.weights.h5"))
     path = calibration.write_calibration(rnn_dir, record)
     assert path == rnn_dir / "calibration.json" and not list(rnn_dir.glob(".*.tmp*"))
-    assert calibration.read_calibration(rnn_dir, WEIGHT) == record
+    assert calibration.read_calibration(rnn_dir, WEIGHT) == record and set(record) == set(calibration.FIELDS)
     rule = calibration.done_rule(_config(), rnn_dir)
     assert rule == DoneRule("sampled", np.log(WEIGHT), record["offset"], record["scale"])
     assert calibration.done_rule(_config("threshold"), rnn_dir) == DoneRule()
@@ -154,8 +154,13 @@ def test_calibration_file_round_trip_and_the_dream_rule(rnn_dir):
     with pytest.raises(ArtifactError, match="made for other M weights") as error:
         calibration.done_rule(_config(), rnn_dir)
     assert f"python -m scripts.calibrate --run-dir {rnn_dir.parent}" in str(error.value)
-    (rnn_dir / "calibration.json").write_text('{"version": 1, "offset": null}')
-    with pytest.raises(ArtifactError, match="not a calibration of version 1"):
+    import json
+
+    (rnn_dir / "calibration.json").write_text(json.dumps({key: value for key, value in record.items() if key != "bins"}))
+    with pytest.raises(ArtifactError, match=r"not a calibration of version 1 with every field \(bins missing\)"):
+        calibration.done_rule(_config(), rnn_dir)
+    (rnn_dir / "calibration.json").write_text(json.dumps({**record, "offset": None}))
+    with pytest.raises(ArtifactError, match="not a calibration of version 1 .* finite offset"):
         calibration.done_rule(_config(), rnn_dir)
 
 
