@@ -25,6 +25,13 @@ class ControllerConfig:
     sample_z: bool = setting(True, "in the real env, z sampled from (mu, sigma) rather than z = mu", "", "paper")
     temperature: float = setting(1.15, "tau for the dream (paper table 1.15, authors' code 1.25)", "1", "paper, section 5 table")
     max_dream_steps: int = setting(2100, "dream episode cap", "steps", "paper, section 5")
+    done_rule: str = setting(
+        "threshold",
+        "how a dream episode ends: 'threshold' (M's done logit > 0) or 'sampled' (death drawn each step with M's calibrated "
+        "probability sigmoid(scale (logit - log rnn.done_weight) + offset), from rnn/calibration.json: rnn/dream.py, rnn/calibration.py)",
+        "",
+        "authors' code (threshold); zacwellmer/WorldModels samples death",
+    )
     population_size: int = setting(64, "CMA-ES candidates per generation", "candidates", "paper, section 4.3")
     rollouts_per_candidate: int = setting(16, "episodes per candidate; fitness is their mean return", "episodes", "paper, section 4.3")
     sigma_init: float = setting(0.1, "CMA-ES initial step size, x0 = 0", "1", "authors' code")

@@ -4,8 +4,8 @@ episodes as one batch of the batched dream (rnn/dream.py).
 Each row is one (candidate, rollout) job with its own controller (a flat parameter row) and
 episode seed. C's action is traced into the dream's compiled step (ControllerDreamPolicy.act),
 so each step is one compiled call for every row, acting and stepping. A job's return is the sum
-of its rewards until M's done or max_dream_steps; it depends only on its controller and seed,
-never on the batch it runs in, so MPI ranks scoring parts of a generation get the returns
+of its rewards until M's done rule (rnn/dream.py, DoneRule) or max_dream_steps ends it; it
+depends only on its controller and seed, never on the batch it runs in, so MPI ranks scoring parts of a generation get the returns
 of one process, and DreamEnv.reset(seed=s) driven by `ControllerDreamPolicy.episode_action`
 replays the job with seed s.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from controller.policy import Controller, controller_from_config
-from rnn.dream import BatchedDream, DreamObservation, pad_rows
+from rnn.dream import BatchedDream, DoneRule, DreamObservation, pad_rows
 
 
 class ControllerDreamPolicy:
@@ -50,18 +50,19 @@ class ControllerDreamPolicy:
 class DreamScorer:
     """Episode returns of many controllers inside the dream, all rows in one batch."""
 
-    def __init__(self, model, initial_mu, initial_logvar, temperature: float, max_steps: int, controller: Controller):
+    def __init__(self, model, initial_mu, initial_logvar, temperature: float, max_steps: int, controller: Controller, done_rule: DoneRule | None = None):
         self.controller = controller
         self.policy = ControllerDreamPolicy(controller)
-        self.dream = BatchedDream(model, initial_mu, initial_logvar, temperature, max_steps, policy=self.policy)
+        self.dream = BatchedDream(model, initial_mu, initial_logvar, temperature, max_steps, policy=self.policy, done_rule=done_rule)
         self.action_size = self.policy.action_size
 
     @classmethod
-    def from_config(cls, config, model, initial_mu, initial_logvar) -> "DreamScorer":
+    def from_config(cls, config, model, initial_mu, initial_logvar, done_rule: DoneRule | None = None) -> "DreamScorer":
         """The dream training scores in: tau controller.temperature, episodes capped at
-        controller.max_dream_steps, the run's controller (kind and sizes)."""
+        controller.max_dream_steps, the run's controller (kind and sizes), and the done rule
+        (rnn.calibration.done_rule reads controller.done_rule and the run's calibration; None: threshold)."""
         settings = config.controller
-        return cls(model, initial_mu, initial_logvar, settings.temperature, settings.max_dream_steps, controller_from_config(config))
+        return cls(model, initial_mu, initial_logvar, settings.temperature, settings.max_dream_steps, controller_from_config(config), done_rule=done_rule)
 
     def run(self, params, seeds, return_lengths: bool = False, on_step: Callable | None = None):
         """Run every row to the end of its episode.

@@ -11,6 +11,10 @@ DIR/fidelity/report.json holds:
                     the observed death frequency, by probability bin, and how often the done
                     logit fires (> 0) in the last k steps before a real death versus elsewhere;
   heldout_z_nll     M's z loss on the held-out episodes next to its training loss;
+  done_rule         how the report's dream episodes end (controller.done_rule, or --done-rule):
+                    the threshold or the sampled rule with its p, and M's calibration
+                    (rnn/calibration.json: fitted values, data, scores and the calibration curve
+                    before and after), or {"skipped": true, "note": ...} without that file;
   held_actions      the game's held actions (its spec's held_actions; TakeCover: no-op, left,
                     right), each held for whole episodes: lengths in the dream and in the game.
                     These are the simplest policies C can find, so one that lives far longer in
@@ -18,7 +22,8 @@ DIR/fidelity/report.json holds:
                     {"skipped": true, "note": ...} for games without them (CarRacing).
 done_calibration and heldout_z_nll (and "heldout") are {"skipped": true, "note": ...} when the
 run has no series episodes (an exported agent ships only series/initial_z.npz).
-DIR/fidelity/report.png shows the length histograms and the calibration curve.
+DIR/fidelity/report.png shows the length histograms, the calibration curve of the raw done head
+and the calibration curve before and after rnn/calibration.json.
 
 Each part (held_actions is two per held action: dream and real) is saved to
 DIR/fidelity/parts/<part>.json as soon as it finishes, with the inputs it was made from (settings,
@@ -71,6 +76,7 @@ class FidelitySettings:
     params: str = "mean"  # which saved controller: 'best', 'mean' or 'selected'
     num_bins: int = 10  # probability bins of the calibration curve
     last_steps: int = 10  # k: "near a death" means within the last k steps of an episode that died
+    done_rule: str | None = None  # how dream episodes end: 'threshold', 'sampled', or None for controller.done_rule
 
 
 def episode_seeds(first_seed: int, episodes: int) -> np.ndarray:
@@ -175,7 +181,7 @@ def real_controller_episodes(agent, env_config, params: np.ndarray, seeds: np.nd
 
 
 def dream_random_policy_episodes(
-    model, initial_mu, initial_logvar, controller_config, generate_config, env_config, seeds: np.ndarray
+    model, initial_mu, initial_logvar, controller_config, generate_config, env_config, seeds: np.ndarray, done_rule=None
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Dream episode lengths and actions with the data-collection policy at the controller's tau and
     dream cap: row k starts from seed k's first frame and takes the actions generate draws for seed k."""
@@ -183,25 +189,28 @@ def dream_random_policy_episodes(
 
     max_steps = controller_config.max_dream_steps
     actions = np.stack([episode_actions(generate_config, env_config.name, env_config.action_size, max_steps, int(seed)) for seed in seeds])
-    lengths = dream_scripted_lengths(model, initial_mu, initial_logvar, controller_config, actions, seeds)
+    lengths = dream_scripted_lengths(model, initial_mu, initial_logvar, controller_config, actions, seeds, done_rule)
     return lengths, [row[:length] for row, length in zip(actions, lengths, strict=True)]
 
 
-def dream_scripted_lengths(model, initial_mu, initial_logvar, controller_config, actions: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """Dream episode lengths at the controller's tau and dream cap, row k taking actions[k, t] (K, max_dream_steps, A) at step t."""
+def dream_scripted_lengths(model, initial_mu, initial_logvar, controller_config, actions: np.ndarray, seeds: np.ndarray, done_rule=None) -> np.ndarray:
+    """Dream episode lengths at the controller's tau and dream cap, row k taking actions[k, t] (K, max_dream_steps, A) at step t;
+    done_rule: rnn/dream.py's DoneRule (None: the threshold)."""
     from rnn.dream import BatchedDream
     from rnn.fidelity import dream_lengths_under_actions
 
-    dream = BatchedDream(model, initial_mu, initial_logvar, controller_config.temperature, controller_config.max_dream_steps)
+    dream = BatchedDream(model, initial_mu, initial_logvar, controller_config.temperature, controller_config.max_dream_steps, done_rule=done_rule)
     return dream_lengths_under_actions(dream, actions, seeds)
 
 
-def dream_controller_episodes(model, initial_mu, initial_logvar, config, params: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+def dream_controller_episodes(
+    model, initial_mu, initial_logvar, config, params: np.ndarray, seeds: np.ndarray, done_rule=None
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Dream episode lengths and actions with one controller (its parameters (N,)): the batched dream
     that scores candidates in training, at the controller's tau and dream cap, every episode in one batch."""
     from controller.dream_scoring import DreamScorer
 
-    scorer = DreamScorer.from_config(config, model, initial_mu, initial_logvar)
+    scorer = DreamScorer.from_config(config, model, initial_mu, initial_logvar, done_rule)
     count = len(seeds)
     # every row starts at step 0, so a row's step number is the dream's
     taken = np.zeros((count, scorer.dream.max_steps, scorer.action_size), np.float32)
@@ -283,6 +292,8 @@ class FidelityInputs:
     heldout_paths: list[Path]
     heldout_episodes: list[dict]
     controller: dict | None  # params, digest, generation; None when there is no saved controller
+    done_rule: object = None  # rnn/dream.py's DoneRule the dream episodes end by (None: the threshold)
+    calibration: dict | None = None  # rnn/calibration.json, or {"skipped": True, "note": ...}
 
 
 def load_inputs(config, run_dir: Path, settings: FidelitySettings, heldout_paths: list[Path]) -> FidelityInputs:
@@ -314,7 +325,22 @@ def load_inputs(config, run_dir: Path, settings: FidelitySettings, heldout_paths
             raise ArtifactError(
                 f"{encoder_path} is missing: the controller's real episodes need V. Run `python -m scripts.train_vae --run-dir {run_dir}` first."
             )
-    return FidelityInputs(model, initial_mu, initial_logvar, list(heldout_paths), heldout_episodes, controller)
+    rule, calibration = load_done_rule(config, run_dir, settings.done_rule)
+    return FidelityInputs(model, initial_mu, initial_logvar, list(heldout_paths), heldout_episodes, controller, rule, calibration)
+
+
+def load_done_rule(config, run_dir: Path, kind: str | None) -> tuple:
+    """The dream's done rule (kind, default controller.done_rule; the sampled rule needs rnn/calibration.json,
+    else an ArtifactError) and M's calibration for the report (a note instead when there is none to show)."""
+    from rnn.calibration import done_rule as dream_done_rule
+    from rnn.calibration import read_calibration
+
+    rule = dream_done_rule(config, run_dir / "rnn", kind)
+    try:
+        calibration = read_calibration(run_dir / "rnn", config.rnn.done_weight)
+    except ArtifactError as error:
+        calibration = {"skipped": True, "note": str(error).replace(str(run_dir), "DIR")}  # the same report for a copied run
+    return rule, calibration
 
 
 def fidelity_report(
@@ -351,6 +377,8 @@ def fidelity_report(
         "max_dream_steps": config.controller.max_dream_steps,
         "use_cell_state": config.controller.use_cell_state,
     }
+    if inputs.done_rule is not None and inputs.done_rule.sampled:  # threshold parts keep the keys they had before done rules
+        dream_key["done_rule"] = dataclasses.asdict(inputs.done_rule)
     real_key = {"env": dataclasses.asdict(config.env)}
     policy_key = {
         "generate": {name: getattr(config.generate, name) for name in ("policy", "brownian_scale", "brownian_drive_bias", "hold_min_steps", "hold_max_steps")}
@@ -384,7 +412,7 @@ def fidelity_report(
     stored["random_policy_dream"] = parts.get(
         "random_policy_dream",
         {**dream_key, **policy_key, **episodes_key, "env": config.env.name},
-        lambda: stats(dream_random_policy_episodes(model, initial_mu, initial_logvar, config.controller, config.generate, config.env, seeds)),
+        lambda: stats(dream_random_policy_episodes(model, initial_mu, initial_logvar, config.controller, config.generate, config.env, seeds, inputs.done_rule)),
     )
     stored["random_policy_real"] = parts.get(
         "random_policy_real",
@@ -396,7 +424,7 @@ def fidelity_report(
         stored["controller_dream"] = parts.get(
             "controller_dream",
             {**dream_key, **controller_key, **episodes_key},
-            lambda: stats(dream_controller_episodes(model, initial_mu, initial_logvar, config, controller["params"], seeds)),
+            lambda: stats(dream_controller_episodes(model, initial_mu, initial_logvar, config, controller["params"], seeds, inputs.done_rule)),
         )
 
         def controller_real(update):
@@ -457,7 +485,7 @@ def fidelity_report(
         stored[f"held_{name}_dream"] = parts.get(
             f"held_{name}_dream",
             {**dream_key, **held_key},
-            lambda held=dream_held: length_stats(dream_scripted_lengths(model, initial_mu, initial_logvar, config.controller, held, seeds)),
+            lambda held=dream_held: length_stats(dream_scripted_lengths(model, initial_mu, initial_logvar, config.controller, held, seeds, inputs.done_rule)),
         )
         stored[f"held_{name}_real"] = parts.get(
             f"held_{name}_real",
@@ -467,6 +495,7 @@ def fidelity_report(
 
     generation = None if controller is None else controller["generation"]
     report = assemble(config, settings, stored, controller is not None, generation, heldout_paths, heldout_from_training, training)
+    report["done_rule"] = done_rule_section(inputs.done_rule, inputs.calibration)
     write_outputs(folder, report)
     return report
 
@@ -545,6 +574,18 @@ def assemble(
     }
 
 
+CALIBRATION_FIELDS = ("form", "done_weight", "offset", "scale", "uses_scale", "scale_verdict", "data", "scores", "death_rate", "death_rate_by_group", "bins")
+
+
+def done_rule_section(rule, calibration: dict | None) -> dict:
+    """report.json's done_rule: the rule the dream parts were made with and M's calibration (rnn/calibration.json)."""
+    from rnn.dream import DoneRule
+
+    rule = rule or DoneRule()
+    shown = calibration if calibration is None or calibration.get("skipped") else {key: calibration[key] for key in CALIBRATION_FIELDS}
+    return {"rule": rule.kind, "description": rule.describe(), "calibration": shown or {"skipped": True, "note": "no calibration given"}}
+
+
 def write_outputs(folder: Path, report: dict) -> None:
     """report.json and report.png, left untouched when the report is unchanged (a rerun that kept every part)."""
     report_path, picture_path = folder / REPORT_NAME, folder / PICTURE_NAME
@@ -561,7 +602,7 @@ def plot_report(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    figure, axes = plt.subplots(1, 4, figsize=(20, 4.5))
     for axis, (title, part) in zip(axes[:2], (("random policy", report["random_policy"]), ("controller", report["controller"])), strict=True):
         if part.get("skipped"):
             axis.text(0.5, 0.5, "no controller yet", ha="center", va="center", transform=axis.transAxes)
@@ -577,6 +618,7 @@ def plot_report(report: dict, path: Path) -> None:
         axis.set_title(f"{title}, {part['dream']['count']} episodes each")
         axis.legend()
     _plot_calibration(axes[2], report["done_calibration"])
+    _plot_calibration_before_after(axes[3], report.get("done_rule", {}).get("calibration", {"skipped": True}))
     figure.tight_layout()
     with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=90)
@@ -609,6 +651,38 @@ def _plot_calibration(axis, calibration: dict) -> None:
     axis.legend(loc="upper left")
 
 
+def _plot_calibration_before_after(axis, calibration: dict) -> None:
+    """rnn/calibration.json's curve on log axes: observed death frequency per bin (equal predicted
+    deaths, by logit) against the mean p of the raw head, the w-corrected head and the calibrated p."""
+    if calibration.get("skipped"):
+        axis.text(0.5, 0.5, "no rnn/calibration.json\n(python -m scripts.calibrate)", ha="center", va="center", transform=axis.transAxes)
+        axis.set_title("calibration: skipped")
+        axis.set_axis_off()
+        return
+    bins = calibration["bins"]
+    floor = 0.5 / max(entry["count"] for entry in bins)  # where a bin without deaths is drawn (half a death)
+    observed = [max(entry["observed_frequency"], floor) for entry in bins]
+    predicted = [entry[key] for entry in bins for key in ("raw", "weight_corrected", "calibrated")]
+    low, high = min([*predicted, *observed]) / 2, min(1.0, max([*predicted, *observed]) * 2)
+    axis.plot([low, high], [low, high], color="grey", linestyle="--", label="calibrated")
+    scores = calibration["scores"]
+    for key, label in (("raw", "before: sigmoid(x)"), ("weight_corrected", "sigmoid(x - log w)"), ("calibrated", "after: calibrated p")):
+        axis.plot([entry[key] for entry in bins], observed, marker="o", label=f"{label}, log-loss {scores[key]['log_loss']:.4f}")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlim(low, high)
+    axis.set_ylim(low, high)
+    data, rate = calibration["data"], calibration["death_rate"]
+    axis.set_title(
+        f"done head before / after calibration ({data['source']}: {data['episodes']} episodes, {data['deaths']} deaths)\n"
+        f"death rate {rate['observed']:.4f}; threshold fires {rate['threshold_rule_fires']:.4f}; calibrated {rate['calibrated_mean_p']:.4f}",
+        fontsize=9,
+    )
+    axis.set_xlabel("predicted p per step, bin mean (bins of equal predicted deaths)", fontsize=8)
+    axis.set_ylabel("observed deaths per step (no death: half a death)", fontsize=8)
+    axis.legend(loc="upper left", fontsize=7)
+
+
 def _percent(rate) -> str:
     return "n/a" if rate is None else f"{100 * rate:.1f}%"
 
@@ -639,6 +713,7 @@ def summary_lines(report: dict, folder: Path) -> list[str]:
         lines.append(f"  done head and held-out z NLL: skipped ({report['heldout']['note']})")
     else:
         lines.extend(_heldout_lines(report))
+    lines.extend(_done_rule_lines(report.get("done_rule")))
     held = report["held_actions"]
     if not held["skipped"]:
         lines.append(
@@ -646,6 +721,21 @@ def summary_lines(report: dict, folder: Path) -> list[str]:
             + ", ".join(f"{name} {part['dream']['mean']:.0f} / {part['real']['mean']:.0f}" for name, part in held["actions"].items())
         )
     lines.append(f"  -> {folder / REPORT_NAME}, {folder / PICTURE_NAME}")
+    return lines
+
+
+def _done_rule_lines(section: dict | None) -> list[str]:
+    """The dream's done rule and M's calibration, in two lines."""
+    if section is None:
+        return []
+    lines = [f"  dream done rule: {section['description']}"]
+    calibration = section["calibration"]
+    if calibration.get("skipped"):
+        lines.append(f"  M's calibration: skipped ({calibration['note']})")
+        return lines
+    from rnn.calibration import summary
+
+    lines.append(f"  M's calibration (rnn/calibration.json): {summary(calibration)}")
     return lines
 
 

@@ -2,7 +2,9 @@
   1. real episodes played with the current controller (the previous round's CMA-ES mean), with
      exploration noise on its action, saved as rollout files;
   2. encoded by the same V into series;
-  3. M fine-tuned from the previous round's weights on every series so far (random policy + rounds);
+  3. M fine-tuned from the previous round's weights on every series so far (random policy + rounds),
+     its done head calibrated on the episodes it held out of each folder, this round's own included
+     (rnn/calibration.py; used by the dream when controller.done_rule=sampled);
   4. C retrained in the new M's dream, CMA-ES started at the previous mean;
   5. the new mean scored on fresh real episodes.
 Round r lives in DIR/iterate/round_<r:03d>/ with the run directory's own layout (rollouts/, series/,
@@ -37,6 +39,7 @@ from controller.store import MEAN_NAME, load_params
 from controller.train import METRICS_NAME, train_controller
 from env.batch import BatchEnv
 from env.rollouts import episode_path, list_episodes, write_rollout
+from rnn.calibration import done_rule as dream_done_rule
 from rnn.store import WEIGHTS_NAME, load_mdn_rnn
 from rnn.train import train_rnn
 from vae.extract import check_source as check_encoder_source
@@ -223,11 +226,13 @@ def dream_mean_return(controller_dir: Path) -> float | None:
 def retrain_controller(
     config, output_dir: Path, initial_mean: np.ndarray, initial_mu: np.ndarray, initial_logvar: np.ndarray, log=print, progress: bool = True
 ) -> dict:
-    """CMA-ES in the dream of output_dir/rnn at controller.temperature (controller/train.py), from
-    x0 = initial_mean, for controller.num_generations; resumes from output_dir/controller/es_state.pkl."""
+    """CMA-ES in the dream of output_dir/rnn at controller.temperature, ended by controller.done_rule with
+    that M's calibration (controller/train.py), from x0 = initial_mean, for controller.num_generations;
+    resumes from output_dir/controller/es_state.pkl."""
     started = time.perf_counter()
     model = load_mdn_rnn(output_dir / "rnn", config)
-    scorer = DreamScorer.from_config(config, model, initial_mu, initial_logvar).run
+    done_rule = dream_done_rule(config, output_dir / "rnn")
+    scorer = DreamScorer.from_config(config, model, initial_mu, initial_logvar, done_rule).run
     summary = train_controller(config, output_dir, Workers(communicator=None), scorer=scorer, log=log, progress=progress, initial_mean=initial_mean)
     return {**summary, "dream_mean": dream_mean_return(output_dir / "controller"), "seconds": time.perf_counter() - started}
 

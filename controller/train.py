@@ -52,6 +52,7 @@ from controller.policy import controller_from_config
 from controller.seeds import VALIDATION_SEED_BASE, generation_seeds, mean_score_seeds
 from controller.store import BEST_NAME, MEAN_NAME, SELECTED_NAME, load_agent, save_params
 from env.batch import BatchEnv
+from rnn.calibration import done_rule as dream_done_rule
 from rnn.store import load_mdn_rnn
 from vae.series import read_initial_z
 
@@ -63,10 +64,10 @@ CURVE_NAME = "curve.png"
 
 
 def dream_scorer(config, run_dir: Path) -> Callable:
-    """Score jobs inside M's dream at temperature tau (the whole block as one batch)."""
+    """Score jobs inside M's dream at temperature tau, ended by controller.done_rule (the whole block as one batch)."""
     model = load_mdn_rnn(run_dir / "rnn", config)
     initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
-    return DreamScorer.from_config(config, model, initial_mu, initial_logvar).run
+    return DreamScorer.from_config(config, model, initial_mu, initial_logvar, dream_done_rule(config, run_dir / "rnn")).run
 
 
 class RealScorer:

@@ -11,6 +11,7 @@ import tensorflow as tf
 STREAM_START_INDEX = 1  # which real first frame a dream episode starts from
 STREAM_START_Z = 2  # z sampled from that frame's (mu, sigma)
 STREAM_MIXTURE = 3  # the mixture samples of every step
+STREAM_DONE = 4  # the sampled done rule's draw of every step (rnn/dream.py, DoneRule)
 
 
 def _hash(x):

@@ -4,8 +4,13 @@ An episode starts from a real first frame: (mu, logvar) of a row of the series'
 initial table chosen by the episode's seed, z_0 = mu + sigma * eps; the LSTM
 state is zero. Each step feeds (z_t, a_t) (+ restart flag, 1 at the first step)
 to M and samples z_{t+1} from its mixture at temperature tau; the reward is +1
-per step (or M's reward head); the episode is terminated when the done logit
-> 0 and truncated at max_steps.
+per step (or M's reward head); the episode is terminated by the done rule
+(`DoneRule`) and truncated at max_steps. The done rule is
+- threshold (the authors'): terminated when the done logit x > 0;
+- sampled: terminated when u < sigmoid(scale (x - log w) + offset), u ~ U(0, 1)
+  drawn for the row and step, w = rnn.done_weight. The done loss weighs deaths by
+  w, so the loss-minimising logit is log(w p / (1 - p)); x - log w removes that,
+  and offset and scale are fitted on real deaths (rnn/calibration.py).
 
 Two front ends share the compiled functions of `DreamCore`, so they agree exactly:
 - `BatchedDream`: B episodes at once, one LSTM call per step for all, finished
@@ -16,8 +21,9 @@ Two front ends share the compiled functions of `DreamCore`, so they agree exactl
   call per step.
 - `DreamEnv`: one episode, a gymnasium.Env (viewers, tests); a BatchedDream of one row.
 
-Reproducibility: every random draw of a row is a hash of (its seed, the step
-number, the purpose) (rnn/counter_random.py), never of its place in the batch.
+Reproducibility: every random draw of a row (its first frame, its mixture samples,
+the sampled done rule's u) is a hash of (its seed, the step number, the purpose)
+(rnn/counter_random.py), never of its place in the batch.
 Batches are padded to a multiple of 16 rows, so every row goes through the same
 vectorised kernels whatever the batch size (a 1-row matrix product or the tail
 of an elementwise loop could round differently). So a row's trajectory depends
@@ -48,10 +54,41 @@ def pad_rows(array: np.ndarray) -> np.ndarray:
     return np.concatenate([array, np.repeat(array[-1:], missing, axis=0)]) if missing else array
 
 
+@dataclasses.dataclass(frozen=True)
+class DoneRule:
+    """How M's done logit x ends a dream episode (module docstring): 'threshold' (x > 0), or
+    'sampled' (death with probability sigmoid(scale (x - log_weight) + offset), drawn per row and step)."""
+
+    kind: str = "threshold"
+    log_weight: float = 0.0  # log w, w = rnn.done_weight
+    offset: float = 0.0
+    scale: float = 1.0
+
+    def __post_init__(self):
+        if self.kind not in ("threshold", "sampled"):
+            raise ValueError(f"done rule {self.kind!r}: expected 'threshold' or 'sampled'")
+        if not all(np.isfinite([self.log_weight, self.offset, self.scale])):
+            raise ValueError(f"done rule {self}: log_weight, offset and scale must be finite")
+
+    @property
+    def sampled(self) -> bool:
+        return self.kind == "sampled"
+
+    def calibrated_logit(self, done_logit):
+        """scale (x - log w) + offset: the logit of the death probability the sampled rule draws with."""
+        return self.scale * (done_logit - self.log_weight) + self.offset
+
+    def describe(self) -> str:
+        if not self.sampled:
+            return "threshold (done logit > 0)"
+        sign = "-" if self.offset < 0 else "+"
+        return f"sampled, p = sigmoid({self.scale:.4g} (done logit - {self.log_weight:.4g}) {sign} {abs(self.offset):.4g})"
+
+
 class DreamCore:
     """M, the start table and tau, as compiled batch functions (batch dimension None)."""
 
-    def __init__(self, model, initial_mu: np.ndarray, initial_logvar: np.ndarray, temperature: float):
+    def __init__(self, model, initial_mu: np.ndarray, initial_logvar: np.ndarray, temperature: float, done_rule: DoneRule | None = None):
         initial_mu = np.asarray(initial_mu, np.float32)
         if initial_mu.ndim != 2 or initial_mu.shape[1] != model.z_size or len(initial_mu) == 0:
             raise ValueError(f"initial table has shape {initial_mu.shape}, expected (N>0, {model.z_size})")
@@ -62,6 +99,7 @@ class DreamCore:
         self.hidden_size = model.hidden_size
         self.action_size = model.action_size
         self.temperature = float(temperature)
+        self.done_rule = done_rule or DoneRule()
         self.initial_mu = tf.constant(initial_mu)
         self.initial_sigma = tf.constant(np.exp(np.asarray(initial_logvar, np.float32) / 2.0))
         self.z_spec = tf.TensorSpec([None, self.z_size], tf.float32)
@@ -91,9 +129,16 @@ class DreamCore:
         keys = counter_random.row_keys(seeds, step, counter_random.STREAM_MIXTURE)
         z_next = mdn.sample_from_head(output, self.z_size, self.model.num_mixtures, self.temperature, keys)
         heads = self.model.split(output)  # only the done logit and reward are used: the rest is pruned from the graph
-        done = heads["done_logit"] > 0.0 if self.model.predict_done else tf.zeros([batch_size], tf.bool)
+        done = self.done_graph(heads["done_logit"], seeds, step) if self.model.predict_done else tf.zeros([batch_size], tf.bool)
         reward = heads["reward"] if self.model.predict_reward else tf.ones([batch_size], tf.float32)
         return z_next, h, c, reward, done
+
+    def done_graph(self, done_logit, seeds, step):
+        """The done rule on each row's logit (B,): threshold x > 0, or u < p with u the row's own draw."""
+        if not self.done_rule.sampled:
+            return done_logit > 0.0
+        draw = counter_random.uniform(counter_random.row_keys(seeds, step, counter_random.STREAM_DONE), 1)[:, 0]
+        return draw < tf.sigmoid(self.done_rule.calibrated_logit(done_logit))
 
 
 class DreamPolicy(Protocol):
@@ -124,7 +169,7 @@ class DreamTransition:
     step: int  # t, counted from 0 at reset
     rows: np.ndarray  # (n,) their positions in the seeds given to reset
     reward: np.ndarray  # (n,) float32
-    terminated: np.ndarray  # (n,) bool: M's done logit > 0
+    terminated: np.ndarray  # (n,) bool: ended by M's done rule
     truncated: np.ndarray  # (n,) bool: max_steps reached without done
     _padded: tuple  # (actions, z, h, c) tensors of the padded batch, read on demand
 
@@ -148,8 +193,10 @@ class BatchedDream:
     actions and observation() use.
     """
 
-    def __init__(self, model, initial_mu, initial_logvar, temperature: float, max_steps: int, policy: DreamPolicy | None = None):
-        self.core = DreamCore(model, initial_mu, initial_logvar, temperature)
+    def __init__(
+        self, model, initial_mu, initial_logvar, temperature: float, max_steps: int, policy: DreamPolicy | None = None, done_rule: DoneRule | None = None
+    ):
+        self.core = DreamCore(model, initial_mu, initial_logvar, temperature, done_rule)
         self.max_steps = int(max_steps)
         self.z_size, self.hidden_size, self.action_size = self.core.z_size, self.core.hidden_size, self.core.action_size
         self.policy = policy
@@ -252,15 +299,17 @@ class DreamEnv(gymnasium.Env):
 
     Observation: dict z (Z,), h (H,), c (H,) float32, M's state before the step (what a
     controller reads). Action: float32 (A,) in [-1, 1]. Reward: +1 per step (or M's reward
-    head). Terminated when M's done logit > 0; truncated at max_steps.
+    head). Terminated by M's done rule (DoneRule, default: done logit > 0); truncated at max_steps.
     reset(seed=s) plays the same episode as the row of a BatchedDream reset with seed s, given
     the same actions. render() decodes z with V's decoder (when given) to a uint8 (64, 64, 3) frame.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
-    def __init__(self, model, initial_mu, initial_logvar, temperature: float, max_steps: int, decoder=None, render_mode=None):
-        self.dream = BatchedDream(model, initial_mu, initial_logvar, temperature, max_steps)
+    def __init__(
+        self, model, initial_mu, initial_logvar, temperature: float, max_steps: int, decoder=None, render_mode=None, done_rule: DoneRule | None = None
+    ):
+        self.dream = BatchedDream(model, initial_mu, initial_logvar, temperature, max_steps, done_rule=done_rule)
         self.max_steps = self.dream.max_steps
         self.decoder = decoder
         self.render_mode = render_mode

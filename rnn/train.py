@@ -14,7 +14,9 @@ one atomic DIR/rnn/checkpoints/last.npz) every `checkpoint_every_minutes`, at
 every epoch end, at the end and on Ctrl-C; a rerun resumes exactly (a batch
 depends only on (seed, epoch, window)). A non-finite loss or gradient stops
 training before the update (TrainingDiverged, naming the series files of the
-batch). The final weights go to DIR/rnn/mdn_rnn.weights.h5.
+batch). The final weights go to DIR/rnn/mdn_rnn.weights.h5, then (with a done head)
+M's done head calibrated on the held-out episodes to DIR/rnn/calibration.json
+(rnn/calibration.py).
 """
 
 from collections.abc import Callable
@@ -204,6 +206,7 @@ def train_rnn(
     final_model.set_weights(model.get_weights())
     with atomic_path(rnn_dir / WEIGHTS_NAME, suffix=".weights.h5") as temporary:
         final_model.save_weights(temporary)
+    calibration = write_done_calibration(final_model, validation_paths, rnn_dir, log)
     records = read_jsonl(rnn_dir / training.METRICS_NAME)
     training_records = [record for record in records if "loss" in record]
     validation_records = [record for record in records if "validation_z_loss" in record]
@@ -213,7 +216,29 @@ def train_rnn(
         "parameters": count_trainable(model),
         "final_loss": training_records[-1]["loss"] if training_records else None,
         "validation_z_loss": validation_records[-1]["validation_z_loss"] if validation_records else None,
+        **({"calibration": calibration} if calibration is not None else {}),
     }
+
+
+def write_done_calibration(model: MdnRnn, validation_paths: list[Path], rnn_dir: Path, log: Callable[[str], None]) -> dict | None:
+    """DIR/rnn/calibration.json fit on the held-out episodes (rnn/calibration.py), for an M with a
+    done head; its summary, or a note when there is nothing to fit on (then no file is written)."""
+    if not model.predict_done:
+        return None
+    from rnn.calibration import CALIBRATION_NAME, NothingToFit, calibrate_series, command, summary, write_calibration
+
+    try:
+        if not validation_paths:
+            raise NothingToFit("no series episode is held out (rnn.validation_fraction 0)")
+        record = calibrate_series(model, validation_paths, rnn_dir)
+    except NothingToFit as error:
+        (rnn_dir / CALIBRATION_NAME).unlink(missing_ok=True)  # none is better than one made for other weights
+        note = f"no {CALIBRATION_NAME}: {error}; `{command(rnn_dir.parent)} --source play` fits it on freshly played episodes"
+        log(f"M's done head: {note}")
+        return {"skipped": True, "note": note}
+    path = write_calibration(rnn_dir, record)
+    log(f"M's done head calibrated: {summary(record)} -> {path}")
+    return {key: record[key] for key in ("offset", "scale", "uses_scale", "death_rate")}
 
 
 def count_trainable(model: MdnRnn) -> int:

@@ -260,6 +260,7 @@ def validate(config: Config) -> None:
         "controller.kind": (config.controller.kind, tuple(KINDS)),
         "controller.mode": (config.controller.mode, ("real", "dream")),
         "controller.eval_set": (config.controller.eval_set, ("fresh", "validation")),
+        "controller.done_rule": (config.controller.done_rule, ("threshold", "sampled")),
         "evaluate.params": (config.evaluate.params, ("best", "mean", "selected")),
     }
     for key, (value, allowed) in choices.items():

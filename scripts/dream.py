@@ -1,7 +1,8 @@
 """Videos of M's dream (paper, section 5): DIR/dream/dream.mp4 and DIR/dream/real.mp4.
 
 dream.mp4: one dream episode (a real first frame, then M sampling z at
-temperature tau, fed the controller's actions), each z decoded by V.
+temperature tau, fed the controller's actions, ended by controller.done_rule),
+each z decoded by V.
 real.mp4: a real episode, each frame beside V's reconstruction of it.
 The controller is DIR/controller/mean.npz when training has saved one;
 otherwise a random controller (small parameters) acts (dream) and the random
@@ -42,14 +43,15 @@ def load_controller(run_dir: Path, config, which: str | None = None):
     return params
 
 
-def dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau: float, max_steps: int, seed: int):
-    """Frames (each z decoded by V, in one batch at the end) and the return of one dream episode."""
+def dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau: float, max_steps: int, seed: int, done_rule=None):
+    """Frames (each z decoded by V, in one batch at the end) and the return of one dream episode
+    (done_rule: rnn/dream.py's DoneRule, None for the threshold)."""
     from controller.dream_scoring import ControllerDreamPolicy
     from controller.policy import controller_from_config
     from rnn.dream import DreamEnv
     from vae.encode import decode_z, to_uint8
 
-    env = DreamEnv(model, initial_mu, initial_logvar, tau, max_steps)
+    env = DreamEnv(model, initial_mu, initial_logvar, tau, max_steps, done_rule=done_rule)
     policy = ControllerDreamPolicy(controller_from_config(config))
     if controller is None:
         controller = np.random.default_rng(seed).normal(scale=0.1, size=policy.controller.num_params).astype(np.float32)
@@ -104,7 +106,9 @@ def real_episode(encoder, model, config, controller, seed: int):
 
 def validate(invocation):
     """Before --force removes the videos: the arguments, V, M, the first-frame table and the
-    controller (if saved) all load for this config; returns them with tau and the step cap."""
+    controller (if saved) all load for this config, and M's calibration with controller.done_rule=sampled;
+    returns them with tau, the step cap and the done rule."""
+    from rnn.calibration import done_rule
     from rnn.store import load_mdn_rnn
     from vae.series import read_initial_z
     from vae.store import load_encoder_decoder
@@ -120,13 +124,13 @@ def validate(invocation):
     model = load_mdn_rnn(run_dir / "rnn", config)
     initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
     controller = load_controller(run_dir, config, arguments.params)
-    return tau, max_steps, encoder, decoder, model, initial_mu, initial_logvar, controller
+    return tau, max_steps, encoder, decoder, model, initial_mu, initial_logvar, controller, done_rule(config, run_dir / "rnn")
 
 
 def main(argv=None):
     invocation = stage.parse("dream", __doc__, argv, add_arguments=_add_arguments)
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
-    tau, max_steps, encoder, decoder, model, initial_mu, initial_logvar, controller = stage.begin(invocation, validate=validate)
+    tau, max_steps, encoder, decoder, model, initial_mu, initial_logvar, controller, done_rule = stage.begin(invocation, validate=validate)
 
     from common.video import side_by_side, to_height, write_video
     from vae.encode import reconstruct, to_uint8
@@ -135,10 +139,10 @@ def main(argv=None):
     who = f"the saved controller controller/{kind}.npz" if controller is not None else "a random controller (no controller/mean.npz yet)"
     output_dir = run_dir / "dream"
 
-    frames, dream_return = dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau, max_steps, arguments.seed)
+    frames, dream_return = dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau, max_steps, arguments.seed, done_rule)
     dream_path = output_dir / f"dream.{arguments.format}"
     write_video(dream_path, [to_height(frame) for frame in frames])
-    print(f"{dream_path}: dream at tau {tau}, {len(frames) - 1} steps, return {dream_return:.1f}, acted by {who}")
+    print(f"{dream_path}: dream at tau {tau}, {len(frames) - 1} steps, return {dream_return:.1f}, acted by {who}, done rule {done_rule.describe()}")
 
     frames, raw_frames, real_return = real_episode(encoder, model, config, controller, arguments.seed)
     reconstructions = to_uint8(reconstruct(encoder, decoder, frames))

@@ -3,7 +3,8 @@
   python -m scripts.export_agent --run-dir DIR --to OUT [--force] [--allow-large]
 
 OUT gets exactly the files that `scripts.evaluate`, `scripts.dream` and `scripts.fidelity`
-read (exported_files), copied byte for byte (config.json as it is), and OUT/EXPORTED.json:
+read (exported_files, and M's rnn/calibration.json when the run has one: the sampled done rule
+reads it), copied byte for byte (config.json as it is), and OUT/EXPORTED.json:
 the source folder, the time, each file's size and SHA-256, and the source's own evaluation
 summary if it has one. No rollouts, series episodes, checkpoints, logs or CMA-ES state:
 python -m scripts.evaluate --run-dir OUT then scores the same agent on the same seeds with
@@ -31,6 +32,8 @@ from scripts import stage
 
 MARKER_NAME = stage.EXPORTED_MARKER
 MAX_BYTES = 40_000_000  # a committed pretrained/<env>/ folder stays under 40 MB
+# Files copied when the run has them: M's calibration (rnn/calibration.py), which the dream's sampled done rule reads.
+OPTIONAL_FILES = ("rnn/calibration.json",)
 # The stages whose outputs an exported agent is made of, in pipeline order.
 REQUIRED_STAGES = ("train_vae", "extract", "train_rnn", "train_controller")
 
@@ -139,7 +142,7 @@ def export_agent(run_dir: Path, out: Path, force: bool = False, allow_large: boo
         raise StageError(f"{run_dir} is itself an exported agent ({run_dir / MARKER_NAME}): copy the folder instead, `cp -r {run_dir} {out}`")
     check_source(run_dir)
     replace = check_destination(out, run_dir, force)
-    names = exported_files(run_dir)
+    names = exported_files(run_dir) + tuple(name for name in OPTIONAL_FILES if (run_dir / name).exists())
     total = sum((run_dir / name).stat().st_size for name in names)
     log(f"export_agent: {len(names)} files, {total / 1e6:.1f} MB from {run_dir}")
     if total > MAX_BYTES:

@@ -12,7 +12,11 @@ agent, python -m scripts.export_agent) the two held-out parts are skipped, with 
 Resumable: each part is saved to DIR/fidelity/parts/ when it finishes and a rerun
 computes only the missing ones (or those whose inputs changed); --force recomputes all.
 
+The dream episodes end by controller.done_rule, or by --done-rule (to compare the threshold and
+the sampled rule on one run); the report shows M's calibration (rnn/calibration.json) either way.
+
   python -m scripts.fidelity --run-dir DIR [--episodes 100] [--params best|mean|selected] [--seed S] [--bins 10] [--last-steps 10]
+                             [--done-rule threshold|sampled]
 """
 
 import time
@@ -37,6 +41,9 @@ def add_arguments(parser):
         type=int,
         default=defaults.last_steps,
         help=f"k: the done logit's firing in the last k steps before a death (default {defaults.last_steps})",
+    )
+    parser.add_argument(
+        "--done-rule", choices=("threshold", "sampled"), default=None, help="how the dream's episodes end (default: controller.done_rule of the config)"
     )
 
 
@@ -74,7 +81,12 @@ def main(argv=None):
     from controller import fidelity
 
     settings = fidelity.FidelitySettings(
-        episodes=arguments.episodes, first_seed=arguments.seed, params=arguments.params, num_bins=arguments.bins, last_steps=arguments.last_steps
+        episodes=arguments.episodes,
+        first_seed=arguments.seed,
+        params=arguments.params,
+        num_bins=arguments.bins,
+        last_steps=arguments.last_steps,
+        done_rule=arguments.done_rule,
     )
     # One writer at a time in DIR/fidelity, then every input checked before anything is written or deleted.
     stage.acquire_lock(run_dir / stage.LOCKS_FOLDER / f"{fidelity.FOLDER}.lock", STAGE, run_dir / fidelity.FOLDER)

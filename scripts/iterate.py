@@ -10,7 +10,8 @@ larger N adds rounds). Round r, in DIR/iterate/round_<r:03d>/ (see controller/it
   rollouts/    iterate.episodes_per_round real episodes with round r-1's mean controller, its
                action plus N(0, iterate.action_noise^2) noise (one process, envs in lockstep)
   series/      those episodes encoded by the run's V
-  rnn/         M fine-tuned for iterate.rnn_epochs epochs from round r-1's M, on every series so far
+  rnn/         M fine-tuned for iterate.rnn_epochs epochs from round r-1's M, on every series so far,
+               with its calibration.json (fit on the episodes it held out, this round's own included)
   controller/  CMA-ES in that M's dream at controller.temperature, x0 = round r-1's mean,
                sigma0 = controller.sigma_init, iterate.controller_generations generations (one process)
   eval/        the new mean on iterate.eval_episodes fresh real episodes (seeds evaluate.seed + k)
@@ -87,6 +88,7 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
     from controller.store import MEAN_NAME, load_params
     from controller.train import STATE_NAME
     from env.rollouts import episode_length, list_episodes
+    from rnn.calibration import done_rule
     from rnn.store import load_mdn_rnn
     from vae.series import list_series, read_initial_z, read_series
 
@@ -108,6 +110,7 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
     stage.check_checkpoint(folder / "rnn" / "checkpoints" / "last.npz", STAGE, run_dir)
     if stage.done_path(folder, "train_rnn").exists():
         load_mdn_rnn(folder / "rnn", config)
+        done_rule(config, folder / "rnn")  # C's retraining reads it with controller.done_rule=sampled
     if (folder / "controller" / STATE_NAME).exists():
         EvolutionStrategy.load(folder / "controller" / STATE_NAME, controller.num_params)
 

@@ -105,12 +105,14 @@ def check_settings(settings) -> None:
 
 def validate(invocation):
     """Before done.json is cleared or anything written: the ranking settings, M's weights, the
-    first-frame table (dream mode) or V's encoder (real mode), and the CMA-ES state a resume would
-    load (its validation set the same) or, for a new start, the controller --init-from names all
-    fit the config. Returns (x0 params, its file, its generation) or None."""
+    first-frame table and M's calibration for the sampled done rule (dream mode) or V's encoder
+    (real mode), and the CMA-ES state a resume would load (its validation set the same) or, for a
+    new start, the controller --init-from names all fit the config. Returns (x0 params, its file,
+    its generation) or None."""
     from controller.es import EvolutionStrategy
     from controller.policy import controller_from_config
     from controller.train import STATE_NAME
+    from rnn.calibration import done_rule
     from rnn.store import load_mdn_rnn
     from vae.series import read_initial_z
     from vae.store import load_part
@@ -121,6 +123,7 @@ def validate(invocation):
     load_mdn_rnn(run_dir / "rnn", config)
     if settings.mode == "dream":
         read_initial_z(run_dir / "series", config.vae.z_size)
+        done_rule(config, run_dir / "rnn")  # controller.done_rule=sampled: rnn/calibration.json is there and fits M
     else:
         load_part(run_dir / "vae", "encoder", config.vae)
     state_path = run_dir / "controller" / STATE_NAME

@@ -240,3 +240,138 @@ def test_the_scorer_from_the_config_uses_its_tau_cap_and_controller(dream_parts)
     assert lengths.max() == 6 and lengths.min() >= 1
     by_hand = DreamScorer(*dream_parts, 1.3, 6, make_controller(scorer.controller.shape))
     np.testing.assert_array_equal(by_hand.run(params, seeds), returns)
+
+
+# --- the done rules ---------------------------------------------------------------------------------
+
+
+def _recounted_dones(model, dream, seeds, actions_of, rule) -> int:
+    """Step `dream` (reset with `seeds`) to the end, row r taking actions_of(r, step); at each step recompute
+    M's done logit from the observation before it (eager, padded like the dream) and check that the rule
+    made of it what its definition says. Returns the number of (row, step) checked."""
+    import tensorflow as tf
+
+    from rnn import counter_random
+    from rnn.dream import pad_rows
+
+    checked = 0
+    while not dream.finished:
+        rows, step = dream.rows, dream.step_count
+        observation = dream.observation()
+        actions = np.stack([actions_of(row, step) for row in rows])
+        restart = np.full(len(pad_rows(rows)), float(step == 0), np.float32)
+        inputs = model.make_input(pad_rows(observation.z), pad_rows(actions), restart)
+        output, _, _ = model.step(inputs, tf.constant(pad_rows(observation.h)), tf.constant(pad_rows(observation.c)))
+        logit = model.split(output)["done_logit"].numpy()[: len(rows)].astype(np.float64)
+        if rule is None:
+            expected, margin = logit > 0, np.abs(logit)
+        else:
+            keys = counter_random.row_keys(tf.constant(seeds[rows]), step, counter_random.STREAM_DONE)
+            draw = counter_random.uniform(keys, 1).numpy()[:, 0]
+            probability = 1.0 / (1.0 + np.exp(-(rule.scale * (logit - rule.log_weight) + rule.offset)))
+            expected, margin = draw < probability, np.abs(draw - probability)
+        transition = dream.step(actions)
+        clear = margin > 1e-5  # float32 rounding decides nothing further away
+        np.testing.assert_array_equal(transition.terminated[clear], expected[clear], err_msg=f"step {step}")
+        checked += int(clear.sum())
+    return checked
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_the_done_rule_ends_episodes_where_its_definition_says(dream_parts, sampled):
+    """Threshold: terminated exactly where M's done logit > 0. Sampled: exactly where the row's own
+    draw u (stream STREAM_DONE of its seed and step) < sigmoid(scale (logit - log w) + offset)."""
+    from rnn.dream import DoneRule
+
+    model, initial_mu, initial_logvar = dream_parts
+    rule = DoneRule("sampled", np.log(10.0), 1.5, 0.7) if sampled else None
+    seeds = np.arange(900, 921, dtype=np.int64)
+    plans = {row: _held_actions(row + 7, MAX_STEPS) for row in range(len(seeds))}
+    dream = BatchedDream(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, done_rule=rule)
+    dream.reset(seeds)
+    assert _recounted_dones(model, dream, seeds, lambda row, step: plans[row][step], rule) > 100
+
+
+def test_an_explicit_threshold_rule_is_the_default_rule(dream_parts):
+    from rnn.dream import DoneRule
+
+    model, initial_mu, initial_logvar = dream_parts
+    seeds = np.arange(40, 61, dtype=np.int64)
+    default = _scorer(dream_parts, use_cell_state=True)
+    explicit = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, default.controller, done_rule=DoneRule())
+    params = _controllers(default, len(seeds), seed=3)
+    np.testing.assert_array_equal(default.run(params, seeds), explicit.run(params, seeds))
+    with pytest.raises(ValueError, match="expected 'threshold' or 'sampled'"):
+        DoneRule("sometimes")
+    with pytest.raises(ValueError, match="must be finite"):
+        DoneRule("sampled", float("nan"), 0.0, 1.0)
+
+
+def test_sampled_deaths_are_reproducible_and_split_invariant(dream_parts):
+    """The sampled rule's draws are the row's own (seed, step): the same seeds give the same lengths,
+    in one batch, split in two (as two MPI ranks), permuted, or one episode at a time in DreamEnv."""
+    from rnn.dream import DoneRule
+
+    model, initial_mu, initial_logvar = dream_parts
+    rule = DoneRule("sampled", np.log(10.0), 2.0, 1.0)
+    threshold_scorer = _scorer(dream_parts, use_cell_state=True)
+    scorer = DreamScorer(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, threshold_scorer.controller, done_rule=rule)
+    seeds = np.arange(11, 11 + 33, dtype=np.int64) * 7_919
+    params = _controllers(scorer, len(seeds), seed=6)
+    whole, lengths = scorer.run(params, seeds, return_lengths=True)
+    assert len(set(lengths.tolist())) > 3
+    np.testing.assert_array_equal(scorer.run(params, seeds), whole)
+    split = np.concatenate([scorer.run(params[a:b], seeds[a:b]) for a, b in ((0, 17), (17, 33))])
+    np.testing.assert_array_equal(split, whole)
+    order = np.random.default_rng(1).permutation(len(seeds))
+    np.testing.assert_array_equal(scorer.run(params[order], seeds[order]), whole[order])
+    threshold = threshold_scorer.run(params, seeds)
+    assert not np.array_equal(threshold, whole)  # the rule matters
+
+    env = DreamEnv(model, initial_mu, initial_logvar, 1.15, MAX_STEPS, done_rule=rule)
+    for row in (0, 5, 32):
+        observation, _ = env.reset(seed=int(seeds[row]))
+        total, finished = 0.0, False
+        while not finished:
+            observation, reward, terminated, truncated, _ = env.step(scorer.policy.episode_action(observation, params[row]))
+            total += reward
+            finished = terminated or truncated
+        assert total == whole[row]
+
+
+def test_sampled_death_rate_matches_the_calibrated_probability():
+    """An M whose done logit is a constant x: the sampled rule dies each step with p = sigmoid(scale (x -
+    log w) + offset), so deaths / steps over many rows estimates p, and lengths are geometric (mean 1/p)."""
+    import dataclasses
+
+    import keras
+
+    from rnn.dream import DoneRule
+
+    keras.utils.set_random_seed(0)
+    config = dataclasses.replace(RnnConfig(), hidden_size=HIDDEN_SIZE, num_mixtures=3, restart_input=True, predict_done=True)
+    model = build_mdn_rnn(config, Z_SIZE, ACTION_SIZE)
+    kernel, bias = model.head.get_weights()
+    kernel[:, -1], bias[-1] = 0.0, 1.0  # x = 1 at every step: the threshold rule would end every episode at once
+    model.head.set_weights([kernel, bias])
+    rule = DoneRule("sampled", np.log(10.0), -1.5, 0.8)
+    probability = 1.0 / (1.0 + np.exp(-(0.8 * (1.0 - np.log(10.0)) - 1.5)))  # ~0.06
+    initial = np.zeros((1, Z_SIZE), np.float32)
+    max_steps = 400
+    dream = BatchedDream(model, initial, initial - 2.0, 1.0, max_steps, done_rule=rule)
+    rows = 2000
+    lengths = np.zeros(rows, np.int64)
+    deaths = 0
+    dream.reset(np.arange(rows, dtype=np.int64))
+    while not dream.finished:
+        transition = dream.step(np.zeros((len(dream.rows), ACTION_SIZE), np.float32))
+        lengths[transition.rows] += 1
+        deaths += int(transition.terminated.sum())
+    steps = lengths.sum()
+    standard_error = np.sqrt(probability * (1 - probability) / steps)
+    assert abs(deaths / steps - probability) < 4 * standard_error, (deaths / steps, probability)
+    assert deaths == rows  # no episode lasts 400 steps at p ~ 0.06
+    assert abs(lengths.mean() - 1 / probability) < 4 * np.sqrt(1 - probability) / probability / np.sqrt(rows)
+    threshold = BatchedDream(model, initial, initial - 2.0, 1.0, max_steps)
+    threshold.reset(np.arange(3, dtype=np.int64))
+    assert threshold.step(np.zeros((3, ACTION_SIZE), np.float32)).terminated.all()

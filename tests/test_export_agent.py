@@ -107,6 +107,15 @@ def test_the_export_holds_exactly_the_files_the_stages_read(source, tmp_path, ca
     assert not [path for path in out.parent.iterdir() if path.name.startswith(".")], "no staging folder is left behind"
 
 
+def test_the_calibration_goes_with_m_when_the_run_has_one(source, tmp_path):
+    run_dir, out = tmp_path / "run", tmp_path / "doom"
+    shutil.copytree(source, run_dir)
+    (run_dir / "rnn" / "calibration.json").write_text('{"offset": -1.0}')
+    record = export_agent.main(["--run-dir", str(run_dir), "--to", str(out)])
+    assert _files(out) == EXPECTED | {"EXPORTED.json", "rnn/calibration.json"} and "rnn/calibration.json" in record["files"]
+    assert (out / "rnn" / "calibration.json").read_bytes() == (run_dir / "rnn" / "calibration.json").read_bytes()
+
+
 def test_evaluate_in_the_export_gives_the_source_returns_and_dream_runs(source, tmp_path):
     run_dir, out = tmp_path / "run", tmp_path / "doom"
     shutil.copytree(source, run_dir)  # its evaluation of the mean (the default) is the fixture's

@@ -404,3 +404,94 @@ def test_done_calibration_on_known_logits():
     assert result["fires"]["deaths_with_a_fire_in_last_steps"] == {"deaths": 1, "detected": 1, "rate": 1.0}
     with pytest.raises(ValueError, match="done logits for"):
         done_calibration(logits, dones[:1], num_bins=2, last_steps=2)
+
+
+def test_without_calibration_the_report_shows_the_threshold_and_a_note(finished):
+    run_dir, _, report = finished
+    section = report["done_rule"]
+    assert section["rule"] == "threshold" and section["description"] == "threshold (done logit > 0)"
+    assert section["calibration"]["skipped"] and "DIR/rnn/calibration.json is missing" in section["calibration"]["note"]
+    assert "python -m scripts.calibrate --run-dir DIR" in section["calibration"]["note"]
+    assert "  dream done rule: threshold (done logit > 0)" in fidelity.summary_lines(report, run_dir / "fidelity")
+
+
+def test_the_sampled_rule_remakes_only_the_dream_parts_and_shows_the_calibration(finished, tmp_path, capsys):
+    """--done-rule sampled after scripts.calibrate: the five dream parts are made again with the rule
+    (each length that of a single-episode dream with it), the real and held-out parts are kept, and
+    report.json holds the calibration (its curve before and after); back to the threshold, the dream
+    parts are the threshold's again."""
+    from controller.dream_scoring import ControllerDreamPolicy
+    from env.policies import episode_actions
+    from rnn.calibration import done_rule
+    from rnn.dream import DreamEnv
+    from rnn.store import load_mdn_rnn
+    from scripts import calibrate
+    from vae.series import read_initial_z
+
+    source, config, report = finished
+    run_dir = tmp_path / "run"
+    shutil.copytree(source, run_dir)
+    arguments = ["--run-dir", str(run_dir), "--seed", str(FIRST_SEED), "--episodes", str(EPISODES)]
+    with pytest.raises(fidelity.ArtifactError, match="calibration.json is missing"):
+        fidelity_script.main([*arguments, "--done-rule", "sampled"])
+    calibration = calibrate.main(["--run-dir", str(run_dir)])
+    assert calibration["data"]["source"] == "heldout" and calibration["data"]["series"] == {"series": ["000004.npz", "000019.npz"]}
+    capsys.readouterr()
+    sampled = fidelity_script.main([*arguments, "--done-rule", "sampled"])
+    output = capsys.readouterr().out
+    kept = {line.split(":")[1].strip() for line in output.splitlines() if ": kept from " in line}
+    assert kept == {"random_policy_real", "controller_real", "done_calibration", "heldout_z_nll"} | {f"held_{n}_real" for n in ("noop", "left", "right")}
+    section = sampled["done_rule"]
+    assert section["rule"] == "sampled" and section["calibration"] == {key: calibration[key] for key in fidelity.CALIBRATION_FIELDS}
+    assert "dream done rule: sampled, p = sigmoid(" in output and "M's calibration (rnn/calibration.json): heldout, 2 episodes" in output
+    assert sampled["random_policy"]["real"] == report["random_policy"]["real"]
+
+    rule = done_rule(config, run_dir / "rnn", "sampled")
+    initial_mu, initial_logvar = read_initial_z(run_dir / "series")
+    env = DreamEnv(
+        load_mdn_rnn(run_dir / "rnn", config), initial_mu, initial_logvar, config.controller.temperature, config.controller.max_dream_steps, done_rule=rule
+    )
+    controller = controller_from_config(config)
+    policy = ControllerDreamPolicy(controller)
+    params = store.load_params(run_dir / "controller" / "mean.npz", controller)[0]
+    random_lengths, controller_lengths = [], []
+    for seed in sampled["first_seed"] + np.arange(EPISODES):
+        actions = episode_actions(config.generate, "doom", 1, config.controller.max_dream_steps, int(seed))
+        random_lengths.append(len(_dream_episode(env, seed, lambda step, observation, actions=actions: actions[step])))
+        controller_lengths.append(len(_dream_episode(env, seed, lambda step, observation: policy.episode_action(observation, params))))
+    assert sampled["random_policy"]["dream"]["lengths"] == random_lengths
+    assert sampled["controller"]["dream"]["lengths"] == controller_lengths
+    assert sampled["random_policy"]["dream"]["lengths"] != report["random_policy"]["dream"]["lengths"]
+
+    back = fidelity_script.main(arguments)
+    assert back["done_rule"]["rule"] == "threshold" and back["done_rule"]["calibration"] == section["calibration"]
+    for part in ("random_policy", "controller"):
+        assert back[part]["dream"] == report[part]["dream"]
+
+
+def test_calibrate_plays_fresh_episodes_for_a_run_without_series(finished, tmp_path):
+    """An exported agent has only series/initial_z.npz: scripts.calibrate plays the random policy and the
+    controller on seeds SEED + k, the same real episodes fidelity plays on those seeds, and fits on them."""
+    from rnn.calibration import CALIBRATION_NAME
+    from scripts import calibrate
+
+    source, _, report = finished
+    run_dir = tmp_path / "run"
+    shutil.copytree(source, run_dir)
+    for path in (run_dir / "series").glob("0*.npz"):
+        path.unlink()
+    seed, index = 500_000_012, 4  # the random player dies at step 107 (fidelity's episode 4)
+    record = calibrate.main(["--run-dir", str(run_dir), "--episodes", "1", "--seed", str(seed)])
+    random_length, controller_length = report["random_policy"]["real"]["lengths"][index], report["controller"]["real"]["lengths"][index]
+    assert record["data"]["source"] == "play" and record["data"]["policies"] == {
+        "random": {"policy": "hold", "episodes": 1, "first_seed": seed},
+        "controller": {"params": "controller/mean.npz", "episodes": 1, "first_seed": seed},
+    }
+    assert (record["data"]["episodes"], record["data"]["steps"], record["data"]["deaths"]) == (2, random_length + controller_length, 1)
+    by_policy = record["death_rate_by_group"]
+    assert (by_policy["random"]["steps"], by_policy["random"]["deaths"], by_policy["controller"]["steps"]) == (random_length, 1, controller_length)
+    first = (run_dir / "rnn" / CALIBRATION_NAME).read_bytes()
+    calibrate.main(["--run-dir", str(run_dir), "--episodes", "1", "--seed", str(seed)])
+    assert (run_dir / "rnn" / CALIBRATION_NAME).read_bytes() == first, "the same seeds play the same episodes"
+    with pytest.raises(calibrate.stage.StageError, match="--source play"):
+        calibrate.main(["--run-dir", str(run_dir), "--source", "heldout"])

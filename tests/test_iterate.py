@@ -48,7 +48,7 @@ def _write_series(run_dir, config, count=6):
     for index in range(count):
         steps = int(rng.integers(12, 30))
         done = np.zeros(steps, bool)
-        done[-1] = index % 2 == 0
+        done[-1] = index % 2 == 1  # the held-out 000003 dies: M's calibration has a death to fit
         z_size = config.vae.z_size
         write_series(
             run_dir / "series" / f"{index:06d}.npz",
@@ -211,6 +211,35 @@ def test_rnn_finetune_starts_from_the_previous_weights(one_round, tmp_path):
         np.testing.assert_array_equal(kept, old)
     trained = load_mdn_rnn(run_dir / "iterate" / "round_001" / "rnn", config).get_weights()
     assert len(trained) == len(previous) and any(not np.array_equal(new, old) for new, old in zip(trained, previous, strict=True))
+
+
+def test_each_round_calibrates_m_on_the_episodes_it_held_out_of_every_folder(one_round, tmp_path):
+    """The round's rnn/calibration.json is fit on M's held-out split of the run's series and of the
+    round's own (the controller's episodes); scripts.calibrate on the round folder remakes it exactly."""
+    import os
+
+    from rnn.data import split_series_paths
+    from scripts import calibrate
+    from vae.extract import weights_fingerprint
+    from vae.series import list_series
+
+    run_dir, config, _ = one_round
+    folder = run_dir / "iterate" / "round_001"
+    record = read_json(folder / "rnn" / "calibration.json")
+    paths = [path for series in iterate.series_folders(run_dir, 1) for path in list_series(series)]
+    _, held_out = split_series_paths(paths, config.rnn.validation_fraction, config.rnn.seed)
+    expected = {}
+    for path in held_out:
+        expected.setdefault(os.path.relpath(path.parent, folder), []).append(path.name)
+    assert record["data"]["series"] == expected and set(expected) == {"../../series", "series"}  # the round's own episodes are in
+    assert {group: values["episodes"] for group, values in record["death_rate_by_group"].items()} == {"../../series": 1, "series": 1}
+    assert record["data"]["episodes"] == len(held_out) == 2 and record["m_sha256"] == weights_fingerprint(folder / "rnn" / "mdn_rnn.weights.h5")
+    assert read_json(folder / "rnn" / "done.json")["summary"]["calibration"]["offset"] == record["offset"]
+
+    copy = copy_run(run_dir, tmp_path / "copy")
+    (copy / "iterate" / "round_001" / "rnn" / "calibration.json").unlink()
+    calibrate.main(["--run-dir", str(copy / "iterate" / "round_001")])
+    assert (copy / "iterate" / "round_001" / "rnn" / "calibration.json").read_bytes() == (folder / "rnn" / "calibration.json").read_bytes()
 
 
 def test_rerun_of_a_finished_round_rewrites_nothing(one_round):

@@ -110,3 +110,53 @@ def test_series_of_another_z_size_are_refused(run_dir):
 
     with pytest.raises(ArtifactError, match=r"000000\.npz: 'mu' has shape \(30, 4\), expected \(T, 8\)"):
         SeriesData(run_dir / "series", 8, 1)
+
+
+def test_train_rnn_writes_the_calibration_and_calibrate_remakes_it(run_dir, capsys):
+    """train_rnn fits M's done head on its held-out episode into rnn/calibration.json; scripts.calibrate
+    makes the same file again; the dream with controller.done_rule=sampled reads it, and without it stops
+    naming the file and the command that makes it."""
+    import shutil
+
+    from common.errors import ArtifactError
+    from rnn.data import split_series_paths
+    from rnn.fidelity import TeacherForcing
+    from rnn.store import load_mdn_rnn
+    from scripts import calibrate, dream, train_rnn
+    from vae.extract import weights_fingerprint
+    from vae.series import read_series
+
+    train_rnn.main(["--run-dir", str(run_dir)])
+    path = run_dir / "rnn" / "calibration.json"
+    record = read_json(path)
+    _, heldout = split_series_paths(sorted((run_dir / "series").glob("0*.npz")), 0.02, 0)  # rnn.validation_fraction, rnn.seed
+    episode = read_series(heldout[0])
+    assert record["data"]["source"] == "heldout" and record["data"]["series"] == {"series": [heldout[0].name]}
+    assert (record["data"]["episodes"], record["data"]["steps"], record["data"]["deaths"]) == (1, len(episode["done"]), 1)
+    assert record["m_sha256"] == weights_fingerprint(run_dir / "rnn" / "mdn_rnn.weights.h5") and record["done_weight"] == 10.0
+    summary = read_json(run_dir / "rnn" / "done.json")["summary"]["calibration"]
+    assert (summary["offset"], summary["scale"]) == (record["offset"], record["scale"])
+    # the logits it was fit on: M over the held-out episode, z resampled as in training (noise seed 0)
+    config = stage.resolve_config(run_dir, None, [])
+    logits = TeacherForcing(load_mdn_rnn(run_dir / "rnn", config)).run([episode], noise_seed=0)[0]["done_logit"].astype(np.float64)
+    assert record["death_rate"]["threshold_rule_fires"] == (logits > 0).mean()
+    calibrated = record["scale"] * (logits - np.log(10.0)) + record["offset"]
+    assert record["death_rate"]["calibrated_mean_p"] == pytest.approx((1 / (1 + np.exp(-calibrated))).mean())
+    assert "M's done head calibrated: heldout, 1 episodes, 1 deaths" in capsys.readouterr().out
+
+    before = path.read_bytes()
+    path.unlink()
+    calibrate.main(["--run-dir", str(run_dir)])
+    assert path.read_bytes() == before, "the same held-out episodes and M make the same file"
+    assert "calibrate: heldout, 1 episodes, 1 deaths" in capsys.readouterr().out
+
+    dream.main(["--run-dir", str(run_dir), "--max-steps", "8", "--format", "gif", "--set", "controller.done_rule=sampled"])
+    sign = "-" if record["offset"] < 0 else "+"
+    described = f"done rule sampled, p = sigmoid({record['scale']:.4g} (done logit - 2.303) {sign} {abs(record['offset']):.4g})"
+    assert described in capsys.readouterr().out
+    path.unlink()
+    shutil.rmtree(run_dir / "dream")
+    with pytest.raises(ArtifactError) as error:
+        dream.main(["--run-dir", str(run_dir)])
+    assert f"{path} is missing" in str(error.value) and f"python -m scripts.calibrate --run-dir {run_dir}" in str(error.value)
+    assert not (run_dir / "dream").exists()
