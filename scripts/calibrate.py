@@ -81,7 +81,7 @@ def validate(invocation):
         check_seeds(arguments.seed, arguments.episodes)
     except ValueError as error:
         raise stage.StageError(f"--seed {arguments.seed} --episodes {arguments.episodes}: {error}") from None
-    encoder = load_part(run_dir / "vae", "encoder", config.vae.z_size)
+    encoder = load_part(run_dir / "vae", "encoder", config.vae)
     params = None
     if (run_dir / "controller" / "mean.npz").exists():
         from controller.store import load_controller

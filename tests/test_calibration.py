@@ -200,10 +200,10 @@ def test_training_in_the_dream_uses_the_sampled_rule_and_needs_its_file(tmp_path
     initial_mu, initial_logvar = read_initial_z(run_dir / "series")
     settings = config.controller
     rule = DoneRule("sampled", np.log(WEIGHT), record["offset"], record["scale"])
-    sampled = DreamScorer(model, initial_mu, initial_logvar, settings.temperature, settings.max_dream_steps, True, rule)
-    threshold = DreamScorer(model, initial_mu, initial_logvar, settings.temperature, settings.max_dream_steps, True)
-    controllers = np.random.default_rng(0).normal(scale=0.3, size=(12, sampled.feature_size, 1)).astype(np.float32)
+    sampled = DreamScorer.from_config(config, model, initial_mu, initial_logvar, rule)
+    threshold = DreamScorer.from_config(config, model, initial_mu, initial_logvar)
+    controllers = np.random.default_rng(0).normal(scale=0.3, size=(12, sampled.controller.num_params)).astype(np.float32)
     seeds = np.arange(12, dtype=np.int64) + 2**31
-    returns = scorer(controllers, None, seeds)
-    np.testing.assert_array_equal(returns, sampled.run(controllers, None, seeds))
-    assert returns.min() < settings.max_dream_steps and not np.array_equal(returns, threshold.run(controllers, None, seeds))
+    returns = scorer(controllers, seeds)
+    np.testing.assert_array_equal(returns, sampled.run(controllers, seeds))
+    assert returns.min() < settings.max_dream_steps and not np.array_equal(returns, threshold.run(controllers, seeds))

@@ -88,7 +88,7 @@ def test_dream_uses_the_controllers_mean(run_dir, capsys):
     store.save_params(run_dir / "controller" / "mean.npz", np.full(controller.num_params, 0.01, np.float32), controller)
     dream.main(["--run-dir", str(run_dir), "--max-steps", "5"])
     output = capsys.readouterr().out
-    assert "acted by the controller's mean" in output
+    assert "acted by the saved controller controller/mean.npz" in output
     import imageio.v2 as imageio
 
     dream_steps = int(re.search(r"dream at tau [\d.]+, (\d+) steps", output).group(1))
