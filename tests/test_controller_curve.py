@@ -71,9 +71,9 @@ def saved_figures(monkeypatch):
 
 
 def test_plot_curve_writes_the_note_and_a_plain_axis_for_an_all_capped_run(tmp_path, saved_figures):
-    plot_curve(ALL_CAPPED, tmp_path / "curve.png", "doom: CMA-ES (dream)", CAP)
+    plot_curve(ALL_CAPPED, tmp_path / "curve.png", "doom: CMA-ES (dream)", cap=CAP)
     assert (tmp_path / "curve.png").stat().st_size > 0
-    (axes,) = saved_figures[0].axes
+    axes = saved_figures[0].axes[0]  # the fitness axes (the first)
     assert [text.get_text() for text in axes.texts] == [cap_note(ALL_CAPPED, CAP)]
     assert axes.yaxis.get_offset_text().get_text() == ""  # no "+1.99999e2" above the axis
     low, high = axes.get_ylim()
@@ -84,7 +84,7 @@ def test_plot_curve_writes_the_note_and_a_plain_axis_for_an_all_capped_run(tmp_p
 
 def test_plot_curve_without_a_cap_still_draws_a_flat_curve_on_a_plain_axis(tmp_path, saved_figures):
     plot_curve(ALL_CAPPED, tmp_path / "curve.png", "title")
-    (axes,) = saved_figures[0].axes
+    axes = saved_figures[0].axes[0]  # the fitness axes (the first)
     assert len(axes.texts) == 0
     assert axes.yaxis.get_offset_text().get_text() == ""
     low, high = axes.get_ylim()
@@ -93,8 +93,8 @@ def test_plot_curve_without_a_cap_still_draws_a_flat_curve_on_a_plain_axis(tmp_p
 
 def test_plot_curve_leaves_a_learning_curve_as_it_was(tmp_path, saved_figures):
     records = [record(generation, 100.0 + 40 * generation, 99.0 + 40 * generation) for generation in range(3)]
-    plot_curve(records, tmp_path / "curve.png", "title", CAP)
-    (axes,) = saved_figures[0].axes
+    plot_curve(records, tmp_path / "curve.png", "title", cap=CAP)
+    axes = saved_figures[0].axes[0]  # the fitness axes (the first)
     assert len(axes.texts) == 0
     low, high = axes.get_ylim()
     assert low < 99.0 and 180.0 < high < CAP  # autoscaled to the data, the cap not drawn
