@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up (once) a virtual environment with the pinned dependencies, then run a job.
 #
+#   ./run.sh demo [ARGS]       the main job: the doom-smoke pipeline, then the committed TakeCover agent
+#                              playing, dreaming and seeing (python -m scripts.demo; --help for ARGS)
 #   ./run.sh pipeline [ARGS]   the whole pipeline; default: --preset doom-smoke --run-dir runs/doom-smoke
 #   ./run.sh test [ARGS]       the test suite (pytest ARGS; slow tests: ./run.sh test -m slow)
 #   ./run.sh python [ARGS]     python inside the environment, e.g. ./run.sh python -m scripts.generate --help
@@ -39,6 +41,8 @@ fi
 
 export SDL_VIDEODRIVER=${SDL_VIDEODRIVER:-dummy} SDL_AUDIODRIVER=${SDL_AUDIODRIVER:-dummy}
 case "$job" in
+    demo)
+        exec "$venv/bin/python" -m scripts.demo "$@" ;;
     pipeline)
         if [ $# -eq 0 ]; then set -- --preset doom-smoke --run-dir runs/doom-smoke; fi
         exec "$venv/bin/python" -m scripts.pipeline "$@" ;;
@@ -47,6 +51,6 @@ case "$job" in
     python)
         exec "$venv/bin/python" "$@" ;;
     *)
-        echo "usage: ./run.sh pipeline|test|python [ARGS]" >&2
+        echo "usage: ./run.sh demo|pipeline|test|python [ARGS]" >&2
         exit 2 ;;
 esac

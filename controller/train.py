@@ -123,6 +123,7 @@ class Rank0:
         self.controller = controller_from_config(config)
         self.controller_dir = controller_dir
         self.title = f"{config.env.name}: CMA-ES ({self.settings.mode})"
+        self.return_cap = return_cap(config)
         self.log = log
         self.progress = progress
         state_path = controller_dir / STATE_NAME
@@ -271,7 +272,7 @@ class Rank0:
                 validation_first_seed=VALIDATION_SEED_BASE,
             )
         write_jsonl(self.controller_dir / METRICS_NAME, strategy.records)
-        plot_curve(strategy.records, self.controller_dir / CURVE_NAME, self.title, self.settings.eval_set)
+        plot_curve(strategy.records, self.controller_dir / CURVE_NAME, self.title, self.settings.eval_set, self.return_cap)
 
     def finish(self, num_ranks: int) -> dict:
         if self.bar is not None:
@@ -291,9 +292,10 @@ class Rank0:
         return summary
 
 
-def plot_curve(records: list[dict], path: Path, title: str, eval_set: str = "fresh") -> None:
+def plot_curve(records: list[dict], path: Path, title: str, eval_set: str = "fresh", cap: float | None = None) -> None:
     """curve.png: above, fitness per generation (mean, best, worst), the periodic scores of the mean
-    and the selected one; below, the rollouts per candidate and the ranking's split-half reliability."""
+    and the selected one; below, the rollouts per candidate and the ranking's split-half reliability.
+    cap: the most an episode can return (return_cap), to say when every candidate reached it."""
     generations = [record["generation"] for record in records]
     figure = Figure(figsize=(8, 7), layout="constrained")
     axes, noise_axes = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
@@ -334,9 +336,55 @@ def plot_curve(records: list[dict], path: Path, title: str, eval_set: str = "fre
     )
     reliability_axes.set_ylim(0, 1)
     reliability_axes.set_ylabel("reliability")
+    mark_return_cap(axes, records, cap)
     figure.legend(loc="outside lower center", ncol=2, fontsize="small")  # below the axes: a long run's curves fill them
     with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=100)
+
+
+def return_cap(config) -> float | None:
+    """The most a training episode can return, when there is one: in the dream without a reward
+    head each step returns 1 (rnn/dream.py), so an episode returns at most max_dream_steps."""
+    if config.controller.mode == "dream" and not config.rnn.predict_reward:
+        return float(config.controller.max_dream_steps)
+    return None
+
+
+def capped_generations(records: list[dict], cap: float | None) -> list[int]:
+    """Generations in which every candidate's every rollout returned the cap: their mean return
+    is the cap (no return exceeds it), their fitness differs only by weight decay, and CMA-ES
+    ranks the candidates by weight decay alone. Float32 returns: a relative tolerance of 1e-6."""
+    if cap is None:
+        return []
+    return [record["generation"] for record in records if record["return_mean"] >= cap * (1 - 1e-6)]
+
+
+def cap_note(records: list[dict], cap: float | None) -> str | None:
+    """The text curve.png shows when some generation had nothing to rank, else None."""
+    capped = capped_generations(records, cap)
+    if not capped:
+        return None
+    where = "in every generation" if len(capped) == len(records) else f"in {len(capped)} of {len(records)} generations (x)"
+    return f"every candidate reached the dream cap of {cap:g} steps {where}:\nnothing to rank (fitness = {cap:g} - weight decay)"
+
+
+def mark_return_cap(axes, records: list[dict], cap: float | None) -> None:
+    """Say on the axes when every candidate reached the cap, and keep a flat curve readable: fitness
+    values that differ by weight decay alone would otherwise be drawn as noise about an offset
+    (an axis reading +1.99999e2)."""
+    note = cap_note(records, cap)
+    if note is not None:
+        capped = capped_generations(records, cap)
+        axes.axhline(cap, color="black", linestyle="--", linewidth=1)
+        if len(capped) < len(records):
+            axes.plot(capped, [cap] * len(capped), "kx", markersize=8)
+        axes.text(0.5, 0.75, note, transform=axes.transAxes, ha="center", va="center", fontsize=11, bbox={"facecolor": "white", "alpha": 0.9})
+    low, high = axes.get_ylim()
+    centre = (low + high) / 2
+    if high - low < 1e-3 * max(1.0, abs(centre)):  # flat to within float noise
+        half_height = max(1.0, 0.05 * abs(centre))
+        axes.set_ylim(centre - half_height, centre + half_height)
+    axes.ticklabel_format(axis="y", style="plain", useOffset=False)
 
 
 # --- the training loop --------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's CarRacing run: the carracing-cpu preset on 2 cores, with the measured choice of
+# The CarRacing run of docs/results.md: the carracing-cpu preset on 2 cores, with the measured choice of
 # CMA-ES's split of 64 episodes a generation. Every step resumes or is skipped when the script is
 # rerun, so run it again after any stop; each step's start and end go to RUN/stages.log.
 #
@@ -18,7 +18,7 @@ RUN=${RUN:-$CODE/runs/carracing-cpu}
 SIDE=${SIDE:-$RUN-64x1}
 PRESET=${PRESET:-carracing-cpu}
 COMPARE_GENERATIONS=${COMPARE_GENERATIONS:-10}
-# The README's run: 125 generations, past the preset's 100 (what fits 8 hours), to see whether more
+# That run: 125 generations, past the preset's 100 (what fits 8 hours), to see whether more
 # help (they did not; planned 150, cut at 125 with the mean's score level since generation 49).
 GENERATIONS=${GENERATIONS:-125}
 EVAL_EVERY=${EVAL_EVERY:-25}

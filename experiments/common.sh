@@ -1,6 +1,6 @@
 # Sourced by the experiment scripts, after they set RUN (and CODE): go to the project, make RUN,
 # and define `step NAME LOG COMMAND...`, which runs COMMAND with its output appended to LOG and
-# its start, end and status appended to RUN/stages.log (the stage times the README reports).
+# its start, end and status appended to RUN/stages.log (the stage times docs/results.md reports).
 cd "$CODE" || exit 1
 mkdir -p "$RUN"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's TakeCover run: the doom preset (the paper's experiment) on RANKS MPI ranks, then
+# The TakeCover run of docs/results.md: the doom preset (the paper's experiment) on RANKS MPI ranks, then
 # the fidelity report and the random policy's score. Every step resumes or is skipped when the
 # script is rerun, so run it again after any stop; each step's start and end go to RUN/stages.log.
 #

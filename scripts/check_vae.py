@@ -46,6 +46,20 @@ def validate(invocation):
     return load_encoder_decoder(invocation.run_dir / "vae", invocation.config.vae)
 
 
+def training_caption(config, run_dir: Path) -> str:
+    """A line for the picture saying what V was trained on (DIR/vae/done.json): a smoke preset's V,
+    a few hundred steps on about a thousand frames, draws blur, and its picture says so."""
+    from common.files import read_json
+
+    summary = read_json(stage.done_path(run_dir, "train_vae")).get("summary", {})
+    counts = [(summary.get("training_frames"), "frame"), (summary.get("epochs_completed"), "epoch"), (summary.get("steps"), "step")]
+    trained = ", ".join(f"{count:,} {unit}{'' if count == 1 else 's'}" for count, unit in counts if count is not None)
+    trained = f"trained on {trained}" if trained else "trained"
+    if str(config.preset).endswith("-smoke"):
+        return f"smoke V (preset {config.preset}), {trained}: expect blur; a V trained by the full preset draws the scene (docs/results.md)"
+    return f"V (preset {config.preset}), {trained}"
+
+
 def play_fresh_episodes(config, folder: Path, episodes: int, first_seed: int) -> list[Path]:
     """`episodes` new episodes of the run's random data-collection policy, played and written to
     `folder` by generate's own code on seeds first_seed + i (an episode generate would drop, of
@@ -71,6 +85,7 @@ def main(argv=None):
     output = arguments.out or run_dir / "vae" / "reconstructions.png"
     output.parent.mkdir(parents=True, exist_ok=True)
     title = f"{config.env.name} {config.vae.kind}, z={config.vae.z_size}"
+    caption = training_caption(config, run_dir)
     rollouts = list_episodes(run_dir / "rollouts")
     if rollouts:
         training, held_out = data.split_episodes(rollouts, config.vae.validation_fraction, config.vae.seed)
@@ -78,7 +93,9 @@ def main(argv=None):
         if not held_out:
             held_out, source = training, "training (no episodes held out)"
         frames, mean_error, num_frames = scan_episodes(encoder, decoder, held_out, arguments.num_frames, config.vae.extract_batch_size)
-        reconstruction_figure(encoder, decoder, frames, output, f"{title}: mean {source} error {mean_error:.1f} over {num_frames} frames", seed=config.vae.seed)
+        reconstruction_figure(
+            encoder, decoder, frames, output, f"{title}: mean {source} error {mean_error:.1f} over {num_frames} frames\n{caption}", seed=config.vae.seed
+        )
         print(f"check_vae: mean {source} reconstruction error {mean_error:.2f} (summed squared error per image over {num_frames} frames); picture: {output}")
         return
 
@@ -94,7 +111,13 @@ def main(argv=None):
     seeds = ", ".join(str(arguments.seed + episode_index(path)) for path in episodes)
     played = f"{num_frames} freshly played frames ({len(episodes)} new episodes of the random policy, seeds {seeds})"
     reconstruction_figure(
-        encoder, decoder, frames, output, f"{title}: mean error {mean_error:.1f} over {played}", seed=config.vae.seed, frames_label="freshly played\nframes"
+        encoder,
+        decoder,
+        frames,
+        output,
+        f"{title}: mean error {mean_error:.1f} over {played}\n{caption}",
+        seed=config.vae.seed,
+        frames_label="freshly played\nframes",
     )
     print(f"check_vae: mean reconstruction error {mean_error:.2f} (summed squared error per image) over {played}; picture: {output}")
 

@@ -160,3 +160,40 @@ def test_the_committed_doom_agent_is_checked_on_fresh_frames_without_dirtying_th
     if ignored.returncode == 128:
         pytest.skip("not a git checkout")
     assert ignored.stdout.split() == ["pretrained/doom/vae/reconstructions.png", "pretrained/doom/.locks/vae.lock"]
+
+
+def test_the_picture_says_what_v_was_trained_on_and_calls_a_smoke_v_a_smoke_v(tmp_path, monkeypatch):
+    """The caption comes from DIR/vae/done.json; a smoke preset's V is named as such, so its blur
+    is not taken for what V learns."""
+    smoke_dir, full_dir = tmp_path / "smoke", tmp_path / "full"
+    summary = {"training_frames": 814, "epochs_completed": 8, "steps": 208}
+    stage.mark_done(smoke_dir, "train_vae", stage.resolve_config(smoke_dir, "doom-smoke", []), summary=summary)
+    caption = check_vae.training_caption(stage.resolve_config(smoke_dir, None, []), smoke_dir)
+    assert caption == (
+        "smoke V (preset doom-smoke), trained on 814 frames, 8 epochs, 208 steps: expect blur; a V trained by the full preset draws the scene (docs/results.md)"
+    )
+    full = {"training_frames": 3083104, "epochs_completed": 1, "steps": 30832}
+    stage.mark_done(full_dir, "train_vae", stage.resolve_config(full_dir, "doom", []), summary=full)
+    assert check_vae.training_caption(stage.resolve_config(full_dir, None, []), full_dir) == (
+        "V (preset doom), trained on 3,083,104 frames, 1 epoch, 30,832 steps"
+    )
+
+    # check_vae puts it under the picture's title
+    import vae.reconstruction
+
+    titles = []
+    monkeypatch.setattr(vae.reconstruction, "reconstruction_figure", lambda *arguments, **keywords: titles.append(arguments[4]))
+    run_dir = tmp_path / "run"
+    config = stage.resolve_config(run_dir, "carracing-smoke", ["vae.z_size=8"])
+    write_synthetic_rollouts(run_dir / "rollouts", num_episodes=5, num_steps=8)
+    stage.mark_done(run_dir, "generate", config)
+    (run_dir / "vae").mkdir()
+    build_encoder(8).save_weights(run_dir / "vae" / "encoder.weights.h5")
+    build_decoder(8).save_weights(run_dir / "vae" / "decoder.weights.h5")
+    stage.mark_done(run_dir, "train_vae", config, summary=summary)
+    check_vae.main(["--run-dir", str(run_dir), "--num-frames", "2"])
+    stage.release_locks()
+    (title,) = titles
+    assert title.endswith(
+        "\nsmoke V (preset carracing-smoke), trained on 814 frames, 8 epochs, 208 steps: expect blur; a V trained by the full preset draws the scene (docs/results.md)"
+    )
