@@ -69,6 +69,11 @@ def check_settings(config) -> None:
             raise stage.StageError(f"{key}={value}: expected at least {least}")
     if not iterate.action_noise >= 0:  # also refuses NaN
         raise stage.StageError(f"iterate.action_noise={iterate.action_noise}: expected a standard deviation >= 0")
+    if iterate.fidelity_episodes > 0 and iterate.episodes_per_round < 2:
+        raise stage.StageError(
+            f"iterate.fidelity_episodes={iterate.fidelity_episodes} with iterate.episodes_per_round={iterate.episodes_per_round}: the round's "
+            "fidelity report checks M on the round's episodes it held out, which needs at least 2 a round; collect more or set iterate.fidelity_episodes=0"
+        )
 
 
 def check_seeds(config, run_dir) -> None:

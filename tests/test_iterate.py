@@ -446,6 +446,18 @@ def test_no_controller_is_refused_with_status_2_and_nothing_changes(base, tmp_pa
     assert tree(run_dir) == before and not (run_dir / "iterate").exists()
 
 
+def test_fidelity_reports_need_two_episodes_a_round(base):
+    config = iterate_script.round_config(base[1])
+    config.iterate.episodes_per_round = 1
+    with pytest.raises(stage.StageError, match="iterate.fidelity_episodes=2 with iterate.episodes_per_round=1"):
+        iterate_script.check_settings(config)
+    config.iterate.fidelity_episodes = 0
+    iterate_script.check_settings(config)
+    config.iterate.fidelity_episodes = -1
+    with pytest.raises(stage.StageError, match="iterate.fidelity_episodes=-1: expected at least 0"):
+        iterate_script.check_settings(config)
+
+
 def test_a_real_mode_run_is_refused(base, tmp_path, capsys):
     run_dir = copy_run(base[0], tmp_path / "run")
     config = json.loads((run_dir / "config.json").read_text())
