@@ -126,7 +126,8 @@ class IterateConfig:
     )
     fidelity_episodes: int = setting(
         50,
-        "episodes per policy and side of each round's fidelity report (dream/game length ratios in rounds.json); 0 turns it off",
+        "episodes per policy and side of each round's fidelity report (dream/game length ratios in rounds.json; a report already "
+        "in the round folder keeps its own count); 0 turns it off",
         "episodes",
         "this project's choice",
         locked=False,

@@ -277,11 +277,18 @@ def fidelity_round(config, output_dir: Path, heldout: tuple[list[Path], bool], l
     """The fidelity report (controller/fidelity.py) on the round folder: its M, mean controller, first
     frames and done rule (controller.done_rule), iterate.fidelity_episodes episodes per policy and side.
     heldout: the series files M held out of the round's own episodes and whether training really left
-    them out (scripts/fidelity.py's heldout_split). Resumes from the report's saved parts."""
+    them out (scripts/fidelity.py's heldout_split). Resumes from the report's saved parts. A report
+    already in the round folder (scripts.fidelity run on it) keeps its episodes and seeds, so its
+    parts are reused, not replaced by a smaller report."""
     from controller import fidelity
 
     started = time.perf_counter()
     settings = fidelity.FidelitySettings(episodes=config.iterate.fidelity_episodes, params="mean")
+    existing = output_dir / fidelity.FOLDER / fidelity.REPORT_NAME
+    if existing.exists():
+        report = read_json(existing)
+        settings.episodes, settings.first_seed = report["episodes"], report["first_seed"]
+        log(f"iterate: {existing} exists: the round's report keeps its {settings.episodes} episodes from seed {settings.first_seed}")
     paths, from_training = heldout
     inputs = fidelity.load_inputs(config, output_dir, settings, paths)
     report = fidelity.fidelity_report(config, output_dir, settings, inputs, from_training, log=log, progress=progress)

@@ -17,7 +17,7 @@ larger N adds rounds). Round r, in DIR/iterate/round_<r:03d>/ (see controller/it
   eval/        the new mean on iterate.eval_episodes fresh real episodes (seeds evaluate.seed + k)
   eval_validation/  the same on the validation seeds 2^29 + k (controller/seeds.py)
   fidelity/    the fidelity report (scripts.fidelity) on the round, iterate.fidelity_episodes
-               episodes per policy and side (0: none)
+               episodes per policy and side (0: none; a report already there keeps its count)
   config.json, vae/ (a link to DIR/vae): the round folder is a run directory for scripts.evaluate,
                scripts.dream and scripts.fidelity
 DIR/iterate/rounds.json lists every finished round: new_episodes, real_mean, real_std (evaluate's

@@ -446,6 +446,21 @@ def test_no_controller_is_refused_with_status_2_and_nothing_changes(base, tmp_pa
     assert tree(run_dir) == before and not (run_dir / "iterate").exists()
 
 
+def test_a_fidelity_report_already_on_the_round_is_kept(one_round, tmp_path):
+    """scripts.fidelity's report on a round (here: the round's own, its done.json gone) is reused with
+    its episode count, whatever iterate.fidelity_episodes says: no part is recomputed or replaced."""
+    run_dir, _, records = one_round
+    copy = copy_run(run_dir, tmp_path / "copy")
+    folder = copy / "iterate" / "round_001" / "fidelity"
+    for path in (folder / "done.json", copy / "iterate" / "rounds.json", copy / "iterate" / "done.json"):
+        path.unlink()
+    before = tree(folder)
+    again = iterate_script.main(["--run-dir", str(copy), "--rounds", "1", "--set", "iterate.fidelity_episodes=5"])
+    assert again[0]["dream_over_real"] == records[0]["dream_over_real"]
+    assert {name: digest for name, digest in tree(folder).items() if name != "done.json"} == before
+    assert read_json(folder / "done.json")["summary"]["episodes"] == 2
+
+
 def test_fidelity_reports_need_two_episodes_a_round(base):
     config = iterate_script.round_config(base[1])
     config.iterate.episodes_per_round = 1
