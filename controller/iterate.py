@@ -12,8 +12,8 @@
      episodes per policy and side (0: skipped): the dream/game episode-length ratio of the random
      policy, each held action and the controller, i.e. how hard the dream is (aim 0.8-1.25 each).
 Round r lives in DIR/iterate/round_<r:03d>/ with the run directory's own layout (rollouts/, series/,
-rnn/, controller/, eval/, eval_validation/, fidelity/, a config.json and vae/ as a link to the run's V), so the stage scripts can
-be pointed at it. Round 1 starts from the run's own M (DIR/rnn) and C (DIR/controller/mean.npz).
+rnn/, controller/, eval/, eval_validation/, fidelity/, a config.json and vae/ as a link to the run's
+V), so the stage scripts can be pointed at it. Round 1 starts from the run's own M (DIR/rnn) and C (DIR/controller/mean.npz).
 
 Collection (step 1): episode i of round r uses seed collection_seeds(iterate.seed, r)[i], a hash in
 [2^30, 2^31): above generate's seeds (base_seed + i) and evaluation's (evaluate.seed + k), below the

@@ -113,6 +113,8 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
         load_mdn_rnn(folder / "rnn", config)
         load_params(folder / "controller" / MEAN_NAME, controller, fix_hint=f"rerun `{stage.command_for(STAGE, run_dir)} --rounds N --force`")
         read_initial_z(folder / "series", config.vae.z_size)
+        if config.iterate.fidelity_episodes > 0 and not stage.done_path(folder, "round_fidelity").exists():
+            done_rule(config, folder / "rnn")  # the round's fidelity report still to make ends its dreams by it
         return
     if force:
         return
