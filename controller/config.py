@@ -116,5 +116,20 @@ class IterateConfig:
     controller_generations: int = setting(
         50, "CMA-ES generations per round, from the previous round's distribution mean", "generations", "paper, section 6; this project's choice", locked=False
     )
-    eval_episodes: int = setting(100, "fresh real episodes scoring each round's mean (seeds evaluate.seed + k)", "episodes", "paper, section 4.4", locked=False)
+    eval_episodes: int = setting(
+        100,
+        "real episodes scoring each round's mean, twice: on evaluate's seeds (evaluate.seed + k) and on the validation seeds (2^29 + k) "
+        "the best round is named by",
+        "episodes",
+        "paper, section 4.4",
+        locked=False,
+    )
+    fidelity_episodes: int = setting(
+        50,
+        "episodes per policy and side of each round's fidelity report (dream/game length ratios in rounds.json; a report already "
+        "in the round folder keeps its own count); 0 turns it off",
+        "episodes",
+        "this project's choice",
+        locked=False,
+    )
     seed: int = setting(0, "seed of the collection episodes (their env seeds and action noise)", "seed")

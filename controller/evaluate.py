@@ -16,6 +16,7 @@ evaluate_random() writes the same files (no video) to DIR/eval_random/. Either c
 another folder instead (scripts/evaluate.py --seed: a further seed set in DIR/eval_seed<N>/).
 """
 
+import copy
 import hashlib
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from common.files import atomic_path, read_json, write_json
 from common.video import side_by_side
 from common.video import write_video as write_pictures
 from controller.policy import controller_from_config
-from controller.seeds import evaluation_seeds
+from controller.seeds import VALIDATION_SEED_BASE, evaluation_seeds, validation_seeds
 from controller.store import load_agent, load_controller
 from env.batch import BatchEnv
 from env.collect import random_policy_episodes
@@ -171,17 +172,22 @@ def write_results(
 # --- the trained controller ----------------------------------------------------------------------
 
 
-def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress: bool = True, folder: str = EVAL_FOLDER) -> dict:
+def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress: bool = True, folder: str = EVAL_FOLDER, validation: bool = False) -> dict:
     """Run config.evaluate.episodes fresh real episodes with the chosen controller; write DIR/<folder>/.
+    validation: play the validation seeds 2^29 + k instead of evaluate.seed + k (iterate picks its
+    best round on them, so evaluate's seeds stay unused by any choice).
 
     Resumable: finished episodes are kept in DIR/<folder>/partial.json after every chunk, and a
     rerun with the same controller and seeds runs only the others.
     """
     run_dir = Path(run_dir)
     eval_dir = run_dir / folder
+    if validation:  # first_seed 2^29 in the resume key and summary.json
+        config = copy.deepcopy(config)
+        config.evaluate.seed = VALIDATION_SEED_BASE
     settings = config.evaluate
     params, extras, params_path = load_controller(config, run_dir, settings.params)
-    seeds = evaluation_seeds(settings.seed, settings.episodes)
+    seeds = validation_seeds(settings.episodes) if validation else evaluation_seeds(settings.seed, settings.episodes)
     controller = controller_from_config(config)
     key = _partial_key(params, params_path, config)
     partial_path = eval_dir / PARTIAL_NAME

@@ -6,10 +6,14 @@
      its done head calibrated on the episodes it held out of each folder, this round's own included
      (rnn/calibration.py; used by the dream when controller.done_rule=sampled);
   4. C retrained in the new M's dream, CMA-ES started at the previous mean;
-  5. the new mean scored on fresh real episodes.
+  5. the new mean scored on fresh real episodes: on evaluate's seeds (eval/) and on the validation
+     seeds 2^29 + k (eval_validation/, controller/seeds.py), which alone name the best round;
+  6. the fidelity report (controller/fidelity.py) on the round folder, iterate.fidelity_episodes
+     episodes per policy and side (0: skipped): the dream/game episode-length ratio of the random
+     policy, each held action and the controller, i.e. how hard the dream is (aim 0.8-1.25 each).
 Round r lives in DIR/iterate/round_<r:03d>/ with the run directory's own layout (rollouts/, series/,
-rnn/, controller/, eval/, a config.json and vae/ as a link to the run's V), so the stage scripts can
-be pointed at it. Round 1 starts from the run's own M (DIR/rnn) and C (DIR/controller/mean.npz).
+rnn/, controller/, eval/, eval_validation/, fidelity/, a config.json and vae/ as a link to the run's
+V), so the stage scripts can be pointed at it. Round 1 starts from the run's own M (DIR/rnn) and C (DIR/controller/mean.npz).
 
 Collection (step 1): episode i of round r uses seed collection_seeds(iterate.seed, r)[i], a hash in
 [2^30, 2^31): above generate's seeds (base_seed + i) and evaluation's (evaluate.seed + k), below the
@@ -32,7 +36,7 @@ from common.errors import ArtifactError
 from common.files import read_json, read_jsonl, write_json
 from controller.agent import Agent
 from controller.dream_scoring import DreamScorer
-from controller.evaluate import evaluate
+from controller.evaluate import EVAL_FOLDER, evaluate
 from controller.parallel import Workers
 from controller.policy import controller_from_config
 from controller.store import MEAN_NAME, load_params
@@ -51,8 +55,18 @@ ROUNDS_NAME = "rounds.json"
 SOURCE_NAME = "source.json"  # fingerprints of the run's V, M and C the rounds were started from
 COLLECTION_SEED_BASE = 2**30  # collection seeds lie in [2^30, 2^31)
 CHUNK_ROUNDS = 4  # episodes are collected in chunks of CHUNK_ROUNDS x envs; a resume replays an unfinished chunk
-# A round's sub-steps, named after the stages whose folders (and done.json) they fill, in order.
-STEPS = {"generate": "collect", "extract": "encode", "train_rnn": "rnn", "train_controller": "controller", "evaluate": "evaluate"}
+BEST_KEY = "best_round_by_validation"  # rounds.json: the round whose mean scored best on the validation seeds
+# A round's sub-steps, named after the stages whose folders (and done.json) they fill, in order:
+# those that make the next round's M and C, then the further scores of the round's mean.
+TRAINING_STEPS = {"generate": "collect", "extract": "encode", "train_rnn": "rnn", "train_controller": "controller", "evaluate": "evaluate"}
+SCORING_STEPS = {"evaluate_validation": "validate", "round_fidelity": "fidelity"}
+STEPS = {**TRAINING_STEPS, **SCORING_STEPS}
+VALIDATION_FOLDER = "eval_validation"  # the folder of scripts/stage.py's evaluate_validation
+
+
+def round_steps(config) -> list[str]:
+    """The sub-steps that finish a round: all of STEPS, the fidelity report only with iterate.fidelity_episodes > 0."""
+    return [step for step in STEPS if step != "round_fidelity" or config.iterate.fidelity_episodes > 0]
 
 
 def round_dir(run_dir: str | Path, number: int) -> Path:
@@ -237,11 +251,56 @@ def retrain_controller(
     return {**summary, "dream_mean": dream_mean_return(output_dir / "controller"), "seconds": time.perf_counter() - started}
 
 
-def evaluate_round(config, output_dir: Path, log=print, progress: bool = True) -> dict:
-    """controller/evaluate.py on output_dir (its controller/mean.npz, rnn/ and vae/), config.evaluate.episodes episodes."""
+def evaluate_round(config, output_dir: Path, log=print, progress: bool = True, validation: bool = False) -> dict:
+    """controller/evaluate.py on output_dir (its controller/mean.npz, rnn/ and vae/), config.evaluate.episodes episodes:
+    evaluate's seeds into eval/, or (validation) the validation seeds 2^29 + k into eval_validation/."""
     started = time.perf_counter()
-    summary = evaluate(config, output_dir, log=log, progress=progress)
+    folder = VALIDATION_FOLDER if validation else EVAL_FOLDER
+    summary = evaluate(config, output_dir, log=log, progress=progress, folder=folder, validation=validation)
     return {**summary, "seconds": time.perf_counter() - started}
+
+
+def length_ratios(report: dict) -> tuple[dict, dict]:
+    """A fidelity report's dream/game mean episode length of each policy (random_policy, held_<action>,
+    controller; None when the report skipped it), and those mean lengths {"dream": ..., "real": ...}."""
+    parts = {"random_policy": report["random_policy"]}
+    held = report["held_actions"]
+    if not held["skipped"]:
+        parts.update({f"held_{name}": part for name, part in held["actions"].items()})
+    parts["controller"] = None if report["controller"]["skipped"] else report["controller"]
+    ratios = {name: None if part is None else part["dream_over_real_mean"] for name, part in parts.items()}
+    lengths = {name: None if part is None else {side: part[side]["mean"] for side in ("dream", "real")} for name, part in parts.items()}
+    return ratios, lengths
+
+
+def fidelity_round(config, output_dir: Path, heldout: tuple[list[Path], bool], log=print, progress: bool = True) -> dict:
+    """The fidelity report (controller/fidelity.py) on the round folder: its M, mean controller, first
+    frames and done rule (controller.done_rule), iterate.fidelity_episodes episodes per policy and side.
+    heldout: the series files M held out of the round's own episodes and whether training really left
+    them out (scripts/fidelity.py's heldout_split). Resumes from the report's saved parts. A report
+    already in the round folder (scripts.fidelity run on it) keeps its episodes and seeds, so its
+    parts are reused, not replaced by a smaller report."""
+    from controller import fidelity
+
+    started = time.perf_counter()
+    settings = fidelity.FidelitySettings(episodes=config.iterate.fidelity_episodes, params="mean")
+    existing = output_dir / fidelity.FOLDER / fidelity.REPORT_NAME
+    if existing.exists():
+        report = read_json(existing)
+        settings.episodes, settings.first_seed = report["episodes"], report["first_seed"]
+        log(f"iterate: {existing} exists: the round's report keeps its {settings.episodes} episodes from seed {settings.first_seed}")
+    paths, from_training = heldout
+    inputs = fidelity.load_inputs(config, output_dir, settings, paths)
+    report = fidelity.fidelity_report(config, output_dir, settings, inputs, from_training, log=log, progress=progress)
+    ratios, lengths = length_ratios(report)
+    return {
+        "episodes": settings.episodes,
+        "first_seed": settings.first_seed,
+        "done_rule": report["done_rule"]["description"],
+        "dream_over_real": ratios,
+        "mean_lengths": lengths,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 # --- one round ------------------------------------------------------------------------------------
@@ -254,6 +313,7 @@ def run_round(
     encoder,
     is_done: Callable[[str], bool],
     mark_done: Callable[[str, dict], None],
+    heldout_split: Callable[[Path], tuple[list[Path], bool]],
     log: Callable[[str], None] = print,
     progress: bool = True,
 ) -> None:
@@ -262,7 +322,8 @@ def run_round(
 
     is_done(step) / mark_done(step, summary): the round folder's done.json of a sub-step, named
     like the stage that fills the same folder (STEPS). A finished sub-step is skipped untouched;
-    an unfinished one resumes from what it left on disk."""
+    an unfinished one resumes from what it left on disk. heldout_split(round folder): the fidelity
+    report's held-out series (scripts/fidelity.py)."""
     output, previous = round_dir(run_dir, number), previous_dir(run_dir, number)
     controller = controller_from_config(config)
     previous_mean, _ = load_params(previous / "controller" / MEAN_NAME, controller)
@@ -283,24 +344,41 @@ def run_round(
         mark_done("train_controller", retrain_controller(config, output, previous_mean, initial_mu, initial_logvar, log, progress))
     if not is_done("evaluate"):
         mark_done("evaluate", evaluate_round(config, output, log, progress))
+    if not is_done("evaluate_validation"):
+        mark_done("evaluate_validation", evaluate_round(config, output, log, progress, validation=True))
+    if "round_fidelity" in round_steps(config) and not is_done("round_fidelity"):
+        mark_done("round_fidelity", fidelity_round(config, output, heldout_split(output), log, progress))
 
 
 def round_record(number: int, summaries: dict[str, dict]) -> dict:
-    """rounds.json's entry of a finished round, from its sub-steps' done.json summaries."""
+    """rounds.json's entry of a finished round, from its sub-steps' done.json summaries (the
+    fidelity report's may be missing: iterate.fidelity_episodes=0, then dream_over_real is None)."""
+    fidelity = summaries.get("round_fidelity")
     return {
         "round": number,
         "new_episodes": summaries["generate"]["episodes"],
         "real_mean": summaries["evaluate"]["mean"],
         "real_std": summaries["evaluate"]["std"],
+        "validation_mean": summaries["evaluate_validation"]["mean"],
+        "validation_std": summaries["evaluate_validation"]["std"],
         "dream_mean": summaries["train_controller"]["dream_mean"],
-        "seconds": {label: summaries[step]["seconds"] for step, label in STEPS.items()},
+        "dream_over_real": None if fidelity is None else fidelity["dream_over_real"],
+        "seconds": {label: summaries[step]["seconds"] for step, label in STEPS.items() if step in summaries},
     }
+
+
+def best_round(records: list[dict]) -> int | None:
+    """The round whose mean scored highest on the validation seeds (the first of equals), never chosen
+    by evaluate's seeds: those stay an unbiased score of the chosen round. None without rounds."""
+    if not records:
+        return None
+    return records[int(np.argmax([record["validation_mean"] for record in records]))]["round"]
 
 
 def write_rounds(run_dir: Path, records: list[dict]) -> bool:
     """DIR/iterate/rounds.json, rewritten (atomically) only if its content changes; True if written."""
     path = Path(run_dir) / FOLDER / ROUNDS_NAME
-    value = {"rounds": records}
+    value = {"rounds": records, BEST_KEY: best_round(records)}
     if path.exists() and read_json(path) == value:
         return False
     write_json(path, value)

@@ -15,11 +15,18 @@ larger N adds rounds). Round r, in DIR/iterate/round_<r:03d>/ (see controller/it
   controller/  CMA-ES in that M's dream at controller.temperature, x0 = round r-1's mean,
                sigma0 = controller.sigma_init, iterate.controller_generations generations (one process)
   eval/        the new mean on iterate.eval_episodes fresh real episodes (seeds evaluate.seed + k)
+  eval_validation/  the same on the validation seeds 2^29 + k (controller/seeds.py)
+  fidelity/    the fidelity report (scripts.fidelity) on the round, iterate.fidelity_episodes
+               episodes per policy and side (0: none; a report already there keeps its count)
   config.json, vae/ (a link to DIR/vae): the round folder is a run directory for scripts.evaluate,
                scripts.dream and scripts.fidelity
-DIR/iterate/rounds.json lists every finished round: new_episodes, real_mean, real_std, dream_mean
-(the mean's return in the dream at its last scored generation) and the seconds of each sub-step.
---force discards every round.
+DIR/iterate/rounds.json lists every finished round: new_episodes, real_mean, real_std (evaluate's
+seeds), validation_mean, validation_std (the validation seeds), dream_mean (the mean's return in
+the dream at its last scored generation), dream_over_real (the fidelity report's dream/game mean
+episode length of the random policy, each held action and the controller: 1 is a dream as hard as
+the game; aim for 0.8-1.25) and the seconds of each sub-step; and best_round_by_validation, the
+round whose validation_mean is highest (its real_mean is then a score no choice has seen).
+Rounds finished before a sub-step existed get it on the next run. --force discards every round.
 """
 
 import copy
@@ -56,11 +63,17 @@ def check_settings(config) -> None:
         ("iterate.eval_episodes", iterate.eval_episodes, 1),
         ("iterate.rnn_epochs", iterate.rnn_epochs, 0),
         ("iterate.controller_generations", iterate.controller_generations, 0),
+        ("iterate.fidelity_episodes", iterate.fidelity_episodes, 0),
     ):
         if value < least:
             raise stage.StageError(f"{key}={value}: expected at least {least}")
     if not iterate.action_noise >= 0:  # also refuses NaN
         raise stage.StageError(f"iterate.action_noise={iterate.action_noise}: expected a standard deviation >= 0")
+    if iterate.fidelity_episodes > 0 and iterate.episodes_per_round < 2:
+        raise stage.StageError(
+            f"iterate.fidelity_episodes={iterate.fidelity_episodes} with iterate.episodes_per_round={iterate.episodes_per_round}: the round's "
+            "fidelity report checks M on the round's episodes it held out, which needs at least 2 a round; collect more or set iterate.fidelity_episodes=0"
+        )
 
 
 def check_seeds(config, run_dir) -> None:
@@ -100,6 +113,8 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
         load_mdn_rnn(folder / "rnn", config)
         load_params(folder / "controller" / MEAN_NAME, controller, fix_hint=f"rerun `{stage.command_for(STAGE, run_dir)} --rounds N --force`")
         read_initial_z(folder / "series", config.vae.z_size)
+        if config.iterate.fidelity_episodes > 0 and not stage.done_path(folder, "round_fidelity").exists():
+            done_rule(config, folder / "rnn")  # the round's fidelity report still to make ends its dreams by it
         return
     if force:
         return
@@ -115,10 +130,18 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
         EvolutionStrategy.load(folder / "controller" / STATE_NAME, controller.num_params)
 
 
-def round_finished(folder) -> bool:
-    from controller.iterate import STEPS
+def round_trained(folder) -> bool:
+    """Whether the round made its M and C and scored them on evaluate's seeds (the next round can start from it)."""
+    from controller.iterate import TRAINING_STEPS
 
-    return all(stage.done_path(folder, step).exists() for step in STEPS)
+    return all(stage.done_path(folder, step).exists() for step in TRAINING_STEPS)
+
+
+def round_finished(folder, config) -> bool:
+    """Whether every sub-step the config asks for is done (its scores included)."""
+    from controller.iterate import round_steps
+
+    return all(stage.done_path(folder, step).exists() for step in round_steps(config))
 
 
 def validate(invocation):
@@ -150,7 +173,7 @@ def validate(invocation):
     if numbers != list(range(1, len(numbers) + 1)):
         raise stage.StageError(f"{run_dir / iterate.FOLDER} holds rounds {numbers}: expected 1..{len(numbers)} with none missing; rerun with --force")
     for number in numbers:
-        finished = round_finished(iterate.round_dir(run_dir, number))
+        finished = round_trained(iterate.round_dir(run_dir, number))
         if not finished and number != numbers[-1]:
             raise stage.StageError(f"{iterate.round_dir(run_dir, number)} is unfinished but later rounds exist; rerun with --force")
         validate_round(round_config(config), run_dir, number, finished, arguments.force)
@@ -169,9 +192,10 @@ def main(argv=None):
     from controller import iterate
     from controller.store import load_controller
     from rnn.store import load_mdn_rnn
+    from scripts.fidelity import heldout_split
 
     config_of_round = round_config(config)
-    todo = [number for number in range(1, arguments.rounds + 1) if not round_finished(iterate.round_dir(run_dir, number))]
+    todo = [number for number in range(1, arguments.rounds + 1) if not round_finished(iterate.round_dir(run_dir, number), config_of_round)]
     if todo:
         stage.clear_done(run_dir, STAGE)  # unfinished until marked done again
         params, _, _ = load_controller(config, run_dir, "mean")
@@ -187,18 +211,43 @@ def main(argv=None):
             encoder,
             is_done=lambda step, folder=folder: stage.done_path(folder, step).exists(),
             mark_done=lambda step, summary, folder=folder: stage.mark_done(folder, step, config_of_round, summary=summary),
+            heldout_split=lambda folder: heldout_split(folder, config_of_round),
         )
-        iterate.write_rounds(run_dir, read_records(run_dir))
-    records = read_records(run_dir)
+        iterate.write_rounds(run_dir, read_records(run_dir, config_of_round))
+    records = read_records(run_dir, config_of_round)
     iterate.write_rounds(run_dir, records)  # unchanged (not rewritten) when every round was already finished
     if not stage.done_path(run_dir, STAGE).exists():
         stage.mark_done(run_dir, STAGE, config, summary={"rounds": len(records)})
+    for line in summary_lines(records):
+        print(line)
+    return records
+
+
+def summary_lines(records: list[dict]) -> list[str]:
+    """Each round's scores and dream difficulty, then the round validation picks."""
+    from controller.iterate import best_round
+
+    lines = []
     for record in records:
         dream = "-" if record["dream_mean"] is None else f"{record['dream_mean']:.1f}"
-        print(
-            f"iterate: round {record['round']}: {record['new_episodes']} new episodes, real {record['real_mean']:.1f} ± {record['real_std']:.1f}, dream {dream}"
+        ratios = record["dream_over_real"]
+        difficulty = (
+            ""
+            if ratios is None
+            else "; dream/game lengths " + ", ".join(f"{name} {'-' if value is None else f'{value:.2f}'}" for name, value in ratios.items())
         )
-    return records
+        lines.append(
+            f"iterate: round {record['round']}: {record['new_episodes']} new episodes, real {record['real_mean']:.1f} ± {record['real_std']:.1f}, "
+            f"validation {record['validation_mean']:.1f} ± {record['validation_std']:.1f}, dream {dream}{difficulty}"
+        )
+    best = best_round(records)
+    if best is not None:
+        record = next(record for record in records if record["round"] == best)
+        lines.append(
+            f"iterate: best round by validation: {best} (validation {record['validation_mean']:.1f}; on evaluate's seeds, "
+            f"which chose nothing, {record['real_mean']:.1f} ± {record['real_std']:.1f})"
+        )
+    return lines
 
 
 def prepare_round(folder, run_dir, config) -> None:
@@ -210,7 +259,7 @@ def prepare_round(folder, run_dir, config) -> None:
         os.symlink(os.path.relpath(run_dir / "vae", folder), link)
 
 
-def read_records(run_dir) -> list[dict]:
+def read_records(run_dir, config) -> list[dict]:
     """rounds.json's entries: every finished round in order, from its sub-steps' done.json summaries."""
     from common.files import read_json
     from controller import iterate
@@ -218,9 +267,9 @@ def read_records(run_dir) -> list[dict]:
     records = []
     for number in iterate.existing_rounds(run_dir):
         folder = iterate.round_dir(run_dir, number)
-        if not round_finished(folder):
+        if not round_finished(folder, config):
             break
-        summaries = {step: read_json(stage.done_path(folder, step))["summary"] for step in iterate.STEPS}
+        summaries = {step: read_json(stage.done_path(folder, step))["summary"] for step in iterate.STEPS if stage.done_path(folder, step).exists()}
         records.append(iterate.round_record(number, summaries))
     return records
 

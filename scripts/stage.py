@@ -97,6 +97,10 @@ STAGES: dict[str, Stage] = {
         ),
         # Rounds of iterative training (paper, section 6), each in DIR/iterate/round_NNN/: asked for with --rounds, not a pipeline step.
         Stage("iterate", "iterate", inputs=("train_vae", "extract", "train_rnn", "train_controller"), sections=("iterate",), in_pipeline=False),
+        # Steps of an iterate round only (their done.json in the round folder): the mean on the validation
+        # seeds, and the round's fidelity report (scripts.fidelity itself keeps no done.json).
+        Stage("evaluate_validation", "eval_validation", in_pipeline=False),
+        Stage("round_fidelity", "fidelity", in_pipeline=False),
     )
 }
 PIPELINE_STAGES = tuple(name for name, spec in STAGES.items() if spec.in_pipeline)

@@ -37,8 +37,9 @@ TINY = [
     "iterate.controller_generations=2",
     "iterate.eval_episodes=2",
     "iterate.action_noise=0.3",
+    "iterate.fidelity_episodes=2",
 ]
-STEP_FOLDERS = ("rollouts", "series", "rnn", "controller", "eval")
+STEP_FOLDERS = ("rollouts", "series", "rnn", "controller", "eval", "eval_validation", "fidelity")
 
 
 def _write_series(run_dir, config, count=6):
@@ -107,9 +108,19 @@ def test_round_layout_and_record(one_round):
     assert (folder / "eval" / "summary.json").exists() and (folder / "eval" / "returns.json").exists()
 
     rounds = read_json(run_dir / "iterate" / "rounds.json")
-    assert rounds == {"rounds": records} and len(records) == 1
+    assert rounds == {"rounds": records, "best_round_by_validation": 1} and len(records) == 1
     record = records[0]
-    assert set(record) == {"round", "new_episodes", "real_mean", "real_std", "dream_mean", "seconds"}
+    assert set(record) == {
+        "round",
+        "new_episodes",
+        "real_mean",
+        "real_std",
+        "validation_mean",
+        "validation_std",
+        "dream_mean",
+        "dream_over_real",
+        "seconds",
+    }
     assert record["round"] == 1 and record["new_episodes"] == config.iterate.episodes_per_round == 3
     summary = read_json(folder / "eval" / "summary.json")
     returns = [episode["return"] for episode in read_json(folder / "eval" / "returns.json")["episodes"]]
@@ -118,8 +129,93 @@ def test_round_layout_and_record(one_round):
     metrics = read_jsonl(folder / "controller" / "metrics.jsonl")
     assert [line["generation"] for line in metrics] == [0, 1]
     assert record["dream_mean"] == metrics[-1]["mean_params_return"] and 0 < record["dream_mean"] <= config.controller.max_dream_steps
-    assert set(record["seconds"]) == {"collect", "encode", "rnn", "controller", "evaluate"} and all(value > 0 for value in record["seconds"].values())
+    labels = {"collect", "encode", "rnn", "controller", "evaluate", "validate", "fidelity"}
+    assert set(record["seconds"]) == labels and all(value > 0 for value in record["seconds"].values())
     assert read_json(run_dir / "iterate" / "done.json")["summary"] == {"rounds": 1}
+
+
+def test_validation_scores_use_the_validation_seeds(one_round):
+    """eval_validation/ plays the mean on 2^29 + k (controller/seeds.py), not on evaluate's seeds,
+    and rounds.json's validation figures are those episodes' mean and std."""
+    from controller.seeds import validation_seeds
+
+    run_dir, config, records = one_round
+    folder = run_dir / "iterate" / "round_001"
+    validation = read_json(folder / "eval_validation" / "returns.json")["episodes"]
+    evaluation = read_json(folder / "eval" / "returns.json")["episodes"]
+    assert [episode["seed"] for episode in validation] == validation_seeds(2).tolist() == [2**29, 2**29 + 1]
+    assert [episode["seed"] for episode in evaluation] == [config.evaluate.seed, config.evaluate.seed + 1]
+    returns = [episode["return"] for episode in validation]
+    assert (records[0]["validation_mean"], records[0]["validation_std"]) == (np.mean(returns), np.std(returns))
+    summary = read_json(folder / "eval_validation" / "summary.json")
+    assert summary["first_seed"] == 2**29 and summary["mean"] == records[0]["validation_mean"]
+
+
+def test_length_ratios_are_the_fidelity_parts(one_round):
+    """rounds.json's dream_over_real: for the random policy, each held action and the controller,
+    the dream's mean episode length over the game's, as saved in the round's fidelity parts."""
+    run_dir, config, records = one_round
+    parts = run_dir / "iterate" / "round_001" / "fidelity" / "parts"
+    assert len(list(parts.glob("*.json"))) == 12  # 2 per policy and side (random, controller, 3 held), 2 held-out checks
+
+    def mean_length(name):
+        result = read_json(parts / f"{name}.json")["result"]
+        assert result["count"] == config.iterate.fidelity_episodes == 2
+        return np.mean(result["lengths"])
+
+    names = ["random_policy", "held_noop", "held_left", "held_right", "controller"]
+    expected = {name: mean_length(f"{name}_dream") / mean_length(f"{name}_real") for name in names}
+    assert records[0]["dream_over_real"] == pytest.approx(expected, rel=1e-12)
+    summary = read_json(run_dir / "iterate" / "round_001" / "fidelity" / "done.json")["summary"]
+    assert summary["mean_lengths"]["controller"] == {"dream": mean_length("controller_dream"), "real": mean_length("controller_real")}
+    report = read_json(run_dir / "iterate" / "round_001" / "fidelity" / "report.json")
+    assert report["episodes"] == 2 and report["controller"]["params"] == "mean"
+
+
+def _record(number, real_mean, validation_mean):
+    return {"round": number, "real_mean": real_mean, "validation_mean": validation_mean}
+
+
+def test_the_best_round_is_chosen_by_validation_not_by_evaluate(tmp_path):
+    """Round 2 scores best on evaluate's seeds, round 3 on validation: round 3 is named; equals go to the first."""
+    records = [_record(1, 600.0, 500.0), _record(2, 900.0, 550.0), _record(3, 700.0, 800.0)]
+    assert int(np.argmax([record["real_mean"] for record in records])) + 1 == 2
+    assert iterate.best_round(records) == 3
+    assert iterate.best_round([_record(1, 1.0, 7.0), _record(2, 2.0, 7.0)]) == 1 and iterate.best_round([]) is None
+    assert iterate.write_rounds(tmp_path, records)
+    assert read_json(tmp_path / "iterate" / "rounds.json") == {"rounds": records, "best_round_by_validation": 3}
+    assert not iterate.write_rounds(tmp_path, records)  # unchanged: not rewritten
+    full = [
+        {**record, "new_episodes": 3, "real_std": 1.0, "validation_std": 2.0, "dream_mean": None, "dream_over_real": None, "seconds": {}} for record in records
+    ]
+    assert iterate_script.summary_lines(full)[-1].startswith("iterate: best round by validation: 3 (validation 800.0;")
+
+
+def test_a_round_made_before_its_scores_gets_them_and_fidelity_episodes_0_skips_the_report(one_round, tmp_path):
+    """A finished round without eval_validation/ and fidelity/ (made before those steps existed) gets
+    them on the next run: with iterate.fidelity_episodes=0 only the validation score (dream_over_real
+    None, no fidelity/), then the report too, ending with the uninterrupted round's rounds.json."""
+    run_dir, config, records = one_round
+    copy = copy_run(run_dir, tmp_path / "copy")
+    folder = copy / "iterate" / "round_001"
+    for name in ("eval_validation", "fidelity"):
+        shutil.rmtree(folder / name)
+    for path in (copy / "iterate" / "rounds.json", copy / "iterate" / "done.json"):
+        path.unlink()
+    off = iterate_script.round_config(config)
+    off.iterate.fidelity_episodes = 0
+    assert iterate.round_steps(off) == ["generate", "extract", "train_rnn", "train_controller", "evaluate", "evaluate_validation"]
+
+    def without_seconds(values):
+        return [{key: value for key, value in record.items() if key != "seconds"} for record in values]
+
+    skipped = iterate_script.main(["--run-dir", str(copy), "--rounds", "1", "--set", "iterate.fidelity_episodes=0"])
+    assert without_seconds(skipped) == without_seconds([{**records[0], "dream_over_real": None}]) and "fidelity" not in skipped[0]["seconds"]
+    assert not (folder / "fidelity").exists() and (folder / "eval_validation" / "done.json").exists()
+    stage.release_locks()
+    again = iterate_script.main(["--run-dir", str(copy), "--rounds", "1", "--set", "iterate.fidelity_episodes=2"])  # config.json kept the 0
+    assert without_seconds(again) == without_seconds(records)
+    assert read_json(copy / "iterate" / "rounds.json")["best_round_by_validation"] == 1
 
 
 def test_rollouts_are_noisy_controller_episodes(one_round):
@@ -263,9 +359,11 @@ def _comparable(run_dir):
         with np.load(path, allow_pickle=False) as archive:
             arrays.update({f"{path.relative_to(folder)}:{key}": archive[key] for key in archive.files})
     metrics = [{key: value for key, value in record.items() if key != "seconds"} for record in read_jsonl(folder / "controller" / "metrics.jsonl")]
-    returns = read_json(folder / "eval" / "returns.json")["episodes"]
-    rounds = [{key: value for key, value in record.items() if key != "seconds"} for record in read_json(run_dir / "iterate" / "rounds.json")["rounds"]]
-    return arrays, metrics, returns, rounds
+    returns = [read_json(folder / name / "returns.json")["episodes"] for name in ("eval", "eval_validation")]
+    parts = {path.name: read_json(path)["result"] for path in sorted((folder / "fidelity" / "parts").glob("*.json"))}
+    rounds = read_json(run_dir / "iterate" / "rounds.json")
+    rounds["rounds"] = [{key: value for key, value in record.items() if key != "seconds"} for record in rounds["rounds"]]
+    return arrays, metrics, returns, parts, rounds
 
 
 class Stop(Exception):
@@ -273,8 +371,10 @@ class Stop(Exception):
 
 
 def test_a_round_stopped_mid_way_ends_like_an_uninterrupted_one(one_round, base, tmp_path, monkeypatch):
-    """Stopped after one collected episode, then (rerun) after C's first generation: the final
-    rollouts, series, M, C, evaluation and rounds.json equal the uninterrupted round's."""
+    """Stopped after one collected episode, then (rerun) after C's first generation, then (rerun)
+    after three parts of the fidelity report: the final rollouts, series, M, C, both evaluations,
+    the fidelity parts and rounds.json (best round included) equal the uninterrupted round's."""
+    import controller.fidelity
     import controller.train
 
     run_dir = copy_run(base[0], tmp_path / "run")
@@ -308,6 +408,23 @@ def test_a_round_stopped_mid_way_ends_like_an_uninterrupted_one(one_round, base,
     monkeypatch.setattr(controller.train.Rank0, "save", original_save)
     stage.release_locks()
 
+    original_get, calls = controller.fidelity._Parts.get, []
+
+    def get_then_stop(self, name, key, compute):
+        stored = original_get(self, name, key, compute)
+        calls.append(name)
+        if len(calls) == 3:
+            raise Stop
+        return stored
+
+    monkeypatch.setattr(controller.fidelity._Parts, "get", get_then_stop)
+    with pytest.raises(Stop):
+        iterate_script.main(["--run-dir", str(run_dir), "--rounds", "1"])
+    assert (folder / "eval_validation" / "done.json").exists() and len(list((folder / "fidelity" / "parts").glob("*.json"))) == 3
+    assert not (folder / "fidelity" / "done.json").exists() and not (run_dir / "iterate" / "rounds.json").exists()
+    monkeypatch.setattr(controller.fidelity._Parts, "get", original_get)
+    stage.release_locks()
+
     iterate_script.main(["--run-dir", str(run_dir), "--rounds", "1"])
     resumed, uninterrupted = _comparable(run_dir), _comparable(one_round[0])
     assert resumed[0].keys() == uninterrupted[0].keys()
@@ -327,6 +444,33 @@ def test_no_controller_is_refused_with_status_2_and_nothing_changes(base, tmp_pa
     message = capsys.readouterr().err
     assert "mean.npz is missing" in message and "scripts.train_controller" in message
     assert tree(run_dir) == before and not (run_dir / "iterate").exists()
+
+
+def test_a_fidelity_report_already_on_the_round_is_kept(one_round, tmp_path):
+    """scripts.fidelity's report on a round (here: the round's own, its done.json gone) is reused with
+    its episode count, whatever iterate.fidelity_episodes says: no part is recomputed or replaced."""
+    run_dir, _, records = one_round
+    copy = copy_run(run_dir, tmp_path / "copy")
+    folder = copy / "iterate" / "round_001" / "fidelity"
+    for path in (folder / "done.json", copy / "iterate" / "rounds.json", copy / "iterate" / "done.json"):
+        path.unlink()
+    before = tree(folder)
+    again = iterate_script.main(["--run-dir", str(copy), "--rounds", "1", "--set", "iterate.fidelity_episodes=5"])
+    assert again[0]["dream_over_real"] == records[0]["dream_over_real"]
+    assert {name: digest for name, digest in tree(folder).items() if name != "done.json"} == before
+    assert read_json(folder / "done.json")["summary"]["episodes"] == 2
+
+
+def test_fidelity_reports_need_two_episodes_a_round(base):
+    config = iterate_script.round_config(base[1])
+    config.iterate.episodes_per_round = 1
+    with pytest.raises(stage.StageError, match="iterate.fidelity_episodes=2 with iterate.episodes_per_round=1"):
+        iterate_script.check_settings(config)
+    config.iterate.fidelity_episodes = 0
+    iterate_script.check_settings(config)
+    config.iterate.fidelity_episodes = -1
+    with pytest.raises(stage.StageError, match="iterate.fidelity_episodes=-1: expected at least 0"):
+        iterate_script.check_settings(config)
 
 
 def test_a_real_mode_run_is_refused(base, tmp_path, capsys):
