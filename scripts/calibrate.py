@@ -12,7 +12,7 @@ makes it again: for a run whose M finished before the file existed, an iterate r
 --source play: fresh real episodes, for a run without held-out series (an exported agent ships only
   series/initial_z.npz): --episodes with the random data-collection policy and --episodes with the
   controller's mean (controller/mean.npz, if there is one), episode k of each with seed SEED + k,
-  every frame encoded by V (controller/calibration_episodes.py). Only their seeds and counts are kept,
+  every frame encoded by V (workflows/calibration_episodes.py). Only their seeds and counts are kept,
   in calibration.json; every episode is used, also the short ones generate drops.
 --source auto (the default): heldout when M's held-out series episodes hold a death, else play.
 """
@@ -27,7 +27,7 @@ STAGE = "calibrate"
 
 
 def add_arguments(parser):
-    from controller.calibration_episodes import DEFAULT_FIRST_SEED
+    from workflows.calibration_episodes import DEFAULT_FIRST_SEED
 
     parser.add_argument("--source", choices=("auto", "heldout", "play"), default="auto", help="the episodes to fit on (default auto)")
     parser.add_argument("--episodes", type=int, default=100, help="--source play: real episodes per policy (default 100)")
@@ -36,8 +36,8 @@ def add_arguments(parser):
 
 def series_folders(run_dir: Path) -> list[Path]:
     """The series folders M of this run directory trained on: an iterate round's M trained on the
-    run's and rounds 1..N's (controller/iterate.py); any other run's on its own series/."""
-    from controller import iterate
+    run's and rounds 1..N's (workflows/iterate.py); any other run's on its own series/."""
+    from workflows import iterate
 
     suffix = run_dir.name.removeprefix("round_")
     run = run_dir.parent.parent
@@ -58,10 +58,10 @@ def heldout_paths(run_dir: Path, config) -> list[Path]:
 def validate(invocation):
     """M (with a done head) and, by source, its held-out series or V, the env and the controller;
     returns (source, model, held-out paths, encoder, controller params or None)."""
-    from controller.calibration_episodes import check_seeds
     from rnn.store import WEIGHTS_NAME, load_mdn_rnn
     from vae.series import read_series
     from vae.store import load_part
+    from workflows.calibration_episodes import check_seeds
 
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
     model = load_mdn_rnn(run_dir / "rnn", config)
@@ -95,8 +95,8 @@ def play(config, run_dir: Path, model, encoder, params, episodes: int, first_see
     from tqdm import tqdm
 
     from controller.agent import Agent
-    from controller.calibration_episodes import controller_series, random_policy_series
     from controller.policy import controller_from_config
+    from workflows.calibration_episodes import controller_series, random_policy_series
 
     seeds = first_seed + np.arange(episodes, dtype=np.int64)
     batch_size = config.vae.extract_batch_size
@@ -108,7 +108,7 @@ def play(config, run_dir: Path, model, encoder, params, episodes: int, first_see
         with tqdm(total=episodes, desc="controller", unit="ep", leave=False) as bar:
             played += controller_series(agent, config.env, params, seeds, config.controller.envs_per_worker, batch_size, bar.update)
         policies["controller"] = {"params": "controller/mean.npz", "episodes": episodes, "first_seed": first_seed}
-    note = "fresh real episodes, frames encoded by V (controller/calibration_episodes.py)" + ("" if params is not None else "; no controller/mean.npz")
+    note = "fresh real episodes, frames encoded by V (workflows/calibration_episodes.py)" + ("" if params is not None else "; no controller/mean.npz")
     return played, {"source": "play", "note": note, "policies": policies}, [name for name in policies for _ in range(episodes)]
 
 

@@ -3,7 +3,7 @@
 Compares the dream with the real game (paper, section 5): episode lengths of the
 data-collection policy and of the trained controller in both (same seeds, same
 count), M's death probability against real deaths on held-out episodes, and M's
-z loss on them next to its training loss. See controller/fidelity.py for every field.
+z loss on them next to its training loss. See workflows/fidelity.py for every field.
 Needs a finished train_rnn with M's done head (Doom). The controller part plays
 DIR/controller/mean.npz (or best.npz, selected.npz) with V in the real game; without that file
 it is skipped, with a note. Without series episodes in DIR/series (an exported
@@ -48,7 +48,7 @@ def add_arguments(parser):
 
 
 def _defaults():
-    from controller.fidelity import FidelitySettings
+    from workflows.fidelity import FidelitySettings
 
     return FidelitySettings()
 
@@ -78,7 +78,8 @@ def main(argv=None):
     for name, value in (("--episodes", arguments.episodes), ("--bins", arguments.bins), ("--last-steps", arguments.last_steps)):
         if value < 1:
             raise stage.StageError(f"{name} {value}: expected at least 1")
-    from controller import fidelity
+    from workflows import fidelity
+    from workflows.fidelity_summary import summary_lines
 
     settings = fidelity.FidelitySettings(
         episodes=arguments.episodes,
@@ -98,7 +99,7 @@ def main(argv=None):
     inputs, heldout_from_training = stage.begin(invocation, requires=("train_rnn",), validate=validate)
     started = time.perf_counter()
     report = fidelity.fidelity_report(config, run_dir, settings, inputs, heldout_from_training, force=arguments.force)
-    for line in fidelity.summary_lines(report, run_dir / fidelity.FOLDER):
+    for line in summary_lines(report, run_dir / fidelity.FOLDER):
         print(line)
     print(f"fidelity: {time.perf_counter() - started:.1f} s")
     return report

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from common.files import read_json, read_jsonl
-from controller import iterate, store
+from controller import store
 from controller.agent import ACTION_NOISE_STREAM
 from controller.policy import controller_from_config
 from scripts import iterate as iterate_script
 from scripts import stage
 from tests.controller_fixtures import make_run
+from workflows import iterate
 
 TINY = [
     "vae.z_size=8",
