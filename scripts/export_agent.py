@@ -28,6 +28,7 @@ from pathlib import Path
 
 from common.errors import StageError
 from common.files import atomic_path, read_json, write_json
+from common.layout import RunLayout
 from scripts import stage
 
 MARKER_NAME = stage.EXPORTED_MARKER
@@ -48,7 +49,7 @@ def exported_files(run_dir: Path | None = None) -> tuple[str, ...]:
     from rnn.store import WEIGHTS_NAME
     from vae.series import INITIAL_Z_NAME
 
-    selected = (f"controller/{SELECTED_NAME}",) if run_dir is not None and (Path(run_dir) / "controller" / SELECTED_NAME).exists() else ()
+    selected = (f"controller/{SELECTED_NAME}",) if run_dir is not None and RunLayout(run_dir).controller_params(SELECTED_NAME).exists() else ()
     return (
         "config.json",
         "vae/encoder.weights.h5",
@@ -77,9 +78,10 @@ def check_source(run_dir: Path):
     config = stage.build_config(run_dir, None, [])
     for name in REQUIRED_STAGES:
         stage.require_done(run_dir, name)
-    load_encoder_decoder(run_dir / "vae", config.vae)
-    read_initial_z(run_dir / "series", config.vae.z_size)
-    load_mdn_rnn(run_dir / "rnn", config)
+    run = RunLayout(run_dir)
+    load_encoder_decoder(run.vae, config.vae)
+    read_initial_z(run.series, config.vae.z_size)
+    load_mdn_rnn(run.rnn, config)
     for kind in ("best", "mean", "selected"):
         if kind != "selected" or params_path(run_dir, kind).exists():
             load_controller(config, run_dir, kind)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from common.files import read_json
+from common.layout import RunLayout
 from scripts import stage
 
 STAGE = "fidelity"
@@ -63,11 +64,12 @@ def heldout_split(run_dir: Path, config) -> tuple[list[Path], bool]:
     from rnn.fidelity import DEFAULT_HELDOUT_FRACTION, heldout_series
     from vae.series import list_series
 
-    if not list_series(run_dir / "series"):
+    series_dir = RunLayout(run_dir).series
+    if not list_series(series_dir):
         return [], False
     fraction = getattr(config.rnn, "validation_fraction", None)
     trained_with = read_json(stage.done_path(run_dir, "train_rnn")).get("locked", {}).get("rnn.validation_fraction", 0.0)
-    paths = heldout_series(run_dir / "series", DEFAULT_HELDOUT_FRACTION if not fraction else fraction, config.rnn.seed)
+    paths = heldout_series(series_dir, DEFAULT_HELDOUT_FRACTION if not fraction else fraction, config.rnn.seed)
     return paths, bool(fraction) and trained_with == fraction
 
 

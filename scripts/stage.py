@@ -41,10 +41,14 @@ from typing import Any
 from common.disk import is_disk_full
 from common.errors import StageError, UserError
 from common.files import read_json, write_json
+from common.layout import DREAM_VIDEO_NAME, FOLDERS, REAL_VIDEO_NAME, RECONSTRUCTIONS_NAME, RunLayout, with_launcher
+from common.layout import command as layout_command
 from common.stopping import install_stop_handlers, signal_of, stopped_message
 from scripts import config as config_module
 
 LOCKS_FOLDER = ".locks"  # DIR/.locks/<folder>.lock: apart from every stage's outputs
+# run.sh sets it to how it was started ("./run.sh python"): what a printed command starts python with
+LAUNCHER_VARIABLE = "WORLD_MODELS_LAUNCHER"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,27 +80,32 @@ class Stage:
 STAGES: dict[str, Stage] = {
     spec.name: spec
     for spec in (
-        Stage("generate", "rollouts", sections=("env", "generate")),
-        Stage("train_vae", "vae", inputs=("generate",), sections=("vae",)),
-        Stage("check_vae", "vae", inputs=("train_vae",), finished_files=("vae/reconstructions.png",)),
-        Stage("extract", "series", inputs=("generate", "train_vae"), sections=("vae",)),
-        Stage("train_rnn", "rnn", inputs=("extract",), sections=("rnn",)),
+        Stage("generate", FOLDERS["generate"], sections=("env", "generate")),
+        Stage("train_vae", FOLDERS["train_vae"], inputs=("generate",), sections=("vae",)),
+        Stage("check_vae", FOLDERS["train_vae"], inputs=("train_vae",), finished_files=(f"{FOLDERS['train_vae']}/{RECONSTRUCTIONS_NAME}",)),
+        Stage("extract", FOLDERS["extract"], inputs=("generate", "train_vae"), sections=("vae",)),
+        Stage("train_rnn", FOLDERS["train_rnn"], inputs=("extract",), sections=("rnn",)),
         # in real mode C never reads series/ (an exported agent's V and M are enough: experiments/carracing_from_agent.sh)
         Stage(
-            "train_controller", "controller", inputs=("train_rnn",), real_mode_inputs=("train_vae",), dream_mode_inputs=("extract",), sections=("controller",)
+            "train_controller",
+            FOLDERS["train_controller"],
+            inputs=("train_rnn",),
+            real_mode_inputs=("train_vae",),
+            dream_mode_inputs=("extract",),
+            sections=("controller",),
         ),
-        Stage("evaluate", "eval", inputs=("train_vae", "train_rnn"), optional_inputs=("train_controller",)),
+        Stage("evaluate", FOLDERS["evaluate"], inputs=("train_vae", "train_rnn"), optional_inputs=("train_controller",)),
         # The random data-collection policy on evaluate's seeds (python -m scripts.evaluate --params random): needs only config.json.
-        Stage("evaluate_random", "eval_random", in_pipeline=False),
+        Stage("evaluate_random", FOLDERS["evaluate_random"], in_pipeline=False),
         Stage(
             "dream",
-            "dream",
+            FOLDERS["dream"],
             inputs=("train_rnn",),
             optional_inputs=("train_vae", "extract", "train_controller"),
-            finished_files=("dream/dream.mp4", "dream/real.mp4"),
+            finished_files=tuple(f"{FOLDERS['dream']}/{name}" for name in (DREAM_VIDEO_NAME, REAL_VIDEO_NAME)),
         ),
         # Rounds of iterative training (paper, section 6), each in DIR/iterate/round_NNN/: asked for with --rounds, not a pipeline step.
-        Stage("iterate", "iterate", inputs=("train_vae", "extract", "train_rnn", "train_controller"), sections=("iterate",), in_pipeline=False),
+        Stage("iterate", FOLDERS["iterate"], inputs=("train_vae", "extract", "train_rnn", "train_controller"), sections=("iterate",), in_pipeline=False),
     )
 }
 PIPELINE_STAGES = tuple(name for name, spec in STAGES.items() if spec.in_pipeline)
@@ -121,7 +130,18 @@ def leaves() -> tuple[str, ...]:
 
 
 def command_for(stage: str, run_dir: Path) -> str:
-    return f"python -m scripts.{stage} --run-dir {run_dir}"
+    return layout_command(stage, run_dir)
+
+
+def launcher() -> str:
+    """What the commands a message names start python with: run.sh's own command when the process was
+    started through run.sh (LAUNCHER_VARIABLE), else python."""
+    return os.environ.get(LAUNCHER_VARIABLE) or "python"
+
+
+def for_the_user(text: str) -> str:
+    """A message with its `python -m scripts.` commands as the user can run them (launcher())."""
+    return with_launcher(text, launcher())
 
 
 EXPORTED_MARKER = "EXPORTED.json"  # scripts.export_agent writes it into every exported agent
@@ -530,6 +550,10 @@ class Invocation:
     arguments: argparse.Namespace
     inputs: Any = None
 
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.run_dir)
+
 
 def parse_arguments(
     stage: str, description: str, argv: list[str] | None = None, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
@@ -662,7 +686,7 @@ def run_main(main: Callable[[list[str] | None], object], argv: list[str] | None 
     try:
         main(argv)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {for_the_user(str(error))}", file=sys.stderr)
         sys.exit(exit_status(error))
     except OSError as error:
         if not is_disk_full(error):

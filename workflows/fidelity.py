@@ -48,6 +48,8 @@ import numpy as np
 
 from common.errors import ArtifactError
 from common.files import read_json, read_jsonl, write_json
+from common.layout import FOLDERS, PARTS_FOLDER, RunLayout
+from common.layout import command as stage_command
 from controller.seeds import TRAINING_SEED_BASE
 from controller.store import PARAMS_NAMES, load_agent, load_controller
 from env.spec import all_specs
@@ -62,8 +64,7 @@ from workflows.fidelity_episodes import (
 )
 from workflows.fidelity_summary import PICTURE_NAME, REPORT_NAME, plot_report
 
-FOLDER = "fidelity"
-PARTS_FOLDER = "parts"
+FOLDER = FOLDERS["fidelity"]
 # The held policies of every game (its spec's held_actions: name, the controller output held every step).
 HELD_PARTS = tuple(dict.fromkeys(f"held_{name}_{side}" for spec in all_specs().values() for name, _ in spec.held_actions for side in ("dream", "real")))
 PARTS = ("random_policy_dream", "random_policy_real", "controller_dream", "controller_real", "done_calibration", "heldout_z_nll", *HELD_PARTS)
@@ -185,7 +186,7 @@ def clear(run_dir: Path) -> None:
     """--force: forget every part and the report."""
     import shutil
 
-    folder = Path(run_dir) / FOLDER
+    folder = RunLayout(run_dir).fidelity
     shutil.rmtree(folder / PARTS_FOLDER, ignore_errors=True)
     for name in (REPORT_NAME, PICTURE_NAME):
         (folder / name).unlink(missing_ok=True)
@@ -209,31 +210,28 @@ def load_inputs(config, run_dir: Path, settings: FidelitySettings, heldout_paths
     """Load and check every input: M (with a done head), the first-frame table, the held-out series,
     and the saved controller with V's encoder if there is a controller. ArtifactError naming the file."""
     from rnn.fidelity import read_episodes
-    from rnn.store import WEIGHTS_NAME, load_mdn_rnn
+    from rnn.store import load_mdn_rnn
     from vae.series import read_initial_z
 
     run_dir = Path(run_dir)
+    run = RunLayout(run_dir)
     episode_seeds(settings.first_seed, settings.episodes)
     if settings.params not in PARAMS_NAMES:
         raise ArtifactError(f"params={settings.params!r}: expected one of {', '.join(PARAMS_NAMES)}")
     if settings.num_bins < 1 or settings.last_steps < 1:
         raise ArtifactError(f"num_bins={settings.num_bins}, last_steps={settings.last_steps}: expected both >= 1")
-    model = load_mdn_rnn(run_dir / "rnn", config)
+    model = load_mdn_rnn(run.rnn, config)
     if not model.predict_done:
-        raise ArtifactError(
-            f"{run_dir / 'rnn' / WEIGHTS_NAME}: this M has no done head (rnn.predict_done=false); the fidelity report needs a dream that ends episodes"
-        )
-    initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
+        raise ArtifactError(f"{run.rnn_weights}: this M has no done head (rnn.predict_done=false); the fidelity report needs a dream that ends episodes")
+    initial_mu, initial_logvar = read_initial_z(run.series, config.vae.z_size)
     heldout_episodes = read_episodes(heldout_paths, config.vae.z_size, config.env.action_size)
     controller = None
-    if (run_dir / "controller" / PARAMS_NAMES[settings.params]).exists():
+    if run.controller_params(PARAMS_NAMES[settings.params]).exists():
         params, extras, _ = load_controller(config, run_dir, settings.params)
         controller = {"params": params, "digest": hashlib.sha256(params.tobytes()).hexdigest(), "generation": extras.get("generation")}
-        encoder_path = run_dir / "vae" / "encoder.weights.h5"
+        encoder_path = run.vae_weights("encoder")
         if not encoder_path.exists():
-            raise ArtifactError(
-                f"{encoder_path} is missing: the controller's real episodes need V. Run `python -m scripts.train_vae --run-dir {run_dir}` first."
-            )
+            raise ArtifactError(f"{encoder_path} is missing: the controller's real episodes need V. Run `{run.command('train_vae')}` first.")
     rule, calibration = load_done_rule(config, run_dir, settings.done_rule)
     return FidelityInputs(model, initial_mu, initial_logvar, list(heldout_paths), heldout_episodes, controller, rule, calibration)
 
@@ -244,9 +242,10 @@ def load_done_rule(config, run_dir: Path, kind: str | None) -> tuple:
     from rnn.calibration import done_rule as dream_done_rule
     from rnn.calibration import read_calibration
 
-    rule = dream_done_rule(config, run_dir / "rnn", kind)
+    rnn_dir = RunLayout(run_dir).rnn
+    rule = dream_done_rule(config, rnn_dir, kind)
     try:
-        calibration = read_calibration(run_dir / "rnn", config.rnn.done_weight)
+        calibration = read_calibration(rnn_dir, config.rnn.done_weight)
     except ArtifactError as error:
         calibration = {"skipped": True, "note": str(error).replace(str(run_dir), "DIR")}  # the same report for a copied run
     return rule, calibration
@@ -269,19 +268,18 @@ def fidelity_report(
     force: forget the saved parts and compute every one again.
     """
     from rnn.fidelity import TeacherForcing, done_calibration, mean_z_nll
-    from rnn.store import WEIGHTS_NAME
-    from vae.series import INITIAL_Z_NAME
 
     run_dir = Path(run_dir)
-    folder = run_dir / FOLDER
+    run = RunLayout(run_dir)
+    folder = run.fidelity
     seeds = episode_seeds(settings.first_seed, settings.episodes)
     model, initial_mu, initial_logvar, controller = inputs.model, inputs.initial_mu, inputs.initial_logvar, inputs.controller
     heldout_paths = inputs.heldout_paths
 
-    m_digest = file_digest(run_dir / "rnn" / WEIGHTS_NAME)
+    m_digest = file_digest(run.rnn_weights)
     dream_key = {
         "m": m_digest,
-        "initial_z": file_digest(run_dir / "series" / INITIAL_Z_NAME),
+        "initial_z": file_digest(run.initial_z),
         "temperature": config.controller.temperature,
         "max_dream_steps": config.controller.max_dream_steps,
         "use_cell_state": config.controller.use_cell_state,
@@ -339,7 +337,7 @@ def fidelity_report(
         def controller_real(update):
             return real_controller_episodes(load_agent(config, run_dir), config.env, controller["params"], seeds, num_envs, update)
 
-        v_digest = file_digest(run_dir / "vae" / "encoder.weights.h5")
+        v_digest = file_digest(run.vae_weights("encoder"))
         stored["controller_real"] = parts.get(
             "controller_real",
             {**real_key, **controller_key, **episodes_key, "m": m_digest, "v": v_digest, "sample_z": config.controller.sample_z},
@@ -385,7 +383,7 @@ def fidelity_report(
             "done_calibration", {**heldout_key, "num_bins": settings.num_bins, "last_steps": settings.last_steps}, calibration
         )
         stored["heldout_z_nll"] = parts.get("heldout_z_nll", {**heldout_key, "noise_seed": NOISE_SEED}, heldout_nll)
-        training = training_z_loss(run_dir / "rnn" / "metrics.jsonl")
+        training = training_z_loss(run.metrics("train_rnn"))
 
     for name, value in config.env.spec.held_actions:
         held_key = {**episodes_key, "action": value}
@@ -427,7 +425,7 @@ def assemble(
 
     random_policy = {"policy": config.generate.policy, **sides(stored["random_policy_dream"], stored["random_policy_real"])}
     # paths relative to the run directory: a copied or moved run keeps the same report
-    controller_name = f"controller/{PARAMS_NAMES[settings.params]}"
+    controller_name = f"{FOLDERS['train_controller']}/{PARAMS_NAMES[settings.params]}"
     if has_controller:
         controller = {
             "skipped": False,
@@ -439,7 +437,7 @@ def assemble(
     else:
         controller = {
             "skipped": True,
-            "note": f"no {controller_name} in the run directory: run `python -m scripts.train_controller --run-dir DIR`, then this again",
+            "note": f"no {controller_name} in the run directory: run `{stage_command('train_controller', 'DIR')}`, then this again",
         }
     if all(name in stored for name in HELDOUT_PARTS):
         heldout_note = (

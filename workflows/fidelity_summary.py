@@ -6,10 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from common.files import atomic_path
+from common.layout import PICTURE_NAME, REPORT_NAME
 from workflows.behaviour import describe as describe_actions
-
-REPORT_NAME = "report.json"
-PICTURE_NAME = "report.png"
 
 
 def plot_report(report: dict, path: Path) -> None:

@@ -30,13 +30,14 @@ from tqdm import tqdm
 
 from common.errors import ArtifactError
 from common.files import read_json, read_jsonl, write_json
+from common.layout import METRICS_NAME
 from controller.agent import Agent
 from controller.dream_scoring import DreamScorer
 from controller.evaluate import evaluate
 from controller.parallel import Workers
 from controller.policy import controller_from_config
 from controller.store import MEAN_NAME, load_params
-from controller.train import METRICS_NAME, train_controller
+from controller.train import train_controller
 from env.batch import BatchEnv
 from env.rollouts import episode_path, list_episodes, write_rollout
 from rnn.calibration import done_rule as dream_done_rule
