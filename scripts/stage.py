@@ -105,7 +105,7 @@ STAGES: dict[str, Stage] = {
             finished_files=tuple(f"{FOLDERS['dream']}/{name}" for name in (DREAM_VIDEO_NAME, REAL_VIDEO_NAME)),
         ),
         # Rounds of iterative training (paper, section 6), each in DIR/iterate/round_NNN/: asked for with --rounds, not a pipeline step.
-        Stage("iterate", FOLDERS["iterate"], inputs=("train_vae", "extract", "train_rnn", "train_controller"), sections=("iterate",), in_pipeline=False),
+        Stage("iterate", "iterate", inputs=("train_vae", "extract", "train_rnn", "train_controller"), sections=("iterate",), in_pipeline=False),
     )
 }
 PIPELINE_STAGES = tuple(name for name, spec in STAGES.items() if spec.in_pipeline)
