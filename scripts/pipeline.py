@@ -65,7 +65,7 @@ def _videos(folder: Path) -> list[Path]:
 def config_changes(run_dir: Path, preset: str | None, assignments: list[str]) -> bool:
     """Whether --preset/--set would change DIR/config.json (read-only: nothing is written).
     Without changes, finished stages are skipped; with them, every stage runs and decides."""
-    config_path = run_dir / "config.json"
+    config_path = RunLayout(run_dir).config
     if not config_path.exists():
         return True
     # what the stored file means today (fields added since it was written at the value it reads them as)
@@ -139,7 +139,7 @@ def summary_lines(run_dir: Path) -> list[str]:
 def main(argv=None):
     arguments = parse_arguments(argv)
     run_dir = arguments.run_dir
-    if arguments.preset is None and not (run_dir / "config.json").exists():
+    if arguments.preset is None and not RunLayout(run_dir).config.exists():
         raise stage.StageError(
             f"{run_dir / 'config.json'} does not exist: start the run with a preset, e.g. "
             f"`python -m scripts.pipeline --preset doom-smoke --run-dir {run_dir}` (presets: {', '.join(config_module.PRESETS)})"

@@ -41,7 +41,7 @@ from typing import Any
 from common.disk import is_disk_full
 from common.errors import StageError, UserError
 from common.files import read_json, write_json
-from common.layout import DREAM_VIDEO_NAME, FOLDERS, REAL_VIDEO_NAME, RECONSTRUCTIONS_NAME, RunLayout, with_launcher
+from common.layout import DONE_NAME, DREAM_VIDEO_NAME, FOLDERS, REAL_VIDEO_NAME, RECONSTRUCTIONS_NAME, STARTED_NAME, RunLayout, with_launcher
 from common.layout import command as layout_command
 from common.stopping import install_stop_handlers, signal_of, stopped_message
 from scripts import config as config_module
@@ -181,11 +181,11 @@ def _versions() -> dict:
 
 
 def done_path(run_dir: Path, stage: str) -> Path:
-    return Path(run_dir) / STAGES[stage].folder / "done.json"
+    return Path(run_dir) / STAGES[stage].folder / DONE_NAME
 
 
 def started_path(run_dir: Path, stage: str) -> Path:
-    return Path(run_dir) / STAGES[stage].folder / "started.json"
+    return Path(run_dir) / STAGES[stage].folder / STARTED_NAME
 
 
 def is_finished(run_dir: Path, stage: str) -> bool:
@@ -237,7 +237,7 @@ def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> c
     """The config a stage would run with: DIR/config.json (or --preset for a new run), then --set.
     Read-only: nothing is checked against finished stages and nothing is written. An error names
     where the bad value came from: a --set, or config.json."""
-    config_path = run_dir / "config.json"
+    config_path = RunLayout(run_dir).config
     try:
         overrides = config_module.parse_overrides(assignments)
     except ValueError as error:
@@ -282,7 +282,7 @@ def save_config(run_dir: Path, config: config_module.Config) -> None:
     The versions are those the run was started with: a later stage run with other versions
     (e.g. re-scoring a committed agent on another machine) leaves the file as it is."""
     record = config.to_dict()
-    path = Path(run_dir) / "config.json"
+    path = RunLayout(run_dir).config
     if path.exists():
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
