@@ -40,6 +40,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
 fi
 
 export SDL_VIDEODRIVER=${SDL_VIDEODRIVER:-dummy} SDL_AUDIODRIVER=${SDL_AUDIODRIVER:-dummy}
+# The commands an error message names start the way this one did (scripts/stage.py, LAUNCHER_VARIABLE).
+launcher="./run.sh python"
+if [ -n "${VENV:-}" ]; then launcher="VENV=$(printf %q "$VENV") $launcher"; fi
+export WORLD_MODELS_LAUNCHER="$launcher"
 case "$job" in
     demo)
         exec "$venv/bin/python" -m scripts.demo "$@" ;;

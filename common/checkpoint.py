@@ -16,8 +16,6 @@ import numpy as np
 from common.errors import ArtifactError
 from common.files import atomic_path
 
-CHECKPOINT_NAME = "last.npz"
-
 
 def _model_variables(model) -> list:
     return list(model.variables)

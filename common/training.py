@@ -38,10 +38,8 @@ from tqdm import tqdm
 from common.checkpoint import read_checkpoint, save_checkpoint
 from common.errors import ArtifactError, UserError
 from common.files import append_jsonl, read_jsonl, write_jsonl
+from common.layout import METRICS_NAME, checkpoint_path
 from common.summaries import write_scalars
-
-CHECKPOINT_NAME = "last.npz"
-METRICS_NAME = "metrics.jsonl"
 
 
 class TrainingDiverged(UserError):
@@ -119,10 +117,6 @@ def apply_if_finite(losses: list, updates: list[tuple]) -> tf.Tensor:
         return tf.constant(True)
 
     return tf.cond(finite, apply, lambda: tf.constant(False))
-
-
-def checkpoint_path(output_dir: str | Path) -> Path:
-    return Path(output_dir) / "checkpoints" / CHECKPOINT_NAME
 
 
 class _Interrupts:

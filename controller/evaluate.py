@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from common.files import atomic_path, read_json, write_json
+from common.layout import FOLDERS, PARTIAL_NAME, RunLayout
 from common.video import side_by_side
 from common.video import write_video as write_pictures
 from controller.policy import controller_from_config
@@ -38,9 +39,8 @@ from vae.encode import decode_z, to_uint8
 from vae.store import load_part
 
 CHUNK_ROUNDS = 4  # episodes are run (and saved) in chunks of CHUNK_ROUNDS x envs episodes
-PARTIAL_NAME = "partial.json"
-EVAL_FOLDER = "eval"
-RANDOM_FOLDER = "eval_random"
+EVAL_FOLDER = FOLDERS["evaluate"]
+RANDOM_FOLDER = FOLDERS["evaluate_random"]
 
 
 def _partial_key(params: np.ndarray, params_path: Path, config) -> dict:
@@ -290,7 +290,7 @@ def plot_histogram(returns: np.ndarray, path: Path, title: str) -> None:
 def write_video(result: dict, run_dir: Path, config, path: Path) -> None:
     """episode.mp4: each step's real frame (full resolution if the env keeps it) beside V's
     decoding of the z the controller saw."""
-    decoder = load_part(run_dir / "vae", "decoder", config.vae)
+    decoder = load_part(RunLayout(run_dir).vae, "decoder", config.vae)
     reconstructions = to_uint8(decode_z(decoder, result["z"]))
     raw_frames = result["raw_frames"] if len(result["raw_frames"]) == len(reconstructions) else result["frames"]
     write_pictures(path, side_by_side(raw_frames, reconstructions))

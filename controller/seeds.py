@@ -7,7 +7,7 @@ The seed map (ViZDoom takes a seed modulo 2^32, so every range lies in [0, 2^32)
                      (evaluate.seed + k, evaluate --seed N: N + k); refused from 2^29 up
     [2^29, 2^30)     validation: episode k of the fixed set the distribution mean is scored on
                      (controller.eval_set=validation) is 2^29 + k, the same in every run
-    [2^30, 2^31)     iterative training's collection episodes (controller/iterate.py)
+    [2^30, 2^31)     iterative training's collection episodes (workflows/iterate.py)
     [2^31, 2^32)     CMA-ES's training episodes, and the fresh episodes the mean is scored on
                      (controller.eval_set=fresh): hashes of (controller.seed, generation, ...)
 
@@ -23,7 +23,7 @@ from common.errors import ArtifactError
 
 TRAINING_SEED_BASE = 2**31  # training seeds lie in [2^31, 2^32)
 VALIDATION_SEED_BASE = 2**29  # validation seeds lie in [2^29, 2^30); evaluation seeds below
-VALIDATION_SEED_END = 2**30  # where iterative training's collection seeds begin (controller/iterate.py)
+VALIDATION_SEED_END = 2**30  # where iterative training's collection seeds begin (workflows/iterate.py)
 MEAN_EVALUATION_TAG = 2**31  # candidate slot used for the periodic scoring of the mean on fresh episodes
 SHARED_EPISODES_TAG = 2**31 + 1  # candidate slot of the episodes every candidate shares
 

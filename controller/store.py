@@ -15,14 +15,13 @@ import numpy as np
 
 from common.errors import ArtifactError
 from common.files import save_npz
+from common.layout import BEST_NAME, MEAN_NAME, SELECTED_NAME, RunLayout
+from common.layout import command as stage_command
 from controller.agent import Agent
 from controller.policy import COMMON_FIELDS, Controller, controller_from_config
 from rnn.store import load_mdn_rnn
 from vae.store import load_part
 
-BEST_NAME = "best.npz"
-MEAN_NAME = "mean.npz"
-SELECTED_NAME = "selected.npz"
 PARAMS_NAMES = {"best": BEST_NAME, "mean": MEAN_NAME, "selected": SELECTED_NAME}
 KIND_BEFORE_KINDS = "linear"  # the kind of a file that records none
 
@@ -65,7 +64,7 @@ def load_params(path: str | Path, expected: Controller, fix_hint: str = "") -> t
         raise ArtifactError(
             f"{path}: this controller was made for another environment, kind or size: {', '.join(mismatches)}. "
             f"The run's config wants {expected.describe()}. Use the run directory it was trained in, "
-            f"or retrain it with `python -m scripts.train_controller --run-dir DIR --force`."
+            f"or retrain it with `{stage_command('train_controller', 'DIR', '--force')}`."
         )
     params = stored["params"]
     if params.dtype != np.float32 or params.shape != (expected.num_params,):
@@ -78,14 +77,14 @@ def params_path(run_dir: str | Path, which: str) -> Path:
     """DIR/controller/best.npz, mean.npz or selected.npz (which 'best', 'mean' or 'selected')."""
     if which not in PARAMS_NAMES:
         raise ValueError(f"controller file {which!r}: expected one of {sorted(PARAMS_NAMES)}")
-    return Path(run_dir) / "controller" / PARAMS_NAMES[which]
+    return RunLayout(run_dir).controller_params(PARAMS_NAMES[which])
 
 
 def load_controller(config, run_dir: str | Path, which: str) -> tuple[np.ndarray, dict, Path]:
     """The run's saved 'best', 'mean' or 'selected' parameters (N,), their extras (generation, ...)
     and their path; ArtifactError if missing or made for another env, kind or size."""
     path = params_path(run_dir, which)
-    hint = f"run `python -m scripts.train_controller --run-dir {run_dir}` first"
+    hint = f"run `{RunLayout(run_dir).command('train_controller')}` first"
     if which == "selected":
         hint = f"it is kept by a run trained with controller.eval_set=validation and controller.eval_every > 0; use --params mean or best, or {hint}"
     params, extras = load_params(path, controller_from_config(config), fix_hint=hint)
@@ -94,7 +93,7 @@ def load_controller(config, run_dir: str | Path, which: str) -> tuple[np.ndarray
 
 def load_agent(config, run_dir: str | Path) -> Agent:
     """V's encoder, M and C as the batched real-environment agent, from the run directory."""
-    run_dir = Path(run_dir)
-    encoder = load_part(run_dir / "vae", "encoder", config.vae)
-    model = load_mdn_rnn(run_dir / "rnn", config)
+    run = RunLayout(run_dir)
+    encoder = load_part(run.vae, "encoder", config.vae)
+    model = load_mdn_rnn(run.rnn, config)
     return Agent(encoder, model, controller_from_config(config), sample_z=config.controller.sample_z)

@@ -43,6 +43,8 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from common.files import atomic_path, write_jsonl
+from common.layout import CURVE_NAME, METRICS_NAME, RunLayout
+from common.layout import ES_STATE_NAME as STATE_NAME
 from common.summaries import write_scalars
 from controller.dream_scoring import DreamScorer
 from controller.es import EvolutionStrategy
@@ -56,18 +58,15 @@ from rnn.calibration import done_rule as dream_done_rule
 from rnn.store import load_mdn_rnn
 from vae.series import read_initial_z
 
-STATE_NAME = "es_state.pkl"
-METRICS_NAME = "metrics.jsonl"
-CURVE_NAME = "curve.png"
-
 # --- scorers: (params (J, N), seeds (J,)) -> returns (J,), job j played by controller params[j] -----
 
 
 def dream_scorer(config, run_dir: Path) -> Callable:
     """Score jobs inside M's dream at temperature tau, ended by controller.done_rule (the whole block as one batch)."""
-    model = load_mdn_rnn(run_dir / "rnn", config)
-    initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
-    return DreamScorer.from_config(config, model, initial_mu, initial_logvar, dream_done_rule(config, run_dir / "rnn")).run
+    run = RunLayout(run_dir)
+    model = load_mdn_rnn(run.rnn, config)
+    initial_mu, initial_logvar = read_initial_z(run.series, config.vae.z_size)
+    return DreamScorer.from_config(config, model, initial_mu, initial_logvar, dream_done_rule(config, run.rnn)).run
 
 
 class RealScorer:
@@ -407,7 +406,7 @@ def train_controller(
     """
     run_dir = Path(run_dir)
     settings = config.controller
-    rank0 = on_root(workers, lambda: Rank0(config, run_dir / "controller", log, progress, initial_mean))
+    rank0 = on_root(workers, lambda: Rank0(config, RunLayout(run_dir).controller, log, progress, initial_mean))
     first_generation = workers.broadcast(rank0.strategy.generation if workers.is_root else None)
     if scorer is None:
         scorer = workers.guarded(lambda: make_scorer(config, run_dir))

@@ -17,6 +17,7 @@ import numpy as np
 
 from common.errors import ArtifactError
 from common.files import save_npz
+from common.layout import command as stage_command
 from env.frames import FRAME_SHAPE
 
 ROLLOUT_FIELDS = {"obs": np.uint8, "action": np.float32, "reward": np.float32, "done": np.bool_}
@@ -84,7 +85,7 @@ def check_finite(path: Path, arrays: dict[str, np.ndarray], keys: tuple[str, ...
 
 
 def _rollout_hint(path: Path) -> str:
-    return f"delete it and rerun `python -m scripts.generate --run-dir {path.parent.parent}` to make it again"
+    return f"delete it and rerun `{stage_command('generate', path.parent.parent)}` to make it again"
 
 
 def read_rollout(path: str | Path, action_size: int | None = None) -> dict[str, np.ndarray]:

@@ -29,12 +29,13 @@ import numpy as np
 
 from common.errors import ArtifactError
 from common.files import read_json, write_json
+from common.layout import CALIBRATION_NAME
+from common.layout import command as stage_command
 from rnn.dream import DoneRule
 from rnn.fidelity import TeacherForcing, read_episodes
 from rnn.store import WEIGHTS_NAME
 from vae.extract import weights_fingerprint
 
-CALIBRATION_NAME = "calibration.json"
 VERSION = 1
 NOISE_SEED = 0  # z = mu + sigma * eps, as in training, eps of episode i from default_rng([0, i])
 NUM_BINS = 10  # calibration-curve bins, equal numbers of steps by increasing logit
@@ -54,7 +55,7 @@ class NothingToFit(ValueError):
 
 
 def command(run_dir: Path) -> str:
-    return f"python -m scripts.calibrate --run-dir {run_dir}"
+    return stage_command("calibrate", run_dir)
 
 
 # --- the fit ---------------------------------------------------------------------------------------

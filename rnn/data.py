@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import ArtifactError
+from common.layout import command as stage_command
 from vae.data import split_episodes
 from vae.series import list_series, read_series
 
@@ -65,7 +66,7 @@ class SeriesData:
         if isinstance(source, (str, Path)):
             paths = list_series(source)
             if not paths:
-                raise ArtifactError(f"{source} holds no series files; run `python -m scripts.extract --run-dir {Path(source).parent}` first")
+                raise ArtifactError(f"{source} holds no series files; run `{stage_command('extract', Path(source).parent)}` first")
         else:
             paths = [Path(path) for path in source]
             if not paths:

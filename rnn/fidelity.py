@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.errors import ArtifactError
+from common.layout import command as stage_command
 from rnn import mdn
 from rnn.data import split_series_paths
 from rnn.dream import BatchedDream
@@ -36,7 +37,7 @@ def heldout_series(series_dir: str | Path, validation_fraction: float, seed: int
     """The series files held out from M's training: M's own split (rnn.data.split_series_paths) of DIR/series."""
     paths = list_series(series_dir)
     if not paths:
-        raise ArtifactError(f"{series_dir} holds no series files; run `python -m scripts.extract --run-dir {Path(series_dir).parent}` first")
+        raise ArtifactError(f"{series_dir} holds no series files; run `{stage_command('extract', Path(series_dir).parent)}` first")
     _, validation = split_series_paths(paths, validation_fraction, seed)
     if not validation:
         raise ArtifactError(

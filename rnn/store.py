@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from common.errors import ArtifactError
+from common.layout import RNN_WEIGHTS_NAME as WEIGHTS_NAME
+from common.layout import command as stage_command
 from rnn.model import MdnRnn, build_mdn_rnn
-
-WEIGHTS_NAME = "mdn_rnn.weights.h5"
 
 
 def _stored_shapes(path: Path) -> list[tuple[str, tuple]]:
@@ -22,7 +22,7 @@ def load_mdn_rnn(rnn_dir: str | Path, config) -> MdnRnn:
     weights of rnn_dir/mdn_rnn.weights.h5; ArtifactError naming the file if it is missing or
     was made for other sizes (z, action, LSTM, mixtures, heads)."""
     path = Path(rnn_dir) / WEIGHTS_NAME
-    command = f"python -m scripts.train_rnn --run-dir {Path(rnn_dir).parent}"
+    command = stage_command("train_rnn", Path(rnn_dir).parent)
     if not path.exists():
         raise ArtifactError(f"{path} is missing; run `{command}`")
     fix = f"rerun `{command} --force`"

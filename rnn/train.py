@@ -30,6 +30,8 @@ from tqdm import tqdm
 from common import training
 from common.errors import ArtifactError
 from common.files import atomic_path, read_jsonl
+from common.layout import METRICS_NAME
+from common.layout import command as stage_command
 from rnn.config import RnnConfig
 from rnn.data import SeriesData, WindowStream, split_series_paths
 from rnn.model import MdnRnn, build_mdn_rnn
@@ -154,7 +156,7 @@ def refuse_random_windows_checkpoint(path: Path, run_dir: Path) -> None:
     if path.exists():
         raise ArtifactError(
             f"{path}: a checkpoint of M's earlier random-window training (rnn.num_steps), which cannot continue as "
-            f"epochs over the stream of windows; rerun `python -m scripts.train_rnn --run-dir {run_dir} --force` to train M again"
+            f"epochs over the stream of windows; rerun `{stage_command('train_rnn', run_dir, '--force')}` to train M again"
         )
 
 
@@ -178,7 +180,7 @@ def train_rnn(
     folders = series_dir if isinstance(series_dir, list) else [series_dir]
     paths = [path for folder in folders for path in list_series(folder)]
     if not paths:
-        raise ArtifactError(f"{series_dir} holds no series files; run `python -m scripts.extract --run-dir {Path(series_dir).parent}` first")
+        raise ArtifactError(f"{series_dir} holds no series files; run `{stage_command('extract', Path(series_dir).parent)}` first")
     training_paths, validation_paths = split_series_paths(paths, rnn_config.validation_fraction, rnn_config.seed)
     stream = lambda data: WindowStream(data, rnn_config.batch_size, rnn_config.sequence_length, rnn_config.seed, rnn_config.restart_input)  # noqa: E731
     windows = stream(SeriesData(training_paths, z_size, action_size))
@@ -207,7 +209,7 @@ def train_rnn(
     with atomic_path(rnn_dir / WEIGHTS_NAME, suffix=".weights.h5") as temporary:
         final_model.save_weights(temporary)
     calibration = write_done_calibration(final_model, validation_paths, rnn_dir, log)
-    records = read_jsonl(rnn_dir / training.METRICS_NAME)
+    records = read_jsonl(rnn_dir / METRICS_NAME)
     training_records = [record for record in records if "loss" in record]
     validation_records = [record for record in records if "validation_z_loss" in record]
     return {

@@ -16,6 +16,7 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
+from common.layout import RECONSTRUCTIONS_NAME
 from scripts import stage
 
 # Not a seed of generate (base_seed + i), evaluate (1,000,000 + k), fidelity (500,000,000 + k),
@@ -43,7 +44,7 @@ def validate(invocation):
         raise stage.StageError(f"--episodes {arguments.episodes}: expected at least 1")
     if not 0 <= arguments.seed < MAX_FRESH_SEED:
         raise stage.StageError(f"--seed {arguments.seed}: expected 0 <= seed < 2^29 (the validation episodes start at 2^29)")
-    return load_encoder_decoder(invocation.run_dir / "vae", invocation.config.vae)
+    return load_encoder_decoder(invocation.layout.vae, invocation.config.vae)
 
 
 def training_caption(config, run_dir: Path) -> str:
@@ -76,17 +77,18 @@ def play_fresh_episodes(config, folder: Path, episodes: int, first_seed: int) ->
 def main(argv=None):
     invocation = stage.parse("check_vae", __doc__, argv, add_arguments=add_arguments)
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
+    run = invocation.layout
     encoder, decoder = stage.begin(invocation, validate=validate)
 
     from env.rollouts import episode_index, list_episodes
     from vae import data
     from vae.reconstruction import reconstruction_figure, scan_episodes
 
-    output = arguments.out or run_dir / "vae" / "reconstructions.png"
+    output = arguments.out or run.vae / RECONSTRUCTIONS_NAME
     output.parent.mkdir(parents=True, exist_ok=True)
     title = f"{config.env.name} {config.vae.kind}, z={config.vae.z_size}"
     caption = training_caption(config, run_dir)
-    rollouts = list_episodes(run_dir / "rollouts")
+    rollouts = list_episodes(run.rollouts)
     if rollouts:
         training, held_out = data.split_episodes(rollouts, config.vae.validation_fraction, config.vae.seed)
         source = "held-out"
@@ -101,7 +103,7 @@ def main(argv=None):
 
     what = "an exported agent ships none" if stage.is_exported_agent(run_dir) else "none on disk"
     print(
-        f"check_vae: {run_dir / 'rollouts'} holds no rollouts ({what}): playing {arguments.episodes} fresh episodes of the random "
+        f"check_vae: {run.rollouts} holds no rollouts ({what}): playing {arguments.episodes} fresh episodes of the random "
         f"data-collection policy ('{config.generate.policy}') on seeds {arguments.seed} + k into a temporary folder",
         flush=True,
     )

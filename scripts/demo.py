@@ -24,6 +24,7 @@ from pathlib import Path
 
 from common.errors import ArtifactError, StageError
 from common.files import read_json, read_jsonl
+from common.layout import CURVE_NAME, DREAM_VIDEO_NAME, EPISODE_VIDEO_NAME, REAL_VIDEO_NAME, RECONSTRUCTIONS_NAME, SUMMARY_NAME, RunLayout
 from scripts import pipeline, stage
 from scripts.export_agent import copy_file
 
@@ -117,7 +118,7 @@ def smoke_curve_text(run_dir: Path) -> str:
     """What the smoke run's curve shows, from its metrics (the same test curve.png's note makes)."""
     from controller.train import capped_generations, return_cap
 
-    metrics = run_dir / "controller" / "metrics.jsonl"
+    metrics = RunLayout(run_dir).metrics("train_controller")
     if not metrics.exists():
         return "the CMA-ES curve (no metrics.jsonl: train_controller has not run)"
     records = read_jsonl(metrics)
@@ -139,32 +140,33 @@ def closing_lines(smoke_dir: Path, agent_dir: Path, agent_source: Path) -> list[
     def show(path: Path, text: str) -> list[str]:
         return [f"  {path}" + ("" if path.exists() else "  (missing)"), f"      {text}"]
 
+    agent, smoke = RunLayout(agent_dir), RunLayout(smoke_dir)
     exported = read_json(agent_source / stage.EXPORTED_MARKER).get("source_evaluation") or {}
     published = f" (its run: {exported['mean']:.0f} ± {exported['std']:.0f} over {exported['episodes']})" if "mean" in exported else ""
     return [
         f"The committed TakeCover agent, {agent_source} (copied to {agent_dir}), trained at the paper's scale inside its dream:",
-        f"  the agent survives          {score_text(agent_dir / 'eval' / 'summary.json')}{published}",
-        f"  the random policy survives  {score_text(agent_dir / 'eval_random' / 'summary.json')}, the same episodes",
+        f"  the agent survives          {score_text(agent.eval / SUMMARY_NAME)}{published}",
+        f"  the random policy survives  {score_text(agent.folder('evaluate_random') / SUMMARY_NAME)}, the same episodes",
         *show(
-            agent_dir / "dream" / "dream.mp4",
+            agent.dream / DREAM_VIDEO_NAME,
             "the agent inside its dream: M imagines the room and V draws it; the far wall, side walls sliding in and out "
             "as the agent moves, fireballs; it ends when M's done head says the agent was hit",
         ),
         *show(
-            agent_dir / "eval" / "episode.mp4",
+            agent.eval / EPISODE_VIDEO_NAME,
             "the first of those real episodes: the game (left), monsters along the far wall throwing fireballs, the agent "
             "moving between the side walls; V's reconstruction (right) keeps walls and fireballs, the monsters as smudges",
         ),
-        *show(agent_dir / "dream" / "real.mp4", "one more real episode beside V's reconstruction"),
+        *show(agent.dream / REAL_VIDEO_NAME, "one more real episode beside V's reconstruction"),
         *show(
-            agent_dir / "vae" / "reconstructions.png",
+            agent.vae / RECONSTRUCTIONS_NAME,
             "V on freshly played frames: walls, floor and their distance come back, monsters as dark marks; the samples from z ~ N(0, I) draw fireballs",
         ),
         "",
         f"The smoke run, {smoke_dir}: every stage at the paper's model sizes on a few short episodes; it shows the stages working, not learning:",
-        *show(smoke_dir / "vae" / "reconstructions.png", "brown-grey blur, captioned as a smoke V: a few hundred training steps"),
-        *show(smoke_dir / "controller" / "curve.png", smoke_curve_text(smoke_dir)),
-        *show(smoke_dir / "dream" / "dream.mp4", "the smoke M's dream drawn by the smoke V: an almost still brown-grey blur"),
+        *show(smoke.vae / RECONSTRUCTIONS_NAME, "brown-grey blur, captioned as a smoke V: a few hundred training steps"),
+        *show(smoke.controller / CURVE_NAME, smoke_curve_text(smoke_dir)),
+        *show(smoke.dream / DREAM_VIDEO_NAME, "the smoke M's dream drawn by the smoke V: an almost still brown-grey blur"),
     ]
 
 

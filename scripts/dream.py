@@ -114,22 +114,23 @@ def validate(invocation):
     from vae.store import load_encoder_decoder
 
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
+    run = invocation.layout
     tau = config.controller.temperature if arguments.tau is None else arguments.tau
     max_steps = config.controller.max_dream_steps if arguments.max_steps is None else arguments.max_steps
     if not tau > 0:  # also refuses NaN
         raise stage.StageError(f"temperature tau={tau} (--tau or controller.temperature): expected a number > 0, e.g. --tau 1.15 (the paper's)")
     if max_steps < 1:
         raise stage.StageError(f"dream episode cap {max_steps} (--max-steps or controller.max_dream_steps): expected at least 1 step, e.g. --max-steps 2100")
-    encoder, decoder = load_encoder_decoder(run_dir / "vae", config.vae)
-    model = load_mdn_rnn(run_dir / "rnn", config)
-    initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
+    encoder, decoder = load_encoder_decoder(run.vae, config.vae)
+    model = load_mdn_rnn(run.rnn, config)
+    initial_mu, initial_logvar = read_initial_z(run.series, config.vae.z_size)
     controller = load_controller(run_dir, config, arguments.params)
-    return tau, max_steps, encoder, decoder, model, initial_mu, initial_logvar, controller, done_rule(config, run_dir / "rnn")
+    return tau, max_steps, encoder, decoder, model, initial_mu, initial_logvar, controller, done_rule(config, run.rnn)
 
 
 def main(argv=None):
     invocation = stage.parse("dream", __doc__, argv, add_arguments=_add_arguments)
-    config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
+    config, run, arguments = invocation.config, invocation.layout, invocation.arguments
     tau, max_steps, encoder, decoder, model, initial_mu, initial_logvar, controller, done_rule = stage.begin(invocation, validate=validate)
 
     from common.video import side_by_side, to_height, write_video
@@ -137,7 +138,7 @@ def main(argv=None):
 
     kind = arguments.params or "mean"
     who = f"the saved controller controller/{kind}.npz" if controller is not None else "a random controller (no controller/mean.npz yet)"
-    output_dir = run_dir / "dream"
+    output_dir = run.dream
 
     frames, dream_return = dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau, max_steps, arguments.seed, done_rule)
     dream_path = output_dir / f"dream.{arguments.format}"

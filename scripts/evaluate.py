@@ -20,6 +20,7 @@ they are, so a second seed set needs no copy of the run.
 
 import copy
 
+from common.layout import PARTIAL_NAME
 from scripts import stage
 
 STAGE = "evaluate"
@@ -49,10 +50,11 @@ def validate(invocation) -> None:
     from vae.store import load_encoder_decoder
 
     config, run_dir = invocation.config, invocation.run_dir
+    run = invocation.layout
     load_controller(config, run_dir, config.evaluate.params)
-    load_encoder_decoder(run_dir / "vae", config.vae)
-    load_mdn_rnn(run_dir / "rnn", config)
-    partial = run_dir / stage.STAGES[invocation.stage].folder / "partial.json"
+    load_encoder_decoder(run.vae, config.vae)
+    load_mdn_rnn(run.rnn, config)
+    partial = run_dir / stage.STAGES[invocation.stage].folder / PARTIAL_NAME
     if partial.exists():
         read_json(partial)
 
@@ -64,7 +66,7 @@ def validate_random(invocation) -> None:
 
     config, run_dir = invocation.config, invocation.run_dir
     evaluation_seeds(config.evaluate.seed, config.evaluate.episodes)
-    partial = run_dir / stage.STAGES[invocation.stage].folder / "partial.json"
+    partial = run_dir / stage.STAGES[invocation.stage].folder / PARTIAL_NAME
     if partial.exists():
         read_json(partial)
 

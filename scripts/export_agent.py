@@ -28,6 +28,7 @@ from pathlib import Path
 
 from common.errors import StageError
 from common.files import atomic_path, read_json, write_json
+from common.layout import BEST_NAME, DONE_NAME, MEAN_NAME, SELECTED_NAME, RunLayout
 from scripts import stage
 
 MARKER_NAME = stage.EXPORTED_MARKER
@@ -44,24 +45,22 @@ def exported_files(run_dir: Path | None = None) -> tuple[str, ...]:
     the first frames the dream starts from; both saved controllers (evaluate --params best|mean),
     and the selected mean too when run_dir holds one (--params selected, controller.eval_set=validation);
     and the done.json markers of V, M and C that their stage checks require and compare the config with."""
-    from controller.store import BEST_NAME, MEAN_NAME, SELECTED_NAME
-    from rnn.store import WEIGHTS_NAME
-    from vae.series import INITIAL_Z_NAME
-
-    selected = (f"controller/{SELECTED_NAME}",) if run_dir is not None and (Path(run_dir) / "controller" / SELECTED_NAME).exists() else ()
-    return (
-        "config.json",
-        "vae/encoder.weights.h5",
-        "vae/decoder.weights.h5",
-        "vae/done.json",
-        f"series/{INITIAL_Z_NAME}",
-        f"rnn/{WEIGHTS_NAME}",
-        "rnn/done.json",
-        f"controller/{BEST_NAME}",
-        f"controller/{MEAN_NAME}",
+    relative = RunLayout(Path())  # paths relative to the run directory
+    selected = (relative.controller_params(SELECTED_NAME),) if run_dir is not None and RunLayout(run_dir).controller_params(SELECTED_NAME).exists() else ()
+    paths = (
+        relative.config,
+        relative.vae_weights("encoder"),
+        relative.vae_weights("decoder"),
+        relative.vae / DONE_NAME,
+        relative.initial_z,
+        relative.rnn_weights,
+        relative.rnn / DONE_NAME,
+        relative.controller_params(BEST_NAME),
+        relative.controller_params(MEAN_NAME),
         *selected,
-        "controller/done.json",
+        relative.controller / DONE_NAME,
     )
+    return tuple(path.as_posix() for path in paths)
 
 
 def check_source(run_dir: Path):
@@ -77,9 +76,10 @@ def check_source(run_dir: Path):
     config = stage.build_config(run_dir, None, [])
     for name in REQUIRED_STAGES:
         stage.require_done(run_dir, name)
-    load_encoder_decoder(run_dir / "vae", config.vae)
-    read_initial_z(run_dir / "series", config.vae.z_size)
-    load_mdn_rnn(run_dir / "rnn", config)
+    run = RunLayout(run_dir)
+    load_encoder_decoder(run.vae, config.vae)
+    read_initial_z(run.series, config.vae.z_size)
+    load_mdn_rnn(run.rnn, config)
     for kind in ("best", "mean", "selected"):
         if kind != "selected" or params_path(run_dir, kind).exists():
             load_controller(config, run_dir, kind)

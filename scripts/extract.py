@@ -19,15 +19,16 @@ def validate(invocation):
     from vae.store import load_part
 
     config, run_dir = invocation.config, invocation.run_dir
-    encoder = load_part(run_dir / "vae", "encoder", config.vae)
-    series_dir = run_dir / "series"
-    rollouts = list_episodes(run_dir / "rollouts")
+    run = invocation.layout
+    encoder = load_part(run.vae, "encoder", config.vae)
+    series_dir = run.series
+    rollouts = list_episodes(run.rollouts)
     if not rollouts:
-        raise stage.StageError(f"{run_dir / 'rollouts'} holds no rollout files; run `{stage.command_for('generate', run_dir)}`")
+        raise stage.StageError(f"{run.rollouts} holds no rollout files; run `{stage.command_for('generate', run_dir)}`")
     lengths = {path.name: episode_length(path) for path in rollouts}
     done = set()
     if not invocation.arguments.force:
-        check_source(series_dir, weights_fingerprint(run_dir / "vae" / "encoder.weights.h5"), run_dir, record=False)
+        check_source(series_dir, weights_fingerprint(run.vae_weights("encoder")), run_dir, record=False)
         for path in list_series(series_dir):
             read_series(path, config.vae.z_size, config.env.action_size)
             done.add(path.name)
@@ -40,12 +41,13 @@ def validate(invocation):
 def main(argv=None):
     invocation = stage.parse("extract", __doc__, argv)
     config, run_dir = invocation.config, invocation.run_dir
+    run = invocation.layout
     encoder = stage.begin(invocation, validate=validate)  # --force: source.json goes too
 
     from vae.extract import check_source, extract_series, weights_fingerprint
 
-    check_source(run_dir / "series", weights_fingerprint(run_dir / "vae" / "encoder.weights.h5"), run_dir)
-    summary = extract_series(run_dir / "rollouts", run_dir / "series", encoder, config.env.action_size, config.vae.extract_batch_size)
+    check_source(run.series, weights_fingerprint(run.vae_weights("encoder")), run_dir)
+    summary = extract_series(run.rollouts, run.series, encoder, config.env.action_size, config.vae.extract_batch_size)
     stage.mark_done(run_dir, "extract", config, summary=summary)
 
 

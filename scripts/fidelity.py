@@ -3,7 +3,7 @@
 Compares the dream with the real game (paper, section 5): episode lengths of the
 data-collection policy and of the trained controller in both (same seeds, same
 count), M's death probability against real deaths on held-out episodes, and M's
-z loss on them next to its training loss. See controller/fidelity.py for every field.
+z loss on them next to its training loss. See workflows/fidelity.py for every field.
 Needs a finished train_rnn with M's done head (Doom). The controller part plays
 DIR/controller/mean.npz (or best.npz, selected.npz) with V in the real game; without that file
 it is skipped, with a note. Without series episodes in DIR/series (an exported
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from common.files import read_json
+from common.layout import RunLayout
 from scripts import stage
 
 STAGE = "fidelity"
@@ -48,7 +49,7 @@ def add_arguments(parser):
 
 
 def _defaults():
-    from controller.fidelity import FidelitySettings
+    from workflows.fidelity import FidelitySettings
 
     return FidelitySettings()
 
@@ -63,11 +64,12 @@ def heldout_split(run_dir: Path, config) -> tuple[list[Path], bool]:
     from rnn.fidelity import DEFAULT_HELDOUT_FRACTION, heldout_series
     from vae.series import list_series
 
-    if not list_series(run_dir / "series"):
+    series_dir = RunLayout(run_dir).series
+    if not list_series(series_dir):
         return [], False
     fraction = getattr(config.rnn, "validation_fraction", None)
     trained_with = read_json(stage.done_path(run_dir, "train_rnn")).get("locked", {}).get("rnn.validation_fraction", 0.0)
-    paths = heldout_series(run_dir / "series", DEFAULT_HELDOUT_FRACTION if not fraction else fraction, config.rnn.seed)
+    paths = heldout_series(series_dir, DEFAULT_HELDOUT_FRACTION if not fraction else fraction, config.rnn.seed)
     return paths, bool(fraction) and trained_with == fraction
 
 
@@ -78,7 +80,8 @@ def main(argv=None):
     for name, value in (("--episodes", arguments.episodes), ("--bins", arguments.bins), ("--last-steps", arguments.last_steps)):
         if value < 1:
             raise stage.StageError(f"{name} {value}: expected at least 1")
-    from controller import fidelity
+    from workflows import fidelity
+    from workflows.fidelity_summary import summary_lines
 
     settings = fidelity.FidelitySettings(
         episodes=arguments.episodes,
@@ -98,7 +101,7 @@ def main(argv=None):
     inputs, heldout_from_training = stage.begin(invocation, requires=("train_rnn",), validate=validate)
     started = time.perf_counter()
     report = fidelity.fidelity_report(config, run_dir, settings, inputs, heldout_from_training, force=arguments.force)
-    for line in fidelity.summary_lines(report, run_dir / fidelity.FOLDER):
+    for line in summary_lines(report, run_dir / fidelity.FOLDER):
         print(line)
     print(f"fidelity: {time.perf_counter() - started:.1f} s")
     return report

@@ -6,7 +6,7 @@ fine-tuned on them, C retrained in the new dream, the new controller scored in t
 Needs a finished pipeline (V, series, M, C; the first round starts from DIR/controller/mean.npz)
 trained in the dream (Doom, controller.mode=dream). Makes rounds 1..N (those already finished are
 left untouched, so rerunning the same command after a kill resumes the unfinished round, and a
-larger N adds rounds). Round r, in DIR/iterate/round_<r:03d>/ (see controller/iterate.py):
+larger N adds rounds). Round r, in DIR/iterate/round_<r:03d>/ (see workflows/iterate.py):
   rollouts/    iterate.episodes_per_round real episodes with round r-1's mean controller, its
                action plus N(0, iterate.action_noise^2) noise (one process, envs in lockstep)
   series/      those episodes encoded by the run's V
@@ -78,10 +78,10 @@ def check_settings(config) -> None:
 
 def check_seeds(config, run_dir) -> None:
     """Collection seeds [2^30, 2^31) apart from generate's (base_seed + index) and the evaluation's."""
-    from controller.iterate import COLLECTION_SEED_BASE
     from controller.seeds import evaluation_seeds
     from env.collect import dropped_indices
     from env.rollouts import episode_index, list_episodes
+    from workflows.iterate import COLLECTION_SEED_BASE
 
     indices = [episode_index(path) for path in list_episodes(run_dir / "rollouts")] + sorted(dropped_indices(run_dir / "rollouts"))
     last_generate_seed = config.generate.base_seed + max(indices, default=0)
@@ -96,7 +96,6 @@ def check_seeds(config, run_dir) -> None:
 def validate_round(config, run_dir, number: int, finished: bool, force: bool) -> None:
     """The files round `number` will read or resume from."""
     from controller.es import EvolutionStrategy
-    from controller.iterate import round_dir
     from controller.policy import controller_from_config
     from controller.store import MEAN_NAME, load_params
     from controller.train import STATE_NAME
@@ -104,6 +103,7 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
     from rnn.calibration import done_rule
     from rnn.store import load_mdn_rnn
     from vae.series import list_series, read_initial_z, read_series
+    from workflows.iterate import round_dir
 
     folder = round_dir(run_dir, number)
     controller = controller_from_config(config)
@@ -132,14 +132,14 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
 
 def round_trained(folder) -> bool:
     """Whether the round made its M and C and scored them on evaluate's seeds (the next round can start from it)."""
-    from controller.iterate import TRAINING_STEPS
+    from workflows.iterate import TRAINING_STEPS
 
     return all(stage.done_path(folder, step).exists() for step in TRAINING_STEPS)
 
 
 def round_finished(folder, config) -> bool:
     """Whether every sub-step the config asks for is done (its scores included)."""
-    from controller.iterate import round_steps
+    from workflows.iterate import round_steps
 
     return all(stage.done_path(folder, step).exists() for step in round_steps(config))
 
@@ -147,11 +147,11 @@ def round_finished(folder, config) -> bool:
 def validate(invocation):
     """Every input, checked before anything is written: V, M and C of the run, its series and first
     frames, the seeds, and every existing round (the one to resume included). Returns the encoder."""
-    from controller import iterate
     from controller.store import load_controller
     from rnn.store import load_mdn_rnn
     from vae.series import list_series, read_initial_z, read_series
     from vae.store import load_part
+    from workflows import iterate
 
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
     encoder = load_part(run_dir / "vae", "encoder", config.vae)
@@ -189,10 +189,10 @@ def main(argv=None):
     check_settings(config)  # the config alone, before any file is read
     encoder = stage.begin(invocation, validate=validate)
 
-    from controller import iterate
     from controller.store import load_controller
     from rnn.store import load_mdn_rnn
     from scripts.fidelity import heldout_split
+    from workflows import iterate
 
     config_of_round = round_config(config)
     todo = [number for number in range(1, arguments.rounds + 1) if not round_finished(iterate.round_dir(run_dir, number), config_of_round)]
@@ -225,7 +225,7 @@ def main(argv=None):
 
 def summary_lines(records: list[dict]) -> list[str]:
     """Each round's scores and dream difficulty, then the round validation picks."""
-    from controller.iterate import best_round
+    from workflows.iterate import best_round
 
     lines = []
     for record in records:
@@ -262,7 +262,7 @@ def prepare_round(folder, run_dir, config) -> None:
 def read_records(run_dir, config) -> list[dict]:
     """rounds.json's entries: every finished round in order, from its sub-steps' done.json summaries."""
     from common.files import read_json
-    from controller import iterate
+    from workflows import iterate
 
     records = []
     for number in iterate.existing_rounds(run_dir):

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from common.errors import ArtifactError
 from common.files import read_json
+from common.layout import CURVE_NAME, EPISODE_VIDEO_NAME, RECONSTRUCTIONS_NAME, SUMMARY_NAME, RunLayout
 from common.stopping import run_child
 from scripts import config as config_module
 from scripts import stage
@@ -64,7 +65,7 @@ def _videos(folder: Path) -> list[Path]:
 def config_changes(run_dir: Path, preset: str | None, assignments: list[str]) -> bool:
     """Whether --preset/--set would change DIR/config.json (read-only: nothing is written).
     Without changes, finished stages are skipped; with them, every stage runs and decides."""
-    config_path = run_dir / "config.json"
+    config_path = RunLayout(run_dir).config
     if not config_path.exists():
         return True
     # what the stored file means today (fields added since it was written at the value it reads them as)
@@ -110,12 +111,13 @@ def summary_lines(run_dir: Path) -> list[str]:
     def show(label: str, path: Path) -> None:
         lines.append(f"  {label:<22} {path if path.exists() else f'{path} (missing)'}")
 
-    show("reconstruction grid", run_dir / "vae" / "reconstructions.png")
-    show("controller curve", run_dir / "controller" / "curve.png")
-    videos = _videos(run_dir / "dream")
-    show("dream video", videos[0] if videos else run_dir / "dream")
-    show("evaluation video", run_dir / "eval" / "episode.mp4")
-    summary_path = run_dir / "eval" / "summary.json"
+    run = RunLayout(run_dir)
+    show("reconstruction grid", run.vae / RECONSTRUCTIONS_NAME)
+    show("controller curve", run.controller / CURVE_NAME)
+    videos = _videos(run.dream)
+    show("dream video", videos[0] if videos else run.dream)
+    show("evaluation video", run.eval / EPISODE_VIDEO_NAME)
+    summary_path = run.eval / SUMMARY_NAME
     if summary_path.exists():
         try:
             summary = read_json(summary_path)
@@ -137,7 +139,7 @@ def summary_lines(run_dir: Path) -> list[str]:
 def main(argv=None):
     arguments = parse_arguments(argv)
     run_dir = arguments.run_dir
-    if arguments.preset is None and not (run_dir / "config.json").exists():
+    if arguments.preset is None and not RunLayout(run_dir).config.exists():
         raise stage.StageError(
             f"{run_dir / 'config.json'} does not exist: start the run with a preset, e.g. "
             f"`python -m scripts.pipeline --preset doom-smoke --run-dir {run_dir}` (presets: {', '.join(config_module.PRESETS)})"

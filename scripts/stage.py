@@ -41,10 +41,14 @@ from typing import Any
 from common.disk import is_disk_full
 from common.errors import StageError, UserError
 from common.files import read_json, write_json
+from common.layout import DONE_NAME, DREAM_VIDEO_NAME, FOLDERS, REAL_VIDEO_NAME, RECONSTRUCTIONS_NAME, STARTED_NAME, RunLayout, with_launcher
+from common.layout import command as layout_command
 from common.stopping import install_stop_handlers, signal_of, stopped_message
 from scripts import config as config_module
 
 LOCKS_FOLDER = ".locks"  # DIR/.locks/<folder>.lock: apart from every stage's outputs
+# run.sh sets it to how it was started ("./run.sh python"): what a printed command starts python with
+LAUNCHER_VARIABLE = "WORLD_MODELS_LAUNCHER"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,24 +80,29 @@ class Stage:
 STAGES: dict[str, Stage] = {
     spec.name: spec
     for spec in (
-        Stage("generate", "rollouts", sections=("env", "generate")),
-        Stage("train_vae", "vae", inputs=("generate",), sections=("vae",)),
-        Stage("check_vae", "vae", inputs=("train_vae",), finished_files=("vae/reconstructions.png",)),
-        Stage("extract", "series", inputs=("generate", "train_vae"), sections=("vae",)),
-        Stage("train_rnn", "rnn", inputs=("extract",), sections=("rnn",)),
+        Stage("generate", FOLDERS["generate"], sections=("env", "generate")),
+        Stage("train_vae", FOLDERS["train_vae"], inputs=("generate",), sections=("vae",)),
+        Stage("check_vae", FOLDERS["train_vae"], inputs=("train_vae",), finished_files=(f"{FOLDERS['train_vae']}/{RECONSTRUCTIONS_NAME}",)),
+        Stage("extract", FOLDERS["extract"], inputs=("generate", "train_vae"), sections=("vae",)),
+        Stage("train_rnn", FOLDERS["train_rnn"], inputs=("extract",), sections=("rnn",)),
         # in real mode C never reads series/ (an exported agent's V and M are enough: experiments/carracing_from_agent.sh)
         Stage(
-            "train_controller", "controller", inputs=("train_rnn",), real_mode_inputs=("train_vae",), dream_mode_inputs=("extract",), sections=("controller",)
+            "train_controller",
+            FOLDERS["train_controller"],
+            inputs=("train_rnn",),
+            real_mode_inputs=("train_vae",),
+            dream_mode_inputs=("extract",),
+            sections=("controller",),
         ),
-        Stage("evaluate", "eval", inputs=("train_vae", "train_rnn"), optional_inputs=("train_controller",)),
+        Stage("evaluate", FOLDERS["evaluate"], inputs=("train_vae", "train_rnn"), optional_inputs=("train_controller",)),
         # The random data-collection policy on evaluate's seeds (python -m scripts.evaluate --params random): needs only config.json.
-        Stage("evaluate_random", "eval_random", in_pipeline=False),
+        Stage("evaluate_random", FOLDERS["evaluate_random"], in_pipeline=False),
         Stage(
             "dream",
-            "dream",
+            FOLDERS["dream"],
             inputs=("train_rnn",),
             optional_inputs=("train_vae", "extract", "train_controller"),
-            finished_files=("dream/dream.mp4", "dream/real.mp4"),
+            finished_files=tuple(f"{FOLDERS['dream']}/{name}" for name in (DREAM_VIDEO_NAME, REAL_VIDEO_NAME)),
         ),
         # Rounds of iterative training (paper, section 6), each in DIR/iterate/round_NNN/: asked for with --rounds, not a pipeline step.
         Stage("iterate", "iterate", inputs=("train_vae", "extract", "train_rnn", "train_controller"), sections=("iterate",), in_pipeline=False),
@@ -125,7 +134,18 @@ def leaves() -> tuple[str, ...]:
 
 
 def command_for(stage: str, run_dir: Path) -> str:
-    return f"python -m scripts.{stage} --run-dir {run_dir}"
+    return layout_command(stage, run_dir)
+
+
+def launcher() -> str:
+    """What the commands a message names start python with: run.sh's own command when the process was
+    started through run.sh (LAUNCHER_VARIABLE), else python."""
+    return os.environ.get(LAUNCHER_VARIABLE) or "python"
+
+
+def for_the_user(text: str) -> str:
+    """A message with its `python -m scripts.` commands as the user can run them (launcher())."""
+    return with_launcher(text, launcher())
 
 
 EXPORTED_MARKER = "EXPORTED.json"  # scripts.export_agent writes it into every exported agent
@@ -165,11 +185,11 @@ def _versions() -> dict:
 
 
 def done_path(run_dir: Path, stage: str) -> Path:
-    return Path(run_dir) / STAGES[stage].folder / "done.json"
+    return Path(run_dir) / STAGES[stage].folder / DONE_NAME
 
 
 def started_path(run_dir: Path, stage: str) -> Path:
-    return Path(run_dir) / STAGES[stage].folder / "started.json"
+    return Path(run_dir) / STAGES[stage].folder / STARTED_NAME
 
 
 def is_finished(run_dir: Path, stage: str) -> bool:
@@ -221,7 +241,7 @@ def build_config(run_dir: Path, preset: str | None, assignments: list[str]) -> c
     """The config a stage would run with: DIR/config.json (or --preset for a new run), then --set.
     Read-only: nothing is checked against finished stages and nothing is written. An error names
     where the bad value came from: a --set, or config.json."""
-    config_path = run_dir / "config.json"
+    config_path = RunLayout(run_dir).config
     try:
         overrides = config_module.parse_overrides(assignments)
     except ValueError as error:
@@ -266,7 +286,7 @@ def save_config(run_dir: Path, config: config_module.Config) -> None:
     The versions are those the run was started with: a later stage run with other versions
     (e.g. re-scoring a committed agent on another machine) leaves the file as it is."""
     record = config.to_dict()
-    path = Path(run_dir) / "config.json"
+    path = RunLayout(run_dir).config
     if path.exists():
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
@@ -534,6 +554,10 @@ class Invocation:
     arguments: argparse.Namespace
     inputs: Any = None
 
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.run_dir)
+
 
 def parse_arguments(
     stage: str, description: str, argv: list[str] | None = None, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
@@ -666,7 +690,7 @@ def run_main(main: Callable[[list[str] | None], object], argv: list[str] | None 
     try:
         main(argv)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {for_the_user(str(error))}", file=sys.stderr)
         sys.exit(exit_status(error))
     except OSError as error:
         if not is_disk_full(error):

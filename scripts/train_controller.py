@@ -117,16 +117,16 @@ def validate(invocation):
     from vae.series import read_initial_z
     from vae.store import load_part
 
-    config, run_dir = invocation.config, invocation.run_dir
+    config, run = invocation.config, invocation.layout
     settings, controller = config.controller, controller_from_config(config)
     check_settings(settings)
-    load_mdn_rnn(run_dir / "rnn", config)
+    load_mdn_rnn(run.rnn, config)
     if settings.mode == "dream":
-        read_initial_z(run_dir / "series", config.vae.z_size)
-        done_rule(config, run_dir / "rnn")  # controller.done_rule=sampled: rnn/calibration.json is there and fits M
+        read_initial_z(run.series, config.vae.z_size)
+        done_rule(config, run.rnn)  # controller.done_rule=sampled: rnn/calibration.json is there and fits M
     else:
-        load_part(run_dir / "vae", "encoder", config.vae)
-    state_path = run_dir / "controller" / STATE_NAME
+        load_part(run.vae, "encoder", config.vae)
+    state_path = run.controller / STATE_NAME
     if invocation.arguments.force or not state_path.exists():
         return starting_point(config, controller)
     selected = EvolutionStrategy.load(state_path, controller.num_params).selected
@@ -151,6 +151,7 @@ def _train(argv, workers):
     # every rank parses and reads the same config; only rank 0 writes (in stage.begin)
     invocation = workers.guarded(lambda: parse(argv))
     config, run_dir = invocation.config, invocation.run_dir
+    run = invocation.layout
     from controller.train import train_controller  # TensorFlow loads after parsing: --help stays fast
 
     stage.configure_devices(config.controller.mode)  # before validation builds M
@@ -170,7 +171,7 @@ def _train(argv, workers):
     summary = train_controller(config, run_dir, workers, initial_mean=x0)
     if workers.is_root:
         stage.mark_done(run_dir, STAGE, config, summary=summary)
-        print(f"train_controller: done ({summary.get('generations')} generations); controller in {run_dir / 'controller'}")
+        print(f"train_controller: done ({summary.get('generations')} generations); controller in {run.controller}")
     workers.barrier()
 
 

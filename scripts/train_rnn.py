@@ -14,35 +14,36 @@ def validate(invocation) -> None:
     from vae.series import list_series, read_series
 
     config, run_dir = invocation.config, invocation.run_dir
-    series = list_series(run_dir / "series")
+    run = invocation.layout
+    series = list_series(run.series)
     if not series:
-        raise stage.StageError(f"{run_dir / 'series'} holds no series files; run `{stage.command_for('extract', run_dir)}`")
+        raise stage.StageError(f"{run.series} holds no series files; run `{stage.command_for('extract', run_dir)}`")
     for path in series:
         read_series(path, config.vae.z_size, config.env.action_size)
     if not invocation.arguments.force:
         from rnn.train import RANDOM_WINDOWS_CHECKPOINT, refuse_random_windows_checkpoint
 
-        refuse_random_windows_checkpoint(run_dir / "rnn" / "checkpoints" / RANDOM_WINDOWS_CHECKPOINT, run_dir)
-        stage.check_checkpoint(run_dir / "rnn" / "checkpoints" / "last.npz", "train_rnn", run_dir)
+        refuse_random_windows_checkpoint(run.rnn / "checkpoints" / RANDOM_WINDOWS_CHECKPOINT, run_dir)
+        stage.check_checkpoint(run.checkpoint("train_rnn"), "train_rnn", run_dir)
 
 
 def main(argv=None):
     invocation = stage.parse("train_rnn", __doc__, argv)
     config, run_dir = invocation.config, invocation.run_dir
+    run = invocation.layout
     stage.begin(invocation, validate=validate)
-    from rnn.store import WEIGHTS_NAME
 
-    if stage.done_path(run_dir, "train_rnn").exists() and (run_dir / "rnn" / WEIGHTS_NAME).exists():
+    if stage.done_path(run_dir, "train_rnn").exists() and run.rnn_weights.exists():
         epochs_done = stage.require_done(run_dir, "train_rnn").get("summary", {}).get("epochs", 0)
         if epochs_done >= config.rnn.epochs:
-            print(f"train_rnn: already finished in {run_dir / 'rnn'} (use --force to train again, or --set rnn.epochs=N to train longer)")
+            print(f"train_rnn: already finished in {run.rnn} (use --force to train again, or --set rnn.epochs=N to train longer)")
             return
         stage.clear_done(run_dir, "train_rnn")  # more epochs asked for: continue from the last checkpoint
     from rnn.train import train_rnn
 
-    summary = train_rnn(run_dir / "series", run_dir / "rnn", config.rnn, config.vae.z_size, config.env.action_size)
+    summary = train_rnn(run.series, run.rnn, config.rnn, config.vae.z_size, config.env.action_size)
     stage.mark_done(run_dir, "train_rnn", config, summary=summary)
-    print(f"train_rnn done: {run_dir / 'rnn' / WEIGHTS_NAME} (final loss {summary['final_loss']})")
+    print(f"train_rnn done: {run.rnn_weights} (final loss {summary['final_loss']})")
 
 
 if __name__ == "__main__":

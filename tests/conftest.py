@@ -8,3 +8,6 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
+# The messages the tests read name commands as `python -m scripts...`, however the suite was started
+# (run.sh sets this for the entry points it starts: scripts/stage.py, launcher).
+os.environ.pop("WORLD_MODELS_LAUNCHER", None)

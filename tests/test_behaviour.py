@@ -1,9 +1,9 @@
-"""controller/behaviour.py: action statistics against hand-counted values, and its errors."""
+"""workflows/behaviour.py: action statistics against hand-counted values, and its errors."""
 
 import numpy as np
 import pytest
 
-from controller.behaviour import action_stats, describe
+from workflows.behaviour import action_stats, describe
 
 
 def test_doom_statistics_equal_a_hand_count():

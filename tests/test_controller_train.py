@@ -156,8 +156,8 @@ RANKING = [
 
 
 def test_shared_validation_and_evaluation_seeds_follow_the_seed_map():
-    from controller import iterate
     from controller.seeds import VALIDATION_SEED_BASE, VALIDATION_SEED_END, evaluation_seeds, validation_seeds
+    from workflows import iterate
 
     shared = generation_seeds(0, 3, 4, 2, shared=True).reshape(4, 2)
     assert (shared == shared[0]).all() and shared[0, 0] != shared[0, 1]  # the same R seeds for every candidate

@@ -4,13 +4,13 @@ mapping from C's two outputs to the scenario's three buttons."""
 import numpy as np
 import pytest
 
-from controller.behaviour import action_stats
 from env.config import EnvConfig, GenerateConfig
 from env.frames import preprocess_doom
 from env.games.healthgathering import BUTTONS, NAMES, action_codes, buttons
 from env.make import make_env
 from env.policies import episode_actions
 from tests.test_env_real import play
+from workflows.behaviour import action_stats
 
 STILL_DIES_AT = 384  # the acid alone: standing still, every seed
 

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from common.files import write_jsonl
-from controller import fidelity, store
-from controller.behaviour import action_stats
+from controller import store
 from controller.policy import controller_from_config
 from scripts import fidelity as fidelity_script
 from tests.controller_fixtures import make_run
+from workflows import fidelity, fidelity_summary
+from workflows.behaviour import action_stats
 
 EPISODES = 5
 FIRST_SEED = 500_000_008  # the random player of seed 500_000_012 dies at step 107, the others survive 120 steps
@@ -218,7 +219,7 @@ def test_held_actions_equal_episodes_played_one_at_a_time(finished):
             assert part["dream_over_real_mean"] == pytest.approx(np.mean(dream_lengths) / np.mean(part["real"]["lengths"]))
     finally:
         env.close()
-    lines = fidelity.summary_lines(report, run_dir / "fidelity")
+    lines = fidelity_summary.summary_lines(report, run_dir / "fidelity")
     held = report["held_actions"]["actions"]
     assert (
         "  one action held all episode, dream / real steps: "
@@ -412,7 +413,7 @@ def test_without_calibration_the_report_shows_the_threshold_and_a_note(finished)
     assert section["rule"] == "threshold" and section["description"] == "threshold (done logit > 0)"
     assert section["calibration"]["skipped"] and "DIR/rnn/calibration.json is missing" in section["calibration"]["note"]
     assert "python -m scripts.calibrate --run-dir DIR" in section["calibration"]["note"]
-    assert "  dream done rule: threshold (done logit > 0)" in fidelity.summary_lines(report, run_dir / "fidelity")
+    assert "  dream done rule: threshold (done logit > 0)" in fidelity_summary.summary_lines(report, run_dir / "fidelity")
 
 
 def test_the_sampled_rule_remakes_only_the_dream_parts_and_shows_the_calibration(finished, tmp_path, capsys):

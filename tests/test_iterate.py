@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from common.files import read_json, read_jsonl
-from controller import iterate, store
+from controller import store
 from controller.agent import ACTION_NOISE_STREAM
 from controller.policy import controller_from_config
 from scripts import iterate as iterate_script
 from scripts import stage
 from tests.controller_fixtures import make_run
+from workflows import iterate
 
 TINY = [
     "vae.z_size=8",
@@ -374,7 +375,7 @@ def test_a_round_stopped_mid_way_ends_like_an_uninterrupted_one(one_round, base,
     """Stopped after one collected episode, then (rerun) after C's first generation, then (rerun)
     after three parts of the fidelity report: the final rollouts, series, M, C, both evaluations,
     the fidelity parts and rounds.json (best round included) equal the uninterrupted round's."""
-    import controller.fidelity
+    import workflows.fidelity
     import controller.train
 
     run_dir = copy_run(base[0], tmp_path / "run")
@@ -408,7 +409,7 @@ def test_a_round_stopped_mid_way_ends_like_an_uninterrupted_one(one_round, base,
     monkeypatch.setattr(controller.train.Rank0, "save", original_save)
     stage.release_locks()
 
-    original_get, calls = controller.fidelity._Parts.get, []
+    original_get, calls = workflows.fidelity._Parts.get, []
 
     def get_then_stop(self, name, key, compute):
         stored = original_get(self, name, key, compute)
@@ -417,12 +418,12 @@ def test_a_round_stopped_mid_way_ends_like_an_uninterrupted_one(one_round, base,
             raise Stop
         return stored
 
-    monkeypatch.setattr(controller.fidelity._Parts, "get", get_then_stop)
+    monkeypatch.setattr(workflows.fidelity._Parts, "get", get_then_stop)
     with pytest.raises(Stop):
         iterate_script.main(["--run-dir", str(run_dir), "--rounds", "1"])
     assert (folder / "eval_validation" / "done.json").exists() and len(list((folder / "fidelity" / "parts").glob("*.json"))) == 3
     assert not (folder / "fidelity" / "done.json").exists() and not (run_dir / "iterate" / "rounds.json").exists()
-    monkeypatch.setattr(controller.fidelity._Parts, "get", original_get)
+    monkeypatch.setattr(workflows.fidelity._Parts, "get", original_get)
     stage.release_locks()
 
     iterate_script.main(["--run-dir", str(run_dir), "--rounds", "1"])

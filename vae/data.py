@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.errors import ArtifactError
+from common.layout import command as stage_command
 from env.frames import FRAME_SHAPE
 from env.rollouts import list_episodes, read_rollout
 
@@ -43,7 +44,7 @@ def rollout_files(rollouts_dir: str | Path) -> list[Path]:
     """The rollout files of a run, or an error saying how to make them."""
     paths = list_episodes(rollouts_dir)
     if not paths:
-        raise ArtifactError(f"{rollouts_dir} holds no rollout files (<NNNNNN>.npz); run `python -m scripts.generate --run-dir {Path(rollouts_dir).parent}`")
+        raise ArtifactError(f"{rollouts_dir} holds no rollout files (<NNNNNN>.npz); run `{stage_command('generate', Path(rollouts_dir).parent)}`")
     return paths
 
 

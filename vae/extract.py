@@ -22,6 +22,8 @@ from tqdm import tqdm
 
 from common.errors import ArtifactError
 from common.files import read_json, write_json
+from common.layout import RunLayout
+from common.layout import command as stage_command
 from env.rollouts import list_episodes, read_rollout
 from vae.encode import encode_frames
 from vae.series import list_series, read_series, write_initial_z, write_series
@@ -45,7 +47,7 @@ def check_source(series_dir: Path, fingerprint: str, run_dir: Path, record: bool
         if recorded != fingerprint and list_series(series_dir):
             raise ArtifactError(
                 f"{series_dir} holds series made by another V (encoder fingerprint in {source} differs from "
-                f"{run_dir / 'vae' / 'encoder.weights.h5'}). Rerun `python -m scripts.extract --run-dir {run_dir} --force`."
+                f"{RunLayout(run_dir).vae_weights('encoder')}). Rerun `{stage_command('extract', run_dir, '--force')}`."
             )
     if record:
         write_json(source, {"encoder_sha256": fingerprint})
@@ -73,7 +75,7 @@ def extract_series(
     rollouts_dir, series_dir = Path(rollouts_dir), Path(series_dir)
     rollouts = list_episodes(rollouts_dir)
     if not rollouts:
-        raise ArtifactError(f"{rollouts_dir} holds no rollout files; run `python -m scripts.generate --run-dir {rollouts_dir.parent}`")
+        raise ArtifactError(f"{rollouts_dir} holds no rollout files; run `{stage_command('generate', rollouts_dir.parent)}`")
     z_size = encoder.output[0].shape[-1]
     missing = [path for path in rollouts if not (series_dir / path.name).exists()]
     first_frames = {}  # rollout path -> (mu[0], logvar[0], number of frames)

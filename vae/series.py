@@ -15,14 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from common.files import save_npz
+from common.layout import INITIAL_Z_NAME
+from common.layout import command as stage_command
 from env.rollouts import RolloutError, check_finite, check_lengths, list_episodes, load_npz
 
 SERIES_FIELDS = {"mu": np.float32, "logvar": np.float32, "action": np.float32, "reward": np.float32, "done": np.bool_}
-INITIAL_Z_NAME = "initial_z.npz"
 
 
 def _series_hint(path: Path) -> str:
-    return f"delete it and rerun `python -m scripts.extract --run-dir {path.parent.parent}` to make it again"
+    return f"delete it and rerun `{stage_command('extract', path.parent.parent)}` to make it again"
 
 
 def read_series(path: str | Path, z_size: int | None = None, action_size: int | None = None) -> dict[str, np.ndarray]:
@@ -62,7 +63,7 @@ def read_initial_z(folder: str | Path, z_size: int | None = None) -> tuple[np.nd
     """The first-frame (mu, logvar) table, each (N, Z) float32."""
     path = Path(folder) / INITIAL_Z_NAME
     if not path.exists():
-        raise RolloutError(f"{path} is missing; run `python -m scripts.extract --run-dir {Path(folder).parent}` to make it")
+        raise RolloutError(f"{path} is missing; run `{stage_command('extract', Path(folder).parent)}` to make it")
     arrays = load_npz(path, {"mu": np.float32, "logvar": np.float32}, _series_hint(path))
     for key in ("mu", "logvar"):
         shape = arrays[key].shape

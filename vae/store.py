@@ -15,6 +15,8 @@ from pathlib import Path
 import h5py
 
 from common.errors import ArtifactError
+from common.layout import command as stage_command
+from common.layout import vae_weights_name
 from vae.build import construct
 
 
@@ -32,7 +34,7 @@ def variable_shapes(model) -> Counter:
 
 
 def _fix_command(vae_dir: Path) -> str:
-    return f"python -m scripts.train_vae --run-dir {vae_dir.parent}"
+    return stage_command("train_vae", vae_dir.parent)
 
 
 def _stored_z_size(part: str, vae_config, shapes: Counter, expected: Counter) -> int | None:
@@ -79,7 +81,7 @@ def load_parts(vae_dir: str | Path, vae_config, names: tuple[str, ...] = ("encod
     vae_dir = Path(vae_dir)
     stored = {}  # every file is checked, in order, before V is built
     for name in names:
-        path = vae_dir / f"{name}.weights.h5"
+        path = vae_dir / vae_weights_name(name)
         if not path.exists():
             raise ArtifactError(f"{path} is missing: V has not been trained in this run. Run `{_fix_command(vae_dir)}` first.")
         try:

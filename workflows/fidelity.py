@@ -4,7 +4,7 @@ does as well in the game as M imitates the game; the paper's agent scored 918 in
 DIR/fidelity/report.json holds:
   random_policy     episode lengths of the data-collection policy (env/policies.py) in the dream
                     and in the real game: the same number of episodes, the same seeds; with each
-                    side's "actions", what the policy did (controller/behaviour.py);
+                    side's "actions", what the policy did (workflows/behaviour.py);
   controller        the same for the trained controller (DIR/controller/mean.npz or best.npz),
                     or {"skipped": true, "note": ...} when there is none;
   done_calibration  M's death probability sigmoid(done_logit) on held-out real episodes against
@@ -33,6 +33,9 @@ unchanged and computes only the others.
 Lengths, not returns: in TakeCover the return is the number of steps survived. Both sides use the
 same seeds: the real game's episode with seed s and the dream row with seed s (its first frame and
 its samples) are driven by the same random-policy actions, those of generate's episode with seed s.
+
+The episodes of each side are played by workflows/fidelity_episodes.py; report.png and the terminal
+summary are drawn by workflows/fidelity_summary.py.
 """
 
 import dataclasses
@@ -44,17 +47,24 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import ArtifactError
-from common.files import atomic_path, read_json, read_jsonl, write_json
-from controller.behaviour import action_stats
-from controller.behaviour import describe as describe_actions
+from common.files import read_json, read_jsonl, write_json
+from common.layout import FOLDERS, PARTS_FOLDER, RunLayout
+from common.layout import command as stage_command
 from controller.seeds import TRAINING_SEED_BASE
 from controller.store import PARAMS_NAMES, load_agent, load_controller
 from env.spec import all_specs
+from workflows.behaviour import action_stats
+from workflows.fidelity_episodes import (
+    dream_controller_episodes,
+    dream_random_policy_episodes,
+    dream_scripted_lengths,
+    real_controller_episodes,
+    real_random_policy_episodes,
+    real_scripted_lengths,
+)
+from workflows.fidelity_summary import PICTURE_NAME, REPORT_NAME, plot_report
 
-FOLDER = "fidelity"
-REPORT_NAME = "report.json"
-PICTURE_NAME = "report.png"
-PARTS_FOLDER = "parts"
+FOLDER = FOLDERS["fidelity"]
 # The held policies of every game (its spec's held_actions: name, the controller output held every step).
 HELD_PARTS = tuple(dict.fromkeys(f"held_{name}_{side}" for spec in all_specs().values() for name, _ in spec.held_actions for side in ("dream", "real")))
 PARTS = ("random_policy_dream", "random_policy_real", "controller_dream", "controller_real", "done_calibration", "heldout_z_nll", *HELD_PARTS)
@@ -101,7 +111,7 @@ def length_stats(lengths) -> dict:
 
 
 def episode_stats(lengths, actions: list[np.ndarray], env_name: str) -> dict:
-    """length_stats of the episodes, and under "actions" what the policy did (controller/behaviour.py)."""
+    """length_stats of the episodes, and under "actions" what the policy did (workflows/behaviour.py)."""
     return {**length_stats(lengths), "actions": action_stats(actions, env_name)}
 
 
@@ -120,106 +130,6 @@ def _files_key(paths: list[Path]) -> str:
         status = path.stat()
         digest.update(f"{path.name}:{status.st_size}:{status.st_mtime_ns};".encode())
     return digest.hexdigest()
-
-
-# --- the real game --------------------------------------------------------------------------------
-
-
-def random_policy_actions(generate_config, env_config, seeds: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
-    """The actions the data-collection policy took in each episode: generate's draws for its seed, cut to its length."""
-    from env.policies import episode_actions
-
-    return [
-        episode_actions(generate_config, env_config.name, env_config.action_size, int(length), int(seed)) for seed, length in zip(seeds, lengths, strict=True)
-    ]
-
-
-def real_scripted_lengths(env_config, seeds: np.ndarray, actions_for: Callable[[int], np.ndarray], num_envs: int, progress=None) -> np.ndarray:
-    """Real episode lengths when seed s's episode takes actions_for(s)[t] at step t (env.collect.scripted_episodes),
-    num_envs environments in lockstep."""
-    from env.batch import BatchEnv
-    from env.collect import scripted_episodes
-
-    batch_env = BatchEnv(env_config, max(1, min(num_envs, len(seeds))))
-    try:
-        return scripted_episodes(batch_env, env_config, seeds, actions_for, progress)[1]
-    finally:
-        batch_env.close()
-
-
-def real_random_policy_episodes(
-    env_config, generate_config, seeds: np.ndarray, num_envs: int, progress: Callable[[int], None] | None = None
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Real episode lengths and actions with the data-collection policy (exactly what generate plays
-    for each seed), num_envs environments in lockstep."""
-    from env.collect import random_policy_script
-
-    lengths = real_scripted_lengths(env_config, seeds, random_policy_script(env_config, generate_config), num_envs, progress)
-    return lengths, random_policy_actions(generate_config, env_config, seeds, lengths)
-
-
-def real_controller_episodes(agent, env_config, params: np.ndarray, seeds: np.ndarray, num_envs: int, progress=None) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Real episode lengths and actions with one controller (its parameters (N,)), played by the
-    agent that evaluation uses (controller/agent.py), num_envs environments in lockstep."""
-    from env.batch import BatchEnv
-
-    count = len(seeds)
-    actions: list[np.ndarray | None] = [None] * count
-
-    def keep(job: int, episode: dict) -> None:
-        actions[job] = episode["action"]
-
-    batch_env = BatchEnv(env_config, max(1, min(num_envs, count)))
-    try:
-        result = agent.run_episodes(batch_env, np.repeat(params[None], count, axis=0), seeds, progress=progress, on_episode=keep, episode_obs=False)
-    finally:
-        batch_env.close()
-    return result["lengths"], actions
-
-
-# --- the dream ------------------------------------------------------------------------------------
-
-
-def dream_random_policy_episodes(
-    model, initial_mu, initial_logvar, controller_config, generate_config, env_config, seeds: np.ndarray, done_rule=None
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Dream episode lengths and actions with the data-collection policy at the controller's tau and
-    dream cap: row k starts from seed k's first frame and takes the actions generate draws for seed k."""
-    from env.policies import episode_actions
-
-    max_steps = controller_config.max_dream_steps
-    actions = np.stack([episode_actions(generate_config, env_config.name, env_config.action_size, max_steps, int(seed)) for seed in seeds])
-    lengths = dream_scripted_lengths(model, initial_mu, initial_logvar, controller_config, actions, seeds, done_rule)
-    return lengths, [row[:length] for row, length in zip(actions, lengths, strict=True)]
-
-
-def dream_scripted_lengths(model, initial_mu, initial_logvar, controller_config, actions: np.ndarray, seeds: np.ndarray, done_rule=None) -> np.ndarray:
-    """Dream episode lengths at the controller's tau and dream cap, row k taking actions[k, t] (K, max_dream_steps, A) at step t;
-    done_rule: rnn/dream.py's DoneRule (None: the threshold)."""
-    from rnn.dream import BatchedDream
-    from rnn.fidelity import dream_lengths_under_actions
-
-    dream = BatchedDream(model, initial_mu, initial_logvar, controller_config.temperature, controller_config.max_dream_steps, done_rule=done_rule)
-    return dream_lengths_under_actions(dream, actions, seeds)
-
-
-def dream_controller_episodes(
-    model, initial_mu, initial_logvar, config, params: np.ndarray, seeds: np.ndarray, done_rule=None
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Dream episode lengths and actions with one controller (its parameters (N,)): the batched dream
-    that scores candidates in training, at the controller's tau and dream cap, every episode in one batch."""
-    from controller.dream_scoring import DreamScorer
-
-    scorer = DreamScorer.from_config(config, model, initial_mu, initial_logvar, done_rule)
-    count = len(seeds)
-    # every row starts at step 0, so a row's step number is the dream's
-    taken = np.zeros((count, scorer.dream.max_steps, scorer.action_size), np.float32)
-
-    def keep(step, rows, z_next, action, done) -> None:
-        taken[rows, step] = action
-
-    _, lengths = scorer.run(np.repeat(params[None], count, axis=0), seeds, return_lengths=True, on_step=keep)
-    return lengths, [row[:length] for row, length in zip(taken, lengths, strict=True)]
 
 
 # --- M's training loss ----------------------------------------------------------------------------
@@ -276,7 +186,7 @@ def clear(run_dir: Path) -> None:
     """--force: forget every part and the report."""
     import shutil
 
-    folder = Path(run_dir) / FOLDER
+    folder = RunLayout(run_dir).fidelity
     shutil.rmtree(folder / PARTS_FOLDER, ignore_errors=True)
     for name in (REPORT_NAME, PICTURE_NAME):
         (folder / name).unlink(missing_ok=True)
@@ -300,31 +210,28 @@ def load_inputs(config, run_dir: Path, settings: FidelitySettings, heldout_paths
     """Load and check every input: M (with a done head), the first-frame table, the held-out series,
     and the saved controller with V's encoder if there is a controller. ArtifactError naming the file."""
     from rnn.fidelity import read_episodes
-    from rnn.store import WEIGHTS_NAME, load_mdn_rnn
+    from rnn.store import load_mdn_rnn
     from vae.series import read_initial_z
 
     run_dir = Path(run_dir)
+    run = RunLayout(run_dir)
     episode_seeds(settings.first_seed, settings.episodes)
     if settings.params not in PARAMS_NAMES:
         raise ArtifactError(f"params={settings.params!r}: expected one of {', '.join(PARAMS_NAMES)}")
     if settings.num_bins < 1 or settings.last_steps < 1:
         raise ArtifactError(f"num_bins={settings.num_bins}, last_steps={settings.last_steps}: expected both >= 1")
-    model = load_mdn_rnn(run_dir / "rnn", config)
+    model = load_mdn_rnn(run.rnn, config)
     if not model.predict_done:
-        raise ArtifactError(
-            f"{run_dir / 'rnn' / WEIGHTS_NAME}: this M has no done head (rnn.predict_done=false); the fidelity report needs a dream that ends episodes"
-        )
-    initial_mu, initial_logvar = read_initial_z(run_dir / "series", config.vae.z_size)
+        raise ArtifactError(f"{run.rnn_weights}: this M has no done head (rnn.predict_done=false); the fidelity report needs a dream that ends episodes")
+    initial_mu, initial_logvar = read_initial_z(run.series, config.vae.z_size)
     heldout_episodes = read_episodes(heldout_paths, config.vae.z_size, config.env.action_size)
     controller = None
-    if (run_dir / "controller" / PARAMS_NAMES[settings.params]).exists():
+    if run.controller_params(PARAMS_NAMES[settings.params]).exists():
         params, extras, _ = load_controller(config, run_dir, settings.params)
         controller = {"params": params, "digest": hashlib.sha256(params.tobytes()).hexdigest(), "generation": extras.get("generation")}
-        encoder_path = run_dir / "vae" / "encoder.weights.h5"
+        encoder_path = run.vae_weights("encoder")
         if not encoder_path.exists():
-            raise ArtifactError(
-                f"{encoder_path} is missing: the controller's real episodes need V. Run `python -m scripts.train_vae --run-dir {run_dir}` first."
-            )
+            raise ArtifactError(f"{encoder_path} is missing: the controller's real episodes need V. Run `{run.command('train_vae')}` first.")
     rule, calibration = load_done_rule(config, run_dir, settings.done_rule)
     return FidelityInputs(model, initial_mu, initial_logvar, list(heldout_paths), heldout_episodes, controller, rule, calibration)
 
@@ -335,9 +242,10 @@ def load_done_rule(config, run_dir: Path, kind: str | None) -> tuple:
     from rnn.calibration import done_rule as dream_done_rule
     from rnn.calibration import read_calibration
 
-    rule = dream_done_rule(config, run_dir / "rnn", kind)
+    rnn_dir = RunLayout(run_dir).rnn
+    rule = dream_done_rule(config, rnn_dir, kind)
     try:
-        calibration = read_calibration(run_dir / "rnn", config.rnn.done_weight)
+        calibration = read_calibration(rnn_dir, config.rnn.done_weight)
     except ArtifactError as error:
         calibration = {"skipped": True, "note": str(error).replace(str(run_dir), "DIR")}  # the same report for a copied run
     return rule, calibration
@@ -360,19 +268,18 @@ def fidelity_report(
     force: forget the saved parts and compute every one again.
     """
     from rnn.fidelity import TeacherForcing, done_calibration, mean_z_nll
-    from rnn.store import WEIGHTS_NAME
-    from vae.series import INITIAL_Z_NAME
 
     run_dir = Path(run_dir)
-    folder = run_dir / FOLDER
+    run = RunLayout(run_dir)
+    folder = run.fidelity
     seeds = episode_seeds(settings.first_seed, settings.episodes)
     model, initial_mu, initial_logvar, controller = inputs.model, inputs.initial_mu, inputs.initial_logvar, inputs.controller
     heldout_paths = inputs.heldout_paths
 
-    m_digest = file_digest(run_dir / "rnn" / WEIGHTS_NAME)
+    m_digest = file_digest(run.rnn_weights)
     dream_key = {
         "m": m_digest,
-        "initial_z": file_digest(run_dir / "series" / INITIAL_Z_NAME),
+        "initial_z": file_digest(run.initial_z),
         "temperature": config.controller.temperature,
         "max_dream_steps": config.controller.max_dream_steps,
         "use_cell_state": config.controller.use_cell_state,
@@ -430,7 +337,7 @@ def fidelity_report(
         def controller_real(update):
             return real_controller_episodes(load_agent(config, run_dir), config.env, controller["params"], seeds, num_envs, update)
 
-        v_digest = file_digest(run_dir / "vae" / "encoder.weights.h5")
+        v_digest = file_digest(run.vae_weights("encoder"))
         stored["controller_real"] = parts.get(
             "controller_real",
             {**real_key, **controller_key, **episodes_key, "m": m_digest, "v": v_digest, "sample_z": config.controller.sample_z},
@@ -476,7 +383,7 @@ def fidelity_report(
             "done_calibration", {**heldout_key, "num_bins": settings.num_bins, "last_steps": settings.last_steps}, calibration
         )
         stored["heldout_z_nll"] = parts.get("heldout_z_nll", {**heldout_key, "noise_seed": NOISE_SEED}, heldout_nll)
-        training = training_z_loss(run_dir / "rnn" / "metrics.jsonl")
+        training = training_z_loss(run.metrics("train_rnn"))
 
     for name, value in config.env.spec.held_actions:
         held_key = {**episodes_key, "action": value}
@@ -518,7 +425,7 @@ def assemble(
 
     random_policy = {"policy": config.generate.policy, **sides(stored["random_policy_dream"], stored["random_policy_real"])}
     # paths relative to the run directory: a copied or moved run keeps the same report
-    controller_name = f"controller/{PARAMS_NAMES[settings.params]}"
+    controller_name = f"{FOLDERS['train_controller']}/{PARAMS_NAMES[settings.params]}"
     if has_controller:
         controller = {
             "skipped": False,
@@ -530,7 +437,7 @@ def assemble(
     else:
         controller = {
             "skipped": True,
-            "note": f"no {controller_name} in the run directory: run `python -m scripts.train_controller --run-dir DIR`, then this again",
+            "note": f"no {controller_name} in the run directory: run `{stage_command('train_controller', 'DIR')}`, then this again",
         }
     if all(name in stored for name in HELDOUT_PARTS):
         heldout_note = (
@@ -593,171 +500,3 @@ def write_outputs(folder: Path, report: dict) -> None:
         return
     plot_report(report, picture_path)
     write_json(report_path, report)  # last: it marks the report finished
-
-
-def plot_report(report: dict, path: Path) -> None:
-    """Length histograms, dream vs real, for each policy, and the done head's calibration curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 4, figsize=(20, 4.5))
-    for axis, (title, part) in zip(axes[:2], (("random policy", report["random_policy"]), ("controller", report["controller"])), strict=True):
-        if part.get("skipped"):
-            axis.text(0.5, 0.5, "no controller yet", ha="center", va="center", transform=axis.transAxes)
-            axis.set_title(f"{title}: skipped")
-            axis.set_axis_off()
-            continue
-        dream, real = part["dream"]["lengths"], part["real"]["lengths"]
-        bins = np.histogram_bin_edges(np.concatenate([dream, real]), bins=min(30, max(5, len(dream) // 3)))
-        axis.hist(real, bins=bins, alpha=0.55, label=f"real: {part['real']['mean']:.0f} ± {part['real']['std']:.0f}")
-        axis.hist(dream, bins=bins, alpha=0.55, label=f"dream: {part['dream']['mean']:.0f} ± {part['dream']['std']:.0f}")
-        axis.set_xlabel("episode length (steps)")
-        axis.set_ylabel("episodes")
-        axis.set_title(f"{title}, {part['dream']['count']} episodes each")
-        axis.legend()
-    _plot_calibration(axes[2], report["done_calibration"])
-    _plot_calibration_before_after(axes[3], report.get("done_rule", {}).get("calibration", {"skipped": True}))
-    figure.tight_layout()
-    with atomic_path(path, suffix=".png") as temporary:
-        figure.savefig(temporary, dpi=90)
-    plt.close(figure)
-
-
-def _plot_calibration(axis, calibration: dict) -> None:
-    """M's done head against real deaths, or a note when the held-out parts were skipped."""
-    if calibration.get("skipped"):
-        axis.text(0.5, 0.5, "no held-out series episodes", ha="center", va="center", transform=axis.transAxes)
-        axis.set_title("done head: skipped")
-        axis.set_axis_off()
-        return
-    filled = [entry for entry in calibration["bins"] if entry["count"]]
-    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
-    axis.plot([entry["mean_predicted"] for entry in filled], [entry["observed_frequency"] for entry in filled], marker="o", label="M's done head")
-    for entry in filled:
-        axis.annotate(str(entry["count"]), (entry["mean_predicted"], entry["observed_frequency"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    fires = calibration["fires"]
-    near, elsewhere = fires["near_death"]["rate"], fires["elsewhere"]["rate"]
-    axis.set_title(
-        f"done head on {calibration['episodes']} held-out episodes\nlogit > 0 in last {fires['last_steps']} steps before death: "
-        f"{_percent(near)}, elsewhere {_percent(elsewhere)}",
-        fontsize=9,
-    )
-    axis.set_xlabel("predicted p = sigmoid(done logit), bin mean (steps per bin)")
-    axis.set_ylabel("observed death frequency")
-    axis.set_xlim(0, 1)
-    axis.set_ylim(0, 1)
-    axis.legend(loc="upper left")
-
-
-def _plot_calibration_before_after(axis, calibration: dict) -> None:
-    """rnn/calibration.json's curve on log axes: observed death frequency per bin (equal predicted
-    deaths, by logit) against the mean p of the raw head, the w-corrected head and the calibrated p."""
-    if calibration.get("skipped"):
-        axis.text(0.5, 0.5, "no rnn/calibration.json\n(python -m scripts.calibrate)", ha="center", va="center", transform=axis.transAxes)
-        axis.set_title("calibration: skipped")
-        axis.set_axis_off()
-        return
-    bins = calibration["bins"]
-    floor = 0.5 / max(entry["count"] for entry in bins)  # where a bin without deaths is drawn (half a death)
-    observed = [max(entry["observed_frequency"], floor) for entry in bins]
-    predicted = [entry[key] for entry in bins for key in ("raw", "weight_corrected", "calibrated")]
-    low, high = min([*predicted, *observed]) / 2, min(1.0, max([*predicted, *observed]) * 2)
-    axis.plot([low, high], [low, high], color="grey", linestyle="--", label="calibrated")
-    scores = calibration["scores"]
-    for key, label in (("raw", "before: sigmoid(x)"), ("weight_corrected", "sigmoid(x - log w)"), ("calibrated", "after: calibrated p")):
-        axis.plot([entry[key] for entry in bins], observed, marker="o", label=f"{label}, log-loss {scores[key]['log_loss']:.4f}")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlim(low, high)
-    axis.set_ylim(low, high)
-    data, rate = calibration["data"], calibration["death_rate"]
-    axis.set_title(
-        f"done head before / after calibration ({data['source']}: {data['episodes']} episodes, {data['deaths']} deaths)\n"
-        f"death rate {rate['observed']:.4f}; threshold fires {rate['threshold_rule_fires']:.4f}; calibrated {rate['calibrated_mean_p']:.4f}",
-        fontsize=9,
-    )
-    axis.set_xlabel("predicted p per step, bin mean (bins of equal predicted deaths)", fontsize=8)
-    axis.set_ylabel("observed deaths per step (no death: half a death)", fontsize=8)
-    axis.legend(loc="upper left", fontsize=7)
-
-
-def _percent(rate) -> str:
-    return "n/a" if rate is None else f"{100 * rate:.1f}%"
-
-
-def summary_lines(report: dict, folder: Path) -> list[str]:
-    """The terminal summary."""
-
-    def sides(title: str, part: dict) -> list[str]:
-        dream, real = part["dream"], part["real"]
-        return [
-            f"  {title}: dream {dream['mean']:.1f} ± {dream['std']:.1f}, real {real['mean']:.1f} ± {real['std']:.1f} steps "
-            f"(dream / real {part['dream_over_real_mean']:.2f})",
-            f"    actions in the dream: {describe_actions(dream['actions'])}",
-            f"    actions in the game:  {describe_actions(real['actions'])}",
-        ]
-
-    caps = report["max_steps"]
-    lines = [
-        f"fidelity: {report['env']}, {report['episodes']} episodes per side, tau {report['temperature']}, caps dream {caps['dream']} / real {caps['real']}"
-    ]
-    lines.extend(sides(f"random policy ({report['random_policy']['policy']})", report["random_policy"]))
-    controller = report["controller"]
-    if controller["skipped"]:
-        lines.append(f"  controller: skipped ({controller['note']})")
-    else:
-        lines.extend(sides(f"controller ({controller['params']})", controller))
-    if report["heldout"].get("skipped"):
-        lines.append(f"  done head and held-out z NLL: skipped ({report['heldout']['note']})")
-    else:
-        lines.extend(_heldout_lines(report))
-    lines.extend(_done_rule_lines(report.get("done_rule")))
-    held = report["held_actions"]
-    if not held["skipped"]:
-        lines.append(
-            "  one action held all episode, dream / real steps: "
-            + ", ".join(f"{name} {part['dream']['mean']:.0f} / {part['real']['mean']:.0f}" for name, part in held["actions"].items())
-        )
-    lines.append(f"  -> {folder / REPORT_NAME}, {folder / PICTURE_NAME}")
-    return lines
-
-
-def _done_rule_lines(section: dict | None) -> list[str]:
-    """The dream's done rule and M's calibration, in two lines."""
-    if section is None:
-        return []
-    lines = [f"  dream done rule: {section['description']}"]
-    calibration = section["calibration"]
-    if calibration.get("skipped"):
-        lines.append(f"  M's calibration: skipped ({calibration['note']})")
-        return lines
-    from rnn.calibration import summary
-
-    lines.append(f"  M's calibration (rnn/calibration.json): {summary(calibration)}")
-    return lines
-
-
-def _heldout_lines(report: dict) -> list[str]:
-    """The summary of the done head's calibration and the held-out z loss."""
-    lines = []
-    calibration = report["done_calibration"]
-    fires = calibration["fires"]
-    lines.append(
-        f"  done head on {calibration['episodes']} held-out episodes ({calibration['steps']} steps, {calibration['deaths']} deaths): logit > 0 in the last "
-        f"{fires['last_steps']} steps before a death {_percent(fires['near_death']['rate'])} of steps, elsewhere {_percent(fires['elsewhere']['rate'])}; "
-        f"mean predicted p {calibration['mean_predicted']:.4f} vs observed {calibration['observed_frequency']:.4f}"
-    )
-    nll = report["heldout_z_nll"]
-    training = nll["training"]
-    if training["z_loss"] is None:
-        training_text = training["note"]
-    else:
-        training_text = f"training {training['z_loss']:.4f} (last {training['records']} records, to step {training['steps'][1]})"
-        if training["validation_z_loss"] is not None:
-            training_text += f", training's own validation {training['validation_z_loss']:.4f}"
-    lines.append(f"  held-out z NLL {nll['z_nll']:.4f} (at mu {nll['z_nll_at_mu']:.4f}); {training_text}")
-    if not report["heldout"]["held_out_from_training"]:
-        lines.append(f"  note: {report['heldout']['note']}")
-    return lines

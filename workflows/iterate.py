@@ -8,7 +8,7 @@
   4. C retrained in the new M's dream, CMA-ES started at the previous mean;
   5. the new mean scored on fresh real episodes: on evaluate's seeds (eval/) and on the validation
      seeds 2^29 + k (eval_validation/, controller/seeds.py), which alone name the best round;
-  6. the fidelity report (controller/fidelity.py) on the round folder, iterate.fidelity_episodes
+  6. the fidelity report (workflows/fidelity.py) on the round folder, iterate.fidelity_episodes
      episodes per policy and side (0: skipped): the dream/game episode-length ratio of the random
      policy, each held action and the controller, i.e. how hard the dream is (aim 0.8-1.25 each).
 Round r lives in DIR/iterate/round_<r:03d>/ with the run directory's own layout (rollouts/, series/,
@@ -34,13 +34,14 @@ from tqdm import tqdm
 
 from common.errors import ArtifactError
 from common.files import read_json, read_jsonl, write_json
+from common.layout import METRICS_NAME
 from controller.agent import Agent
 from controller.dream_scoring import DreamScorer
 from controller.evaluate import EVAL_FOLDER, evaluate
 from controller.parallel import Workers
 from controller.policy import controller_from_config
 from controller.store import MEAN_NAME, load_params
-from controller.train import METRICS_NAME, train_controller
+from controller.train import train_controller
 from env.batch import BatchEnv
 from env.rollouts import episode_path, list_episodes, write_rollout
 from rnn.calibration import done_rule as dream_done_rule
@@ -274,13 +275,13 @@ def length_ratios(report: dict) -> tuple[dict, dict]:
 
 
 def fidelity_round(config, output_dir: Path, heldout: tuple[list[Path], bool], log=print, progress: bool = True) -> dict:
-    """The fidelity report (controller/fidelity.py) on the round folder: its M, mean controller, first
+    """The fidelity report (workflows/fidelity.py) on the round folder: its M, mean controller, first
     frames and done rule (controller.done_rule), iterate.fidelity_episodes episodes per policy and side.
     heldout: the series files M held out of the round's own episodes and whether training really left
     them out (scripts/fidelity.py's heldout_split). Resumes from the report's saved parts. A report
     already in the round folder (scripts.fidelity run on it) keeps its episodes and seeds, so its
     parts are reused, not replaced by a smaller report."""
-    from controller import fidelity
+    from workflows import fidelity
 
     started = time.perf_counter()
     settings = fidelity.FidelitySettings(episodes=config.iterate.fidelity_episodes, params="mean")

@@ -1,0 +1,133 @@
+"""common/layout.py: the run layout names the paths the stages have always used, the commands in
+messages, and the launcher an entry point prints them with."""
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from common import layout
+from common.errors import ArtifactError
+from common.layout import RunLayout, with_launcher
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_layout_names_the_paths_of_today(tmp_path):
+    run = RunLayout(tmp_path)
+    table = {
+        run.config: "config.json",
+        run.rollouts: "rollouts",
+        run.vae: "vae",
+        run.vae_weights(): "vae/encoder.weights.h5",
+        run.vae_weights("decoder"): "vae/decoder.weights.h5",
+        run.checkpoint("train_vae"): "vae/checkpoints/last.npz",
+        run.series: "series",
+        run.initial_z: "series/initial_z.npz",
+        run.rnn: "rnn",
+        run.rnn_weights: "rnn/mdn_rnn.weights.h5",
+        run.calibration: "rnn/calibration.json",
+        run.checkpoint("train_rnn"): "rnn/checkpoints/last.npz",
+        run.metrics("train_rnn"): "rnn/metrics.jsonl",
+        run.controller: "controller",
+        run.controller_params(): "controller/mean.npz",
+        run.controller_params(layout.BEST_NAME): "controller/best.npz",
+        run.metrics("train_controller"): "controller/metrics.jsonl",
+        run.eval: "eval",
+        run.folder("evaluate_random"): "eval_random",
+        run.dream: "dream",
+        run.fidelity: "fidelity",
+        run.iterate: "iterate",
+        run.round(3).rnn_weights: "iterate/round_003/rnn/mdn_rnn.weights.h5",
+    }
+    assert {path: str(path.relative_to(tmp_path)) for path in table} == table
+    assert RunLayout(str(tmp_path)) == run  # a string run directory is a Path
+
+
+def test_the_packages_read_their_names_from_the_layout():
+    from controller import evaluate, store, train
+    from rnn import calibration
+    from rnn import store as rnn_store
+    from scripts import stage
+    from vae import series
+    from workflows import fidelity, iterate
+
+    assert rnn_store.WEIGHTS_NAME == layout.RNN_WEIGHTS_NAME and calibration.CALIBRATION_NAME == layout.CALIBRATION_NAME
+    assert series.INITIAL_Z_NAME == layout.INITIAL_Z_NAME and evaluate.PARTIAL_NAME == layout.PARTIAL_NAME
+    assert (store.BEST_NAME, store.MEAN_NAME, store.SELECTED_NAME) == (layout.BEST_NAME, layout.MEAN_NAME, layout.SELECTED_NAME)
+    assert (train.STATE_NAME, train.CURVE_NAME, train.METRICS_NAME) == (layout.ES_STATE_NAME, layout.CURVE_NAME, layout.METRICS_NAME)
+    assert (fidelity.FOLDER, fidelity.REPORT_NAME, fidelity.PICTURE_NAME) == (layout.FOLDERS["fidelity"], layout.REPORT_NAME, layout.PICTURE_NAME)
+    assert (iterate.FOLDER, iterate.ROUNDS_NAME) == (layout.FOLDERS["iterate"], layout.ROUNDS_NAME)
+    assert iterate.round_dir("runs/x", 3) == RunLayout("runs/x").round(3).run_dir
+    assert {name: stage.STAGES[name].folder for name in layout.FOLDERS if name in stage.STAGES} == {
+        name: folder for name, folder in layout.FOLDERS.items() if name != "fidelity"
+    }
+
+
+def test_a_committed_agent_has_its_files_where_the_layout_says():
+    run = RunLayout(ROOT / "pretrained" / "doom")
+    for path in (run.config, run.vae_weights(), run.vae_weights("decoder"), run.initial_z, run.rnn_weights, run.controller_params()):
+        assert path.is_file(), path
+
+
+def test_a_message_names_the_command_that_remakes_a_stage(tmp_path):
+    from vae.store import load_part
+
+    run = RunLayout(tmp_path / "run")
+    assert run.command("train_vae", "--force") == f"python -m scripts.train_vae --run-dir {tmp_path / 'run'} --force"
+    from scripts.config import build
+
+    config = build("doom-smoke")
+    with pytest.raises(ArtifactError) as error:
+        load_part(run.vae, "encoder", config.vae)
+    assert run.command("train_vae") in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("run `python -m scripts.extract --run-dir r` first", "run `./run.sh python -m scripts.extract --run-dir r` first"),
+        ("`mkdir -p b && python -m scripts.pipeline --run-dir b`", "`mkdir -p b && ./run.sh python -m scripts.pipeline --run-dir b`"),
+        ("mpiexec -n 4 python -m scripts.train_controller", "mpiexec -n 4 ./run.sh python -m scripts.train_controller"),
+        ("already `./run.sh python -m scripts.generate --run-dir r`", "already `./run.sh python -m scripts.generate --run-dir r`"),
+        ("/usr/bin/python -m scripts.generate and python -m pytest", "/usr/bin/python -m scripts.generate and python -m pytest"),
+    ],
+)
+def test_the_launcher_starts_every_command_a_message_names(text, expected):
+    assert with_launcher(text, "./run.sh python") == expected
+    assert with_launcher(text, "python") == text
+
+
+def test_an_entry_point_prints_commands_with_the_launcher_it_was_started_by(monkeypatch, capsys):
+    from scripts import stage
+
+    def fails(argv):
+        raise ArtifactError(f"x is missing; run `{stage.command_for('generate', Path('runs/r'))}`")
+
+    for launcher, expected in ((None, "python"), ("./run.sh python", "./run.sh python"), ("VENV=/v ./run.sh python", "VENV=/v ./run.sh python")):
+        if launcher is None:
+            monkeypatch.delenv(stage.LAUNCHER_VARIABLE, raising=False)
+        else:
+            monkeypatch.setenv(stage.LAUNCHER_VARIABLE, launcher)
+        with pytest.raises(SystemExit) as stopped:
+            stage.run_main(fails, [])
+        assert stopped.value.code == 2
+        assert capsys.readouterr().err == f"error: x is missing; run `{expected} -m scripts.generate --run-dir runs/r`\n"
+
+
+def test_run_sh_tells_the_entry_points_how_it_was_started(tmp_path):
+    """run.sh with an environment whose python prints the variable (its pins' stamp in place, so nothing is installed)."""
+    from scripts import stage
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    python.write_text('#!/bin/sh\nprintf "%s" "$WORLD_MODELS_LAUNCHER"\n')
+    python.chmod(0o755)
+    pins = b"".join((ROOT / name).read_bytes() for name in ("requirements.txt", "requirements-dev.txt"))
+    (venv / ".requirements.sha256").write_text(hashlib.sha256(pins).hexdigest() + "\n")
+    environment = {key: value for key, value in os.environ.items() if key != stage.LAUNCHER_VARIABLE}
+    printed = subprocess.run([str(ROOT / "run.sh"), "python"], env={**environment, "VENV": str(venv)}, capture_output=True, text=True, check=True).stdout
+    assert printed == f"VENV={venv} ./run.sh python"
