@@ -375,8 +375,8 @@ def test_a_round_stopped_mid_way_ends_like_an_uninterrupted_one(one_round, base,
     """Stopped after one collected episode, then (rerun) after C's first generation, then (rerun)
     after three parts of the fidelity report: the final rollouts, series, M, C, both evaluations,
     the fidelity parts and rounds.json (best round included) equal the uninterrupted round's."""
-    import workflows.fidelity
     import controller.train
+    import workflows.fidelity
 
     run_dir = copy_run(base[0], tmp_path / "run")
     written = []
