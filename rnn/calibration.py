@@ -85,7 +85,7 @@ def fit_logistic(corrected_logit: np.ndarray, died: np.ndarray, with_scale: bool
     iterations = 0
     while iterations < MAX_ITERATIONS:
         iterations += 1
-        probability = 0.5 * (1.0 + np.tanh(0.5 * calibrated(params)))
+        probability = _sigmoid(calibrated(params))
         gradient = features.T @ (died - probability)
         hessian = (features * (probability * (1.0 - probability))[:, None]).T @ features
         try:

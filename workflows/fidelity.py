@@ -53,6 +53,7 @@ from common.layout import command as stage_command
 from controller.seeds import TRAINING_SEED_BASE
 from controller.store import PARAMS_NAMES, load_agent, load_controller
 from env.spec import all_specs
+from vae.extract import weights_fingerprint
 from workflows.behaviour import action_stats
 from workflows.fidelity_episodes import (
     dream_controller_episodes,
@@ -113,14 +114,6 @@ def length_stats(lengths) -> dict:
 def episode_stats(lengths, actions: list[np.ndarray], env_name: str) -> dict:
     """length_stats of the episodes, and under "actions" what the policy did (workflows/behaviour.py)."""
     return {**length_stats(lengths), "actions": action_stats(actions, env_name)}
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _files_key(paths: list[Path]) -> str:
@@ -276,10 +269,10 @@ def fidelity_report(
     model, initial_mu, initial_logvar, controller = inputs.model, inputs.initial_mu, inputs.initial_logvar, inputs.controller
     heldout_paths = inputs.heldout_paths
 
-    m_digest = file_digest(run.rnn_weights)
+    m_digest = weights_fingerprint(run.rnn_weights)
     dream_key = {
         "m": m_digest,
-        "initial_z": file_digest(run.initial_z),
+        "initial_z": weights_fingerprint(run.initial_z),
         "temperature": config.controller.temperature,
         "max_dream_steps": config.controller.max_dream_steps,
         "use_cell_state": config.controller.use_cell_state,
@@ -337,7 +330,7 @@ def fidelity_report(
         def controller_real(update):
             return real_controller_episodes(load_agent(config, run_dir), config.env, controller["params"], seeds, num_envs, update)
 
-        v_digest = file_digest(run.vae_weights("encoder"))
+        v_digest = weights_fingerprint(run.vae_weights("encoder"))
         stored["controller_real"] = parts.get(
             "controller_real",
             {**real_key, **controller_key, **episodes_key, "m": m_digest, "v": v_digest, "sample_z": config.controller.sample_z},
