@@ -15,7 +15,11 @@ own, DIR/eval_seed<N>/ (DIR/eval_random_seed<N>/ with --params random), with its
 own lock, resume and done.json; config.json (evaluate.seed) and DIR/eval/ stay as
 they are, so a second seed set needs no copy of the run.
 
-  python -m scripts.evaluate --run-dir DIR [--episodes 100] [--params best|mean|selected|random] [--seed N]
+--validation scores the controller on the validation episodes 2^29 + k instead
+(controller/seeds.py), into DIR/eval_validation/: the set to choose agents, rounds
+and settings on, so that evaluate's seeds and --seed sets stay unseen by any choice.
+
+  python -m scripts.evaluate --run-dir DIR [--episodes 100] [--params best|mean|selected|random] [--seed N | --validation]
 """
 
 import copy
@@ -25,6 +29,7 @@ from scripts import stage
 
 STAGE = "evaluate"
 RANDOM_STAGE = "evaluate_random"  # --params random: its own stage, folder and lock (DIR/eval_random)
+VALIDATION_STAGE = "evaluate_validation"  # --validation: DIR/eval_validation, as in each iterate round
 
 
 def add_arguments(parser):
@@ -39,6 +44,11 @@ def add_arguments(parser):
         "--seed",
         type=int,
         help="first seed of a further set of episodes, scored into DIR/eval_seed<N>/ (config.json and DIR/eval/ are left as they are)",
+    )
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="score on the validation episodes 2^29 + k (the set choices are made on) into DIR/eval_validation/",
     )
 
 
@@ -75,9 +85,16 @@ def seed_set(invocation):
     """The config the episodes are scored with. --seed N (other than evaluate.seed) switches the
     invocation to the stage of that seed set (its own folder) and returns a copy of the config with
     evaluate.seed = N; the run's config, which begin() saves, keeps its own evaluate.seed."""
-    from controller.seeds import evaluation_seeds
+    from controller.seeds import VALIDATION_SEED_BASE, evaluation_seeds
 
     config, seed = invocation.config, invocation.arguments.seed
+    if invocation.arguments.validation:
+        if seed is not None:
+            raise stage.StageError(f"--seed {seed} and --validation: choose one (--validation plays the validation seeds 2^29 + k)")
+        invocation.stage = VALIDATION_STAGE
+        scored = copy.deepcopy(config)
+        scored.evaluate.seed = VALIDATION_SEED_BASE  # the resume key and summary.json name the first seed
+        return scored
     if seed is None or seed == config.evaluate.seed:
         return config
     evaluation_seeds(seed, config.evaluate.episodes, option="--seed")  # refused before anything is written
@@ -111,6 +128,8 @@ def main(argv=None):
             raise stage.StageError(f"--episodes {arguments.episodes}: expected at least 1")
         config.evaluate.episodes = arguments.episodes
     if arguments.params == "random":
+        if arguments.validation:
+            raise stage.StageError("--params random --validation: the random policy is scored on evaluate's seeds or a --seed set; --validation scores a controller")
         invocation.stage = RANDOM_STAGE  # evaluate.params stays as it is: it names the controller
         main_random(invocation)
         return
@@ -131,7 +150,7 @@ def main(argv=None):
         print(f"evaluate: note: train_controller has not finished in {run_dir}; scoring the controller of its last saved generation")
     stage.clear_done(run_dir, name)
 
-    summary = evaluate(scored, run_dir, folder=folder)
+    summary = evaluate(scored, run_dir, folder=folder, validation=name == VALIDATION_STAGE)
     stage.mark_done(run_dir, name, scored, summary=summary)
 
 

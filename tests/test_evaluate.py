@@ -146,3 +146,37 @@ def test_a_further_seed_set_outside_the_evaluation_range_is_refused_before_anyth
         error = capsys.readouterr().err
         assert f"--seed={2**31 - 2} with 3 episodes: evaluation seeds must lie in [0, 2^31)" in error and "pick a smaller --seed" in error
     assert not list(run_dir.glob("eval*")) and (run_dir / "config.json").read_bytes() == config_before
+
+
+def test_validation_scores_the_validation_episodes_into_their_own_folder(tmp_path, capsys):
+    """--validation plays 2^29 + k (the set choices are made on) into eval_validation/, the folder and
+    the returns iterate's evaluate_round writes; with --seed or the random policy it is refused."""
+    from controller.evaluate import evaluate as evaluate_run
+    from controller.seeds import VALIDATION_SEED_BASE
+
+    run_dir = tmp_path / "run"
+    config = make_run(run_dir, "doom-smoke", TINY + ["evaluate.video=false", "evaluate.episodes=3"])
+    controller = controller_from_config(config)
+    store.save_params(
+        run_dir / "controller" / "mean.npz", np.random.default_rng(4).normal(scale=0.3, size=controller.num_params).astype(np.float32), controller
+    )
+    config_before = (run_dir / "config.json").read_bytes()
+    evaluate.main(["--run-dir", str(run_dir), "--validation"])
+    episodes = json.loads((run_dir / "eval_validation" / "returns.json").read_text())["episodes"]
+    assert [episode["seed"] for episode in episodes] == [VALIDATION_SEED_BASE + k for k in range(3)]
+    assert json.loads((run_dir / "eval_validation" / "summary.json").read_text())["first_seed"] == VALIDATION_SEED_BASE
+    assert (run_dir / "eval_validation" / "done.json").exists() and not (run_dir / "eval").exists()
+    assert (run_dir / "config.json").read_bytes() == config_before
+    reference = evaluate_run(config, run_dir, folder="reference", validation=True, progress=False, log=lambda line: None)
+    assert json.loads((run_dir / "reference" / "returns.json").read_text())["episodes"] == episodes
+    assert reference["mean"] == pytest.approx(np.mean([episode["return"] for episode in episodes]))
+    capsys.readouterr()
+    evaluate.main(["--run-dir", str(run_dir), "--validation"])
+    assert f"{run_dir / 'eval_validation'} already holds these 3 episodes" in capsys.readouterr().out
+
+    for extra in (["--seed", "2000000"], ["--params", "random"]):
+        with pytest.raises(SystemExit) as exit_info:
+            evaluate.stage.run_main(evaluate.main, ["--run-dir", str(run_dir), "--validation", *extra])
+        assert exit_info.value.code == 2
+        assert "--validation" in capsys.readouterr().err
+    assert not (run_dir / "eval_seed2000000").exists() and not (run_dir / "eval_random").exists()
