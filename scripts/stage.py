@@ -41,7 +41,7 @@ from typing import Any
 from common.disk import is_disk_full
 from common.errors import StageError, UserError
 from common.files import read_json, write_json
-from common.layout import DONE_NAME, DREAM_VIDEO_NAME, FOLDERS, REAL_VIDEO_NAME, RECONSTRUCTIONS_NAME, STARTED_NAME, RunLayout, with_launcher
+from common.layout import DONE_NAME, DREAM_VIDEO_NAME, FOLDERS, INITIAL_Z_NAME, REAL_VIDEO_NAME, RECONSTRUCTIONS_NAME, STARTED_NAME, RunLayout, with_launcher
 from common.layout import command as layout_command
 from common.stopping import install_stop_handlers, signal_of, stopped_message
 from scripts import config as config_module
@@ -61,6 +61,9 @@ class Stage:
     optional_inputs: tuple[str, ...] = ()  # upstream stages whose outputs it reads if they exist
     real_mode_inputs: tuple[str, ...] = ()  # also required when controller.mode=real
     dream_mode_inputs: tuple[str, ...] = ()  # also required when controller.mode=dream
+    # (upstream stage, file): the one file of that stage this stage reads; it stands in for the stage's
+    # done.json, so a run sharing an exported agent's folders (which ship that file alone) can run it
+    reads_only: tuple[tuple[str, str], ...] = ()
     sections: tuple[str, ...] = ()  # config sections whose locked fields its outputs depend on
     # "Finished": DIR/<folder>/done.json, or (stages without one) every file it exists to make.
     finished_files: tuple[str, ...] = ()
@@ -92,6 +95,7 @@ STAGES: dict[str, Stage] = {
             inputs=("train_rnn",),
             real_mode_inputs=("train_vae",),
             dream_mode_inputs=("extract",),
+            reads_only=(("extract", f"{FOLDERS['extract']}/{INITIAL_Z_NAME}"),),  # the dream's first frames
             sections=("controller",),
         ),
         Stage("evaluate", FOLDERS["evaluate"], inputs=("train_vae", "train_rnn"), optional_inputs=("train_controller",)),
@@ -334,6 +338,9 @@ def require_upstream(invocation: "Invocation", stages: tuple[str, ...]) -> None:
     run needs and the command that starts there (with this invocation's --preset and --set, which a
     new run needs). Reads only."""
     run_dir, arguments = invocation.run_dir, invocation.arguments
+    spec = STAGES.get(invocation.stage)
+    enough = dict(spec.reads_only) if spec is not None else {}
+    stages = tuple(name for name in stages if not (name in enough and (run_dir / enough[name]).exists()))
     missing = unfinished_upstream(run_dir, stages, invocation.config)
     if not missing:
         return

@@ -73,6 +73,30 @@ def test_dream_training_writes_every_file_and_resumes_exactly(tmp_path):
     assert resumed_records == records
 
 
+def test_dream_training_needs_only_the_first_frame_table_of_extract(tmp_path, capsys):
+    """An exported agent ships series/initial_z.npz without extract's done.json: C trains in its
+    dream all the same (the same generations as a run with every series); without the table the
+    error names extract, the stage that makes it."""
+    full, shared = tmp_path / "full", tmp_path / "shared"
+    for run_dir in (full, shared):
+        make_run(run_dir, "doom-smoke", TINY_DOOM + ["controller.num_generations=2"], with_vae=False)
+    (shared / "series" / "done.json").unlink()
+    train_controller.main(["--run-dir", str(full)])
+    train_controller.main(["--run-dir", str(shared)])
+    assert read_results(shared)[2] == read_results(full)[2]
+
+    missing = tmp_path / "missing"
+    make_run(missing, "doom-smoke", TINY_DOOM, with_vae=False)
+    shutil.rmtree(missing / "series")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train_controller.stage.run_main(train_controller.main, ["--run-dir", str(missing)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"{missing / 'series' / 'done.json'} is missing" in error and "extract" in error
+    assert not (missing / "controller").exists()
+
+
 def test_a_changed_setting_is_refused_on_resume(tmp_path, capsys):
     run_dir = tmp_path / "run"
     make_run(run_dir, "doom-smoke", TINY_DOOM + ["controller.num_generations=1"], with_vae=False)
