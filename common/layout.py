@@ -13,6 +13,7 @@ from pathlib import Path
 
 CONFIG_NAME = "config.json"
 CHECKPOINTS_FOLDER = "checkpoints"
+TENSORBOARD_FOLDER = "tensorboard"  # <folder>/tensorboard/: the training scalars of V, M and C
 CHECKPOINT_NAME = "last.npz"  # the training checkpoint of V and M: <folder>/checkpoints/last.npz
 METRICS_NAME = "metrics.jsonl"  # every trained part's training records: <folder>/metrics.jsonl
 DONE_NAME = "done.json"
@@ -30,6 +31,7 @@ FOLDERS = {
     "dream": "dream",
     "fidelity": "fidelity",
     "iterate": "iterate",
+    "evaluate_validation": "eval_validation",  # the mean on the validation seeds 2^29 + k (evaluate --validation; each iterate round)
 }
 
 RECONSTRUCTIONS_NAME = "reconstructions.png"  # vae/, by check_vae
@@ -52,8 +54,9 @@ REAL_VIDEO_NAME = "real.mp4"
 REPORT_NAME = "report.json"
 PICTURE_NAME = "report.png"
 PARTS_FOLDER = "parts"
-ROUNDS_NAME = "rounds.json"
+ROUNDS_NAME = "rounds.json"  # iterate/: every finished round's scores
 ROUNDS_SOURCE_NAME = "source.json"  # iterate/: fingerprints of the run's V, M and C the rounds started from
+ROUND_PREFIX = "round_"  # iterate/round_<NNN>/: one round, laid out as a run directory
 
 
 def vae_weights_name(part: str) -> str:
@@ -130,6 +133,10 @@ class RunLayout:
     def iterate(self) -> Path:
         return self.folder("iterate")
 
+    @property
+    def eval_validation(self) -> Path:
+        return self.folder("evaluate_validation")
+
     def vae_weights(self, part: str = "encoder") -> Path:
         return self.vae / vae_weights_name(part)
 
@@ -149,15 +156,44 @@ class RunLayout:
         """controller/<name>: best.npz, mean.npz or selected.npz."""
         return self.controller / name
 
+    @property
+    def es_state(self) -> Path:
+        return self.controller / ES_STATE_NAME
+
     def checkpoint(self, stage: str) -> Path:
         return checkpoint_path(self.folder(stage))
 
     def metrics(self, stage: str) -> Path:
         return self.folder(stage) / METRICS_NAME
 
+    @property
+    def rounds(self) -> Path:
+        """iterate/rounds.json: every finished round's scores and the best round."""
+        return self.iterate / ROUNDS_NAME
+
+    @property
+    def rounds_source(self) -> Path:
+        return self.iterate / ROUNDS_SOURCE_NAME
+
     def round(self, number: int) -> "RunLayout":
         """Iterative training's round `number` (from 1): DIR/iterate/round_<number:03d>/, laid out as a run."""
-        return RunLayout(self.iterate / f"round_{number:03d}")
+        return RunLayout(self.iterate / f"{ROUND_PREFIX}{number:03d}")
+
+    def round_numbers(self) -> list[int]:
+        """The numbers of the round folders on disk, in order."""
+        if not self.iterate.is_dir():
+            return []
+        return sorted(number for path in self.iterate.iterdir() if path.is_dir() and (number := round_number(path)) is not None)
+
+
+def round_number(folder: str | Path) -> int | None:
+    """The number of the iterate round whose folder `folder` is (RunLayout(DIR).round(number)), else None."""
+    folder = Path(folder)
+    suffix = folder.name.removeprefix(ROUND_PREFIX)
+    if folder.parent.name != FOLDERS["iterate"] or not suffix.isdigit():
+        return None
+    number = int(suffix)
+    return number if RunLayout(folder.parent.parent).round(number).run_dir.name == folder.name else None
 
 
 def checkpoint_path(folder: str | Path) -> Path:

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from common.checkpoint import read_checkpoint, save_checkpoint
 from common.errors import ArtifactError, UserError
 from common.files import append_jsonl, read_jsonl, write_jsonl
-from common.layout import METRICS_NAME, checkpoint_path
+from common.layout import METRICS_NAME, TENSORBOARD_FOLDER, checkpoint_path
 from common.summaries import write_scalars
 
 
@@ -202,7 +202,7 @@ def run_training(
             f"and nothing was saved: {kept}, final weights untouched. {trainer.diverged_hint}".rstrip()
         )
 
-    writer = tf.summary.create_file_writer(str(output_dir / "tensorboard"))
+    writer = tf.summary.create_file_writer(str(output_dir / TENSORBOARD_FOLDER))
     with _Interrupts(log) as interrupts:
         try:
             while not trainer.finished(progress):

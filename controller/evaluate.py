@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from common.files import atomic_path, read_json, write_json
-from common.layout import FOLDERS, PARTIAL_NAME, RunLayout
+from common.layout import EPISODE_VIDEO_NAME, FOLDERS, HISTOGRAM_NAME, PARTIAL_NAME, RETURNS_NAME, SUMMARY_NAME, RunLayout
 from common.video import side_by_side
 from common.video import write_video as write_pictures
 from controller.policy import controller_from_config
@@ -141,7 +141,7 @@ def write_results(
     episodes = [done[index] for index in range(config.evaluate.episodes)]
     returns = np.array([episode["return"] for episode in episodes], np.float64)
     lengths = np.array([episode["length"] for episode in episodes], np.int64)
-    write_json(eval_dir / "returns.json", {**returns_header, "episodes": episodes})
+    write_json(eval_dir / RETURNS_NAME, {**returns_header, "episodes": episodes})
     solved = config.env.spec.solved_return
     summary = {
         "env": config.env.name,
@@ -157,8 +157,8 @@ def write_results(
         "steps_per_second_this_run": float(steps / seconds) if steps else None,
         "solved_return": solved,  # the game's "solved" line (its spec), or None
     }
-    write_json(eval_dir / "summary.json", summary)
-    plot_histogram(returns, eval_dir / "histogram.png", f"{config.env.name}, {label}: {summary['mean']:.1f} ± {summary['std']:.1f}")
+    write_json(eval_dir / SUMMARY_NAME, summary)
+    plot_histogram(returns, eval_dir / HISTOGRAM_NAME, f"{config.env.name}, {label}: {summary['mean']:.1f} ± {summary['std']:.1f}")
     (eval_dir / PARTIAL_NAME).unlink(missing_ok=True)
     env_name = config.env.name + (f" ({summary['env_renderer']} renderer)" if summary["env_renderer"] else "")
     solved_text = "" if solved is None else f"; {'at or above' if summary['mean'] >= solved else 'below'} the {solved:g} solved line"
@@ -197,7 +197,7 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
     num_envs = max(1, min(config.controller.envs_per_worker, settings.episodes))
     resumed = f", {len(done)} already done" if done else ""
     log(f"evaluate: {settings.episodes} {config.env.name} episodes with {params_path} ({controller.describe()}), {num_envs} envs in lockstep{resumed}")
-    video = settings.video and (0 in todo or not (eval_dir / "episode.mp4").exists())
+    video = settings.video and (0 in todo or not (eval_dir / EPISODE_VIDEO_NAME).exists())
     if video and 0 not in todo:
         todo.insert(0, 0)  # the video's episode was scored but its video never written
 
@@ -205,7 +205,7 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
         record = chunk.index(0) if video and 0 in chunk else None
         result = agent.run_episodes(batch_env, np.repeat(params[None], len(chunk), axis=0), seeds[chunk], record=record, progress=update)
         if record is not None:
-            write_video(result, run_dir, config, eval_dir / "episode.mp4")
+            write_video(result, run_dir, config, eval_dir / EPISODE_VIDEO_NAME)
         return result["returns"], result["lengths"]
 
     steps, seconds = play_in_chunks(config.env, num_envs, todo, play_chunk, seeds, done, partial_path, key, progress)
@@ -219,7 +219,7 @@ def evaluate(config, run_dir: Path, log: Callable[[str], None] = print, progress
 def _finished_summary(eval_dir: Path, key: dict, config, extra_files: tuple[str, ...] = ()) -> dict | None:
     """The summary of a complete evaluation folder made with this key, episode count and CarRacing
     renderer (the renderer changes no result, but the summary names it), or None."""
-    paths = [eval_dir / name for name in ("returns.json", "summary.json", "histogram.png", *extra_files)]
+    paths = [eval_dir / name for name in (RETURNS_NAME, SUMMARY_NAME, HISTOGRAM_NAME, *extra_files)]
     if not all(path.exists() for path in paths):
         return None
     saved, summary = read_json(paths[0]), read_json(paths[1])
@@ -237,7 +237,7 @@ def finished_summary(config, run_dir: Path, folder: str = EVAL_FOLDER) -> dict |
     """The summary of a complete DIR/<folder>/ (eval) of the controller as it is now (same parameters,
     seeds, episode count; its video too if evaluate.video), or None: a rerun then has nothing to play."""
     params, _, params_path = load_controller(config, run_dir, config.evaluate.params)
-    video = ("episode.mp4",) if config.evaluate.video else ()
+    video = (EPISODE_VIDEO_NAME,) if config.evaluate.video else ()
     return _finished_summary(Path(run_dir) / folder, _partial_key(params, params_path, config), config, video)
 
 

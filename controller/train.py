@@ -43,7 +43,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from common.files import atomic_path, write_jsonl
-from common.layout import CURVE_NAME, METRICS_NAME, RunLayout
+from common.layout import CURVE_NAME, METRICS_NAME, TENSORBOARD_FOLDER, RunLayout
 from common.layout import ES_STATE_NAME as STATE_NAME
 from common.summaries import write_scalars
 from controller.dream_scoring import DreamScorer
@@ -213,7 +213,7 @@ class Rank0:
         self.strategy.records.append(record)
         self.strategy.save(self.controller_dir / STATE_NAME)
         self.write_outputs()
-        self.writer = self.writer or tf.summary.create_file_writer(str(self.controller_dir / "tensorboard"))
+        self.writer = self.writer or tf.summary.create_file_writer(str(self.controller_dir / TENSORBOARD_FOLDER))
         keys = (
             "fitness_mean",
             "fitness_best",

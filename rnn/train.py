@@ -30,7 +30,7 @@ from tqdm import tqdm
 from common import training
 from common.errors import ArtifactError
 from common.files import atomic_path, read_jsonl
-from common.layout import METRICS_NAME
+from common.layout import CHECKPOINTS_FOLDER, METRICS_NAME
 from common.layout import command as stage_command
 from rnn.config import RnnConfig
 from rnn.data import SeriesData, WindowStream, split_series_paths
@@ -151,8 +151,9 @@ def window_trainer(model: MdnRnn, windows: WindowStream, validation: WindowStrea
 # -- training -----------------------------------------------------------------------------
 
 
-def refuse_random_windows_checkpoint(path: Path, run_dir: Path) -> None:
-    """An earlier version's checkpoint (random windows, rnn.num_steps) cannot continue as epochs."""
+def refuse_random_windows_checkpoint(rnn_dir: Path, run_dir: Path) -> None:
+    """An earlier version's checkpoint (random windows, rnn.num_steps) in rnn_dir cannot continue as epochs."""
+    path = Path(rnn_dir) / CHECKPOINTS_FOLDER / RANDOM_WINDOWS_CHECKPOINT
     if path.exists():
         raise ArtifactError(
             f"{path}: a checkpoint of M's earlier random-window training (rnn.num_steps), which cannot continue as "
@@ -176,7 +177,7 @@ def train_rnn(
     initial_weights: an mdn_rnn.weights.h5 to start from instead of the seeded initialisation
     (a fine-tune), used only when rnn_dir holds no checkpoint to resume."""
     rnn_dir = Path(rnn_dir)
-    refuse_random_windows_checkpoint(rnn_dir / "checkpoints" / RANDOM_WINDOWS_CHECKPOINT, rnn_dir.parent)
+    refuse_random_windows_checkpoint(rnn_dir, rnn_dir.parent)
     folders = series_dir if isinstance(series_dir, list) else [series_dir]
     paths = [path for folder in folders for path in list_series(folder)]
     if not paths:

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common.layout import MEAN_NAME, RunLayout
+from common.layout import MEAN_NAME, RunLayout, round_number
 from scripts import stage
 
 STAGE = "calibrate"
+MEAN_PATH = RunLayout(Path()).controller_params(MEAN_NAME)  # the controller played, relative to the run directory
 
 
 def add_arguments(parser):
@@ -40,10 +41,9 @@ def series_folders(run_dir: Path) -> list[Path]:
     run's and rounds 1..N's (workflows/iterate.py); any other run's on its own series/."""
     from workflows import iterate
 
-    suffix = run_dir.name.removeprefix("round_")
-    run = run_dir.parent.parent
-    if run_dir.parent.name == iterate.FOLDER and suffix.isdigit() and iterate.round_dir(run, int(suffix)).resolve() == run_dir.resolve():
-        return iterate.series_folders(run, int(suffix))
+    number = round_number(run_dir)
+    if number is not None:
+        return iterate.series_folders(run_dir.parent.parent, number)
     return [RunLayout(run_dir).series]
 
 
@@ -109,8 +109,8 @@ def play(config, run_dir: Path, model, encoder, params, episodes: int, first_see
         agent = Agent(encoder, model, controller_from_config(config), sample_z=config.controller.sample_z)
         with tqdm(total=episodes, desc="controller", unit="ep", leave=False) as bar:
             played += controller_series(agent, config.env, params, seeds, config.controller.envs_per_worker, batch_size, bar.update)
-        policies["controller"] = {"params": "controller/mean.npz", "episodes": episodes, "first_seed": first_seed}
-    note = "fresh real episodes, frames encoded by V (workflows/calibration_episodes.py)" + ("" if params is not None else "; no controller/mean.npz")
+        policies["controller"] = {"params": str(MEAN_PATH), "episodes": episodes, "first_seed": first_seed}
+    note = "fresh real episodes, frames encoded by V (workflows/calibration_episodes.py)" + ("" if params is not None else f"; no {MEAN_PATH}")
     return played, {"source": "play", "note": note, "policies": policies}, [name for name in policies for _ in range(episodes)]
 
 

@@ -1,7 +1,7 @@
 """The resolved config: every section, the presets, and `section.key=value` overrides.
 
 One source of truth for every hyperparameter: the sections are defined next to
-the code that uses them (env/, vae/, rnn/, controller/), and the presets below
+the code that uses them (env/, vae/, rnn/, controller/, workflows/), and the presets below
 hold the paper's values (docs/design.md section 4). `--help` prints every field.
 """
 
@@ -10,12 +10,13 @@ import difflib
 from typing import Any
 
 from common.settings import describe
-from controller.config import ControllerConfig, EvaluateConfig, IterateConfig
+from controller.config import ControllerConfig, EvaluateConfig
 from controller.policy import KINDS, controller_from_config
 from env.config import EnvConfig, GenerateConfig
 from env.spec import all_specs
 from rnn.config import RnnConfig
 from vae.config import VaeConfig
+from workflows.config import IterateConfig
 
 SECTIONS = {
     "env": EnvConfig,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.layout import DREAM_VIDEO_NAME, REAL_VIDEO_NAME
 from scripts import stage
 
 
@@ -134,21 +135,22 @@ def main(argv=None):
     tau, max_steps, encoder, decoder, model, initial_mu, initial_logvar, controller, done_rule = stage.begin(invocation, validate=validate)
 
     from common.video import side_by_side, to_height, write_video
+    from controller.store import params_path
     from vae.encode import reconstruct, to_uint8
 
-    kind = arguments.params or "mean"
-    who = f"the saved controller controller/{kind}.npz" if controller is not None else "a random controller (no controller/mean.npz yet)"
-    output_dir = run.dream
+    relative = Path()  # the controller files as named relative to the run directory
+    saved = f"the saved controller {params_path(relative, arguments.params or 'mean')}"
+    who = saved if controller is not None else f"a random controller (no {params_path(relative, 'mean')} yet)"
 
     frames, dream_return = dream_episode(model, decoder, initial_mu, initial_logvar, config, controller, tau, max_steps, arguments.seed, done_rule)
-    dream_path = output_dir / f"dream.{arguments.format}"
+    dream_path = run.dream / Path(DREAM_VIDEO_NAME).with_suffix(f".{arguments.format}")
     write_video(dream_path, [to_height(frame) for frame in frames])
     print(f"{dream_path}: dream at tau {tau}, {len(frames) - 1} steps, return {dream_return:.1f}, acted by {who}, done rule {done_rule.describe()}")
 
     frames, raw_frames, real_return = real_episode(encoder, model, config, controller, arguments.seed)
     reconstructions = to_uint8(reconstruct(encoder, decoder, frames))
     pictures = side_by_side([frame if raw is None else raw for frame, raw in zip(frames, raw_frames, strict=True)], reconstructions)
-    real_path = output_dir / f"real.{arguments.format}"
+    real_path = run.dream / Path(REAL_VIDEO_NAME).with_suffix(f".{arguments.format}")
     write_video(real_path, pictures)
     print(f"{real_path}: real episode ({len(frames)} frames, return {real_return:.1f}) beside V's reconstruction")
 

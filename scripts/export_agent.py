@@ -28,13 +28,13 @@ from pathlib import Path
 
 from common.errors import StageError
 from common.files import atomic_path, read_json, write_json
-from common.layout import BEST_NAME, DONE_NAME, MEAN_NAME, SELECTED_NAME, RunLayout
+from common.layout import BEST_NAME, DONE_NAME, MEAN_NAME, SELECTED_NAME, SUMMARY_NAME, RunLayout
 from scripts import stage
 
 MARKER_NAME = stage.EXPORTED_MARKER
 MAX_BYTES = 40_000_000  # a committed pretrained/<env>/ folder stays under 40 MB
 # Files copied when the run has them: M's calibration (rnn/calibration.py), which the dream's sampled done rule reads.
-OPTIONAL_FILES = ("rnn/calibration.json",)
+OPTIONAL_FILES = (RunLayout(Path()).calibration.as_posix(),)
 # The stages whose outputs an exported agent is made of, in pipeline order.
 REQUIRED_STAGES = ("train_vae", "extract", "train_rnn", "train_controller")
 
@@ -154,7 +154,7 @@ def export_agent(run_dir: Path, out: Path, force: bool = False, allow_large: boo
             )
         log(f"export_agent: warning: {total / 1e6:.1f} MB is above {MAX_BYTES / 1e6:g} MB (--allow-large): do not commit it")
 
-    summary_path = run_dir / stage.STAGES["evaluate"].folder / "summary.json"
+    summary_path = RunLayout(run_dir).eval / SUMMARY_NAME
     record = {
         "source": str(run_dir.resolve()),
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -92,7 +92,7 @@ def main(argv=None):
         done_rule=arguments.done_rule,
     )
     # One writer at a time in DIR/fidelity, then every input checked before anything is written or deleted.
-    stage.acquire_lock(run_dir / stage.LOCKS_FOLDER / f"{fidelity.FOLDER}.lock", STAGE, run_dir / fidelity.FOLDER)
+    stage.acquire_lock(run_dir / stage.LOCKS_FOLDER / f"{fidelity.FOLDER}.lock", STAGE, invocation.layout.fidelity)
 
     def validate(invocation):
         paths, from_training = heldout_split(run_dir, config)
@@ -101,7 +101,7 @@ def main(argv=None):
     inputs, heldout_from_training = stage.begin(invocation, requires=("train_rnn",), validate=validate)
     started = time.perf_counter()
     report = fidelity.fidelity_report(config, run_dir, settings, inputs, heldout_from_training, force=arguments.force)
-    for line in summary_lines(report, run_dir / fidelity.FOLDER):
+    for line in summary_lines(report, invocation.layout.fidelity):
         print(line)
     print(f"fidelity: {time.perf_counter() - started:.1f} s")
     return report

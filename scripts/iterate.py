@@ -32,6 +32,7 @@ Rounds finished before a sub-step existed get it on the next run. --force discar
 import copy
 import os
 
+from common.layout import RunLayout
 from scripts import stage
 
 STAGE = "iterate"
@@ -83,7 +84,8 @@ def check_seeds(config, run_dir) -> None:
     from env.rollouts import episode_index, list_episodes
     from workflows.iterate import COLLECTION_SEED_BASE
 
-    indices = [episode_index(path) for path in list_episodes(run_dir / "rollouts")] + sorted(dropped_indices(run_dir / "rollouts"))
+    rollouts = RunLayout(run_dir).rollouts
+    indices = [episode_index(path) for path in list_episodes(rollouts)] + sorted(dropped_indices(rollouts))
     last_generate_seed = config.generate.base_seed + max(indices, default=0)
     last_evaluation_seed = int(evaluation_seeds(config.evaluate.seed, config.iterate.eval_episodes)[-1])
     for name, value in (("generate.base_seed", last_generate_seed), ("evaluate.seed", last_evaluation_seed)):
@@ -97,37 +99,37 @@ def validate_round(config, run_dir, number: int, finished: bool, force: bool) ->
     """The files round `number` will read or resume from."""
     from controller.es import EvolutionStrategy
     from controller.policy import controller_from_config
-    from controller.store import MEAN_NAME, load_params
-    from controller.train import STATE_NAME
+    from controller.store import load_params
     from env.rollouts import episode_length, list_episodes
     from rnn.calibration import done_rule
     from rnn.store import load_mdn_rnn
     from vae.series import list_series, read_initial_z, read_series
-    from workflows.iterate import round_dir
+    from workflows.iterate import start_over_command
 
-    folder = round_dir(run_dir, number)
+    round_run = RunLayout(run_dir).round(number)
+    folder = round_run.run_dir
     controller = controller_from_config(config)
-    for path in list_series(folder / "series"):
+    for path in list_series(round_run.series):
         read_series(path, config.vae.z_size, config.env.action_size)
     if finished:  # the next round starts from its M, C and first frames
-        load_mdn_rnn(folder / "rnn", config)
-        load_params(folder / "controller" / MEAN_NAME, controller, fix_hint=f"rerun `{stage.command_for(STAGE, run_dir)} --rounds N --force`")
-        read_initial_z(folder / "series", config.vae.z_size)
+        load_mdn_rnn(round_run.rnn, config)
+        load_params(round_run.controller_params(), controller, fix_hint=f"rerun `{start_over_command(run_dir)}`")
+        read_initial_z(round_run.series, config.vae.z_size)
         if config.iterate.fidelity_episodes > 0 and not stage.done_path(folder, "round_fidelity").exists():
-            done_rule(config, folder / "rnn")  # the round's fidelity report still to make ends its dreams by it
+            done_rule(config, round_run.rnn)  # the round's fidelity report still to make ends its dreams by it
         return
     if force:
         return
-    for path in list_episodes(folder / "rollouts"):
+    for path in list_episodes(round_run.rollouts):
         episode_length(path)
     if stage.done_path(folder, "extract").exists():
-        read_initial_z(folder / "series", config.vae.z_size)
-    stage.check_checkpoint(folder / "rnn" / "checkpoints" / "last.npz", STAGE, run_dir)
+        read_initial_z(round_run.series, config.vae.z_size)
+    stage.check_checkpoint(round_run.checkpoint("train_rnn"), STAGE, run_dir, force_command=start_over_command(run_dir))
     if stage.done_path(folder, "train_rnn").exists():
-        load_mdn_rnn(folder / "rnn", config)
-        done_rule(config, folder / "rnn")  # C's retraining reads it with controller.done_rule=sampled
-    if (folder / "controller" / STATE_NAME).exists():
-        EvolutionStrategy.load(folder / "controller" / STATE_NAME, controller.num_params)
+        load_mdn_rnn(round_run.rnn, config)
+        done_rule(config, round_run.rnn)  # C's retraining reads it with controller.done_rule=sampled
+    if round_run.es_state.exists():
+        EvolutionStrategy.load(round_run.es_state, controller.num_params)
 
 
 def round_trained(folder) -> bool:
@@ -154,28 +156,33 @@ def validate(invocation):
     from workflows import iterate
 
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
-    encoder = load_part(run_dir / "vae", "encoder", config.vae)
+    run = invocation.layout
+    encoder = load_part(run.vae, "encoder", config.vae)
     if config.evaluate.video:
-        load_part(run_dir / "vae", "decoder", config.vae)
-    model = load_mdn_rnn(run_dir / "rnn", config)
+        load_part(run.vae, "decoder", config.vae)
+    model = load_mdn_rnn(run.rnn, config)
     params, _, _ = load_controller(config, run_dir, "mean")
-    series = list_series(run_dir / "series")
+    series = list_series(run.series)
     if not series:
-        raise stage.StageError(f"{run_dir / 'series'} holds no series files; run `{stage.command_for('extract', run_dir)}`")
+        raise stage.StageError(f"{run.series} holds no series files; run `{run.command('extract')}`")
     for path in series:
         read_series(path, config.vae.z_size, config.env.action_size)
-    read_initial_z(run_dir / "series", config.vae.z_size)
+    read_initial_z(run.series, config.vae.z_size)
     check_seeds(config, run_dir)
     if arguments.force:
         return encoder
     iterate.check_rounds_source(run_dir, iterate.source_fingerprints(encoder, model, params))
-    numbers = iterate.existing_rounds(run_dir)
+    numbers = run.round_numbers()
     if numbers != list(range(1, len(numbers) + 1)):
-        raise stage.StageError(f"{run_dir / iterate.FOLDER} holds rounds {numbers}: expected 1..{len(numbers)} with none missing; rerun with --force")
+        raise stage.StageError(
+            f"{run.iterate} holds rounds {numbers}: expected 1..{len(numbers)} with none missing; rerun `{iterate.start_over_command(run_dir)}` to start them over"
+        )
     for number in numbers:
-        finished = round_trained(iterate.round_dir(run_dir, number))
+        finished = round_trained(run.round(number).run_dir)
         if not finished and number != numbers[-1]:
-            raise stage.StageError(f"{iterate.round_dir(run_dir, number)} is unfinished but later rounds exist; rerun with --force")
+            raise stage.StageError(
+                f"{run.round(number).run_dir} is unfinished but later rounds exist; rerun `{iterate.start_over_command(run_dir)}` to start them over"
+            )
         validate_round(round_config(config), run_dir, number, finished, arguments.force)
     return encoder
 
@@ -184,6 +191,7 @@ def main(argv=None):
     stage.limit_threads(1)
     invocation = stage.parse(STAGE, __doc__, argv, add_arguments=add_arguments)
     config, run_dir, arguments = invocation.config, invocation.run_dir, invocation.arguments
+    run = invocation.layout
     if arguments.rounds < 0:
         raise stage.StageError(f"--rounds {arguments.rounds}: expected at least 0")
     check_settings(config)  # the config alone, before any file is read
@@ -195,13 +203,13 @@ def main(argv=None):
     from workflows import iterate
 
     config_of_round = round_config(config)
-    todo = [number for number in range(1, arguments.rounds + 1) if not round_finished(iterate.round_dir(run_dir, number), config_of_round)]
+    todo = [number for number in range(1, arguments.rounds + 1) if not round_finished(run.round(number).run_dir, config_of_round)]
     if todo:
         stage.clear_done(run_dir, STAGE)  # unfinished until marked done again
         params, _, _ = load_controller(config, run_dir, "mean")
-        iterate.record_source(run_dir, iterate.source_fingerprints(encoder, load_mdn_rnn(run_dir / "rnn", config), params))
+        iterate.record_source(run_dir, iterate.source_fingerprints(encoder, load_mdn_rnn(run.rnn, config), params))
     for number in todo:
-        folder = iterate.round_dir(run_dir, number)
+        folder = run.round(number).run_dir
         print(f"iterate: round {number} of {arguments.rounds} in {folder}", flush=True)
         prepare_round(folder, run_dir, config_of_round)
         iterate.run_round(
@@ -254,9 +262,9 @@ def prepare_round(folder, run_dir, config) -> None:
     """The round folder as a run directory: its config.json and vae/ linked to the run's V."""
     folder.mkdir(parents=True, exist_ok=True)
     stage.save_config(folder, config)
-    link = folder / "vae"
+    link = RunLayout(folder).vae
     if not link.is_symlink():
-        os.symlink(os.path.relpath(run_dir / "vae", folder), link)
+        os.symlink(os.path.relpath(RunLayout(run_dir).vae, folder), link)
 
 
 def read_records(run_dir, config) -> list[dict]:
@@ -265,8 +273,9 @@ def read_records(run_dir, config) -> list[dict]:
     from workflows import iterate
 
     records = []
-    for number in iterate.existing_rounds(run_dir):
-        folder = iterate.round_dir(run_dir, number)
+    run = RunLayout(run_dir)
+    for number in run.round_numbers():
+        folder = run.round(number).run_dir
         if not round_finished(folder, config):
             break
         summaries = {step: read_json(stage.done_path(folder, step))["summary"] for step in iterate.STEPS if stage.done_path(folder, step).exists()}

@@ -109,11 +109,11 @@ STAGES: dict[str, Stage] = {
             finished_files=tuple(f"{FOLDERS['dream']}/{name}" for name in (DREAM_VIDEO_NAME, REAL_VIDEO_NAME)),
         ),
         # Rounds of iterative training (paper, section 6), each in DIR/iterate/round_NNN/: asked for with --rounds, not a pipeline step.
-        Stage("iterate", "iterate", inputs=("train_vae", "extract", "train_rnn", "train_controller"), sections=("iterate",), in_pipeline=False),
+        Stage("iterate", FOLDERS["iterate"], inputs=("train_vae", "extract", "train_rnn", "train_controller"), sections=("iterate",), in_pipeline=False),
         # Steps of an iterate round only (their done.json in the round folder): the mean on the validation
         # seeds, and the round's fidelity report (scripts.fidelity itself keeps no done.json).
-        Stage("evaluate_validation", "eval_validation", in_pipeline=False),
-        Stage("round_fidelity", "fidelity", in_pipeline=False),
+        Stage("evaluate_validation", FOLDERS["evaluate_validation"], in_pipeline=False),
+        Stage("round_fidelity", FOLDERS["fidelity"], in_pipeline=False),
     )
 }
 PIPELINE_STAGES = tuple(name for name, spec in STAGES.items() if spec.in_pipeline)
@@ -405,9 +405,10 @@ def force_clean(run_dir: Path, stage: str, keep: tuple[str, ...] = ()) -> None:
             entry.unlink()
 
 
-def check_checkpoint(path: Path, stage: str, run_dir: Path) -> None:
+def check_checkpoint(path: Path, stage: str, run_dir: Path, force_command: str | None = None) -> None:
     """A resume checkpoint (.npz) is readable through to its last array, holds its counters, and
-    no array is empty (shapes are checked against the model when training loads it)."""
+    no array is empty (shapes are checked against the model when training loads it).
+    force_command: what starts the stage over, if not `stage`'s command with --force."""
     import zipfile
     import zlib
 
@@ -415,7 +416,7 @@ def check_checkpoint(path: Path, stage: str, run_dir: Path) -> None:
 
     if not path.exists():
         return
-    fix = f"delete it (the stage restarts from scratch) or rerun `{command_for(stage, run_dir)} --force`"
+    fix = f"delete it (the stage restarts from scratch) or rerun `{force_command or command_for(stage, run_dir) + ' --force'}`"
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = list(archive.files)

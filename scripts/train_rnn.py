@@ -21,9 +21,9 @@ def validate(invocation) -> None:
     for path in series:
         read_series(path, config.vae.z_size, config.env.action_size)
     if not invocation.arguments.force:
-        from rnn.train import RANDOM_WINDOWS_CHECKPOINT, refuse_random_windows_checkpoint
+        from rnn.train import refuse_random_windows_checkpoint
 
-        refuse_random_windows_checkpoint(run.rnn / "checkpoints" / RANDOM_WINDOWS_CHECKPOINT, run_dir)
+        refuse_random_windows_checkpoint(run.rnn, run_dir)
         stage.check_checkpoint(run.checkpoint("train_rnn"), "train_rnn", run_dir)
 
 

@@ -1,5 +1,6 @@
-"""Tiny run directories for the controller's tests: random-weight V and M, a synthetic
-first-frame table and done markers, so train_controller and evaluate run in seconds."""
+"""Tiny run directories for the controller's tests: random-weight V and M drawn from a seed, a
+synthetic first-frame table and done markers, so train_controller and evaluate run in seconds and
+every test that plays them sees the same episodes on every run."""
 
 from pathlib import Path
 
@@ -36,8 +37,12 @@ TINY_CARRACING = [
 ]
 
 
-def make_run(run_dir: Path, preset: str, assignments: list[str], with_vae: bool = True) -> object:
-    """config.json + random V (if asked) and M weights + initial_z + done markers; returns the config."""
+def make_run(run_dir: Path, preset: str, assignments: list[str], with_vae: bool = True, seed: int = 0) -> object:
+    """config.json + random V (if asked) and M weights drawn from `seed` + initial_z + done markers;
+    returns the config. Keras draws each layer's initializer seed from Python's global generator, so
+    unseeded weights (and the real episodes C plays through them) would differ from run to run."""
+    import keras
+
     from rnn.model import build_mdn_rnn
     from rnn.store import WEIGHTS_NAME
     from vae.model import build_decoder, build_encoder
@@ -46,6 +51,7 @@ def make_run(run_dir: Path, preset: str, assignments: list[str], with_vae: bool 
     run_dir.mkdir(parents=True, exist_ok=True)
     config = stage.resolve_config(run_dir, preset, assignments)
     z_size = config.vae.z_size
+    keras.utils.set_random_seed(seed)
     model = build_mdn_rnn(config.rnn, z_size, config.env.action_size)
     if config.rnn.predict_done:
         # a done logit mostly below 0: dream episodes of a few to a few dozen steps
@@ -69,7 +75,7 @@ def make_run(run_dir: Path, preset: str, assignments: list[str], with_vae: bool 
 def vary_dream_deaths(run_dir: Path, config, seed: int = 0) -> None:
     """Replace the tiny M by one drawn from `seed` (the same on every call) whose done logit swings
     with its state (kernel x 10, bias -1), so dream episodes end at steps that depend on the
-    controller and the seed (make_run's M, random each call, lives to the step cap)."""
+    controller and the seed (make_run's M, its done logit near -2, mostly lives to the step cap)."""
     import keras
 
     from rnn.model import build_mdn_rnn

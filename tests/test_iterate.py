@@ -447,6 +447,36 @@ def test_no_controller_is_refused_with_status_2_and_nothing_changes(base, tmp_pa
     assert tree(run_dir) == before and not (run_dir / "iterate").exists()
 
 
+def test_rounds_that_cannot_continue_are_refused_naming_the_command_that_starts_them_over(one_round, tmp_path, capsys):
+    """A missing round, rounds made from another M and an unfinished round's broken checkpoint each
+    stop with status 2, naming the file and iterate's --force command (built by the run layout), and
+    change nothing."""
+    run_dir, _, _ = one_round
+    start_over = "`python -m scripts.iterate --run-dir {} --rounds N --force`"
+
+    gap = copy_run(run_dir, tmp_path / "gap")
+    (gap / "iterate" / "round_001").rename(gap / "iterate" / "round_002")
+    changed = copy_run(run_dir, tmp_path / "changed")
+    source = changed / "iterate" / "source.json"
+    source.write_text(json.dumps({**read_json(source), "rnn_sha256": "0" * 64}))
+    broken = copy_run(run_dir, tmp_path / "broken")
+    (broken / "iterate" / "round_001" / "controller" / "done.json").unlink()  # the round's C still to finish
+    checkpoint = broken / "iterate" / "round_001" / "rnn" / "checkpoints" / "last.npz"
+    checkpoint.write_bytes(b"not a checkpoint")
+    for copy, expected in (
+        (gap, f"{gap / 'iterate'} holds rounds [2]: expected 1..1 with none missing; rerun {start_over.format(gap)}"),
+        (changed, f"{source}: the rounds in {source.parent} were made from another rnn than the run's"),
+        (broken, f"{checkpoint}: unreadable checkpoint"),
+    ):
+        before = tree(copy)
+        with pytest.raises(SystemExit) as stopped:
+            stage.run_main(iterate_script.main, ["--run-dir", str(copy), "--rounds", "2"])
+        stage.release_locks()
+        message = capsys.readouterr().err
+        assert stopped.value.code == 2 and expected in message and start_over.format(copy) in message
+        assert tree(copy) == before
+
+
 def test_a_fidelity_report_already_on_the_round_is_kept(one_round, tmp_path):
     """scripts.fidelity's report on a round (here: the round's own, its done.json gone) is reused with
     its episode count, whatever iterate.fidelity_episodes says: no part is recomputed or replaced."""

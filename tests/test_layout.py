@@ -34,13 +34,19 @@ def test_the_layout_names_the_paths_of_today(tmp_path):
         run.controller: "controller",
         run.controller_params(): "controller/mean.npz",
         run.controller_params(layout.BEST_NAME): "controller/best.npz",
+        run.es_state: "controller/es_state.pkl",
         run.metrics("train_controller"): "controller/metrics.jsonl",
         run.eval: "eval",
         run.folder("evaluate_random"): "eval_random",
+        run.eval_validation: "eval_validation",
         run.dream: "dream",
         run.fidelity: "fidelity",
         run.iterate: "iterate",
+        run.rounds: "iterate/rounds.json",
+        run.rounds_source: "iterate/source.json",
+        run.round(3).run_dir: "iterate/round_003",
         run.round(3).rnn_weights: "iterate/round_003/rnn/mdn_rnn.weights.h5",
+        run.round(12).controller_params(): "iterate/round_012/controller/mean.npz",
     }
     assert {path: str(path.relative_to(tmp_path)) for path in table} == table
     assert RunLayout(str(tmp_path)) == run  # a string run directory is a Path
@@ -51,19 +57,40 @@ def test_the_packages_read_their_names_from_the_layout():
     from rnn import calibration
     from rnn import store as rnn_store
     from scripts import stage
-    from vae import series
-    from workflows import fidelity, iterate
+    from vae import extract, series
+    from workflows import fidelity
 
     assert rnn_store.WEIGHTS_NAME == layout.RNN_WEIGHTS_NAME and calibration.CALIBRATION_NAME == layout.CALIBRATION_NAME
     assert series.INITIAL_Z_NAME == layout.INITIAL_Z_NAME and evaluate.PARTIAL_NAME == layout.PARTIAL_NAME
+    assert extract.SOURCE_NAME == layout.SERIES_SOURCE_NAME
     assert (store.BEST_NAME, store.MEAN_NAME, store.SELECTED_NAME) == (layout.BEST_NAME, layout.MEAN_NAME, layout.SELECTED_NAME)
     assert (train.STATE_NAME, train.CURVE_NAME, train.METRICS_NAME) == (layout.ES_STATE_NAME, layout.CURVE_NAME, layout.METRICS_NAME)
     assert (fidelity.FOLDER, fidelity.REPORT_NAME, fidelity.PICTURE_NAME) == (layout.FOLDERS["fidelity"], layout.REPORT_NAME, layout.PICTURE_NAME)
-    assert (iterate.FOLDER, iterate.ROUNDS_NAME) == (layout.FOLDERS["iterate"], layout.ROUNDS_NAME)
-    assert iterate.round_dir("runs/x", 3) == RunLayout("runs/x").round(3).run_dir
     assert {name: stage.STAGES[name].folder for name in layout.FOLDERS if name in stage.STAGES} == {
         name: folder for name, folder in layout.FOLDERS.items() if name != "fidelity"
     }
+    assert stage.STAGES["round_fidelity"].folder == layout.FOLDERS["fidelity"]  # an iterate round's fidelity report
+
+
+def test_the_round_folders_on_disk_are_read_back_as_their_numbers(tmp_path):
+    """round_numbers lists the folders round(number) names, in order; round_number inverts round()
+    and refuses a folder round() does not name (another spelling of the number, another parent, a file)."""
+    from scripts import calibrate
+
+    run = RunLayout(tmp_path / "run")
+    assert run.round_numbers() == []
+    for number in (10, 2, 1):
+        run.round(number).run_dir.mkdir(parents=True)
+    (run.iterate / "round_7").mkdir()  # not how round 7 is spelled
+    (run.iterate / "round_004").write_text("")  # a file, not a round folder
+    (run.iterate / "round_x").mkdir()
+    assert run.round_numbers() == [1, 2, 10]
+    assert [layout.round_number(run.round(number).run_dir) for number in (1, 10, 123, 1000)] == [1, 10, 123, 1000]
+    assert layout.round_number(run.iterate / "round_7") is None and layout.round_number(tmp_path / "round_001") is None
+    assert layout.round_number(tmp_path / "other" / "round_001") is None
+    # scripts.calibrate on a round folder reads the series M trained on: the run's and rounds 1..N's
+    assert calibrate.series_folders(run.round(2).run_dir) == [run.series, run.round(1).series, run.round(2).series]
+    assert calibrate.series_folders(run.iterate / "round_7") == [run.iterate / "round_7" / "series"]
 
 
 def test_a_committed_agent_has_its_files_where_the_layout_says():

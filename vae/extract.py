@@ -22,13 +22,12 @@ from tqdm import tqdm
 
 from common.errors import ArtifactError
 from common.files import read_json, write_json
+from common.layout import SERIES_SOURCE_NAME as SOURCE_NAME
 from common.layout import RunLayout
 from common.layout import command as stage_command
 from env.rollouts import list_episodes, read_rollout
 from vae.encode import encode_frames
 from vae.series import list_series, read_series, write_initial_z, write_series
-
-SOURCE_NAME = "source.json"
 
 
 def weights_fingerprint(path: str | Path) -> str:

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from common import training
 from common.files import atomic_path
+from common.layout import vae_weights_name
 from env.frames import FRAME_SHAPE
 from vae import data
 from vae.build import build_model
@@ -36,7 +37,7 @@ def checkpoint_path(vae_dir: str | Path) -> Path:
 
 def save_final_weights(model, vae_dir: str | Path) -> None:
     for name, part in model.parts().items():
-        with atomic_path(Path(vae_dir) / f"{name}.weights.h5", suffix=".weights.h5") as temporary:
+        with atomic_path(Path(vae_dir) / vae_weights_name(name), suffix=".weights.h5") as temporary:
             part.save_weights(temporary)
 
 

@@ -34,26 +34,23 @@ from tqdm import tqdm
 
 from common.errors import ArtifactError
 from common.files import read_json, read_jsonl, write_json
-from common.layout import METRICS_NAME
+from common.layout import FOLDERS, RunLayout
 from controller.agent import Agent
 from controller.dream_scoring import DreamScorer
-from controller.evaluate import EVAL_FOLDER, evaluate
+from controller.evaluate import evaluate
 from controller.parallel import Workers
 from controller.policy import controller_from_config
-from controller.store import MEAN_NAME, load_params
+from controller.store import load_params
 from controller.train import train_controller
 from env.batch import BatchEnv
 from env.rollouts import episode_path, list_episodes, write_rollout
 from rnn.calibration import done_rule as dream_done_rule
-from rnn.store import WEIGHTS_NAME, load_mdn_rnn
+from rnn.store import load_mdn_rnn
 from rnn.train import train_rnn
 from vae.extract import check_source as check_encoder_source
 from vae.extract import extract_series, weights_fingerprint
 from vae.series import read_initial_z
 
-FOLDER = "iterate"  # DIR/iterate/
-ROUNDS_NAME = "rounds.json"
-SOURCE_NAME = "source.json"  # fingerprints of the run's V, M and C the rounds were started from
 COLLECTION_SEED_BASE = 2**30  # collection seeds lie in [2^30, 2^31)
 CHUNK_ROUNDS = 4  # episodes are collected in chunks of CHUNK_ROUNDS x envs; a resume replays an unfinished chunk
 BEST_KEY = "best_round_by_validation"  # rounds.json: the round whose mean scored best on the validation seeds
@@ -62,7 +59,6 @@ BEST_KEY = "best_round_by_validation"  # rounds.json: the round whose mean score
 TRAINING_STEPS = {"generate": "collect", "extract": "encode", "train_rnn": "rnn", "train_controller": "controller", "evaluate": "evaluate"}
 SCORING_STEPS = {"evaluate_validation": "validate", "round_fidelity": "fidelity"}
 STEPS = {**TRAINING_STEPS, **SCORING_STEPS}
-VALIDATION_FOLDER = "eval_validation"  # the folder of scripts/stage.py's evaluate_validation
 
 
 def round_steps(config) -> list[str]:
@@ -70,26 +66,15 @@ def round_steps(config) -> list[str]:
     return [step for step in STEPS if step != "round_fidelity" or config.iterate.fidelity_episodes > 0]
 
 
-def round_dir(run_dir: str | Path, number: int) -> Path:
-    return Path(run_dir) / FOLDER / f"round_{number:03d}"
-
-
-def previous_dir(run_dir: str | Path, number: int) -> Path:
+def previous_round(run_dir: str | Path, number: int) -> RunLayout:
     """Where round `number` takes M and C from: the run itself for round 1, else the round before."""
-    return Path(run_dir) if number == 1 else round_dir(run_dir, number - 1)
+    run = RunLayout(run_dir)
+    return run if number == 1 else run.round(number - 1)
 
 
-def existing_rounds(run_dir: str | Path) -> list[int]:
-    """Numbers of the round folders on disk, in order."""
-    folder = Path(run_dir) / FOLDER
-    if not folder.is_dir():
-        return []
-    numbers = []
-    for path in folder.glob("round_*"):
-        suffix = path.name.removeprefix("round_")
-        if path.is_dir() and suffix.isdigit():
-            numbers.append(int(suffix))
-    return sorted(numbers)
+def start_over_command(run_dir: str | Path) -> str:
+    """The command that discards every round of the run and makes them again."""
+    return RunLayout(run_dir).command("iterate", "--rounds", "N", "--force")
 
 
 def collection_seeds(seed: int, round_number: int, count: int) -> np.ndarray:
@@ -100,7 +85,8 @@ def collection_seeds(seed: int, round_number: int, count: int) -> np.ndarray:
 
 def series_folders(run_dir: str | Path, number: int) -> list[Path]:
     """M's data in round `number`: the random-policy series and those of rounds 1..number."""
-    return [Path(run_dir) / "series", *(round_dir(run_dir, k) / "series" for k in range(1, number + 1))]
+    run = RunLayout(run_dir)
+    return [run.series, *(run.round(k).series for k in range(1, number + 1))]
 
 
 def initial_table(folders: list[Path], z_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +116,7 @@ def source_fingerprints(encoder, mdn_rnn, params: np.ndarray) -> dict:
 
 def check_rounds_source(run_dir: Path, fingerprints: dict) -> None:
     """Refuse to add rounds to ones made from another V, M or C of the run."""
-    path = Path(run_dir) / FOLDER / SOURCE_NAME
+    path = RunLayout(run_dir).rounds_source
     if not path.exists():
         return
     recorded = read_json(path)
@@ -138,12 +124,12 @@ def check_rounds_source(run_dir: Path, fingerprints: dict) -> None:
     if changed:
         raise ArtifactError(
             f"{path}: the rounds in {path.parent} were made from another {', '.join(changed)} than the run's "
-            f"(the run's {', '.join(changed)} changed since they started). Rerun `python -m scripts.iterate --run-dir {run_dir} --rounds N --force` to start them over."
+            f"(the run's {', '.join(changed)} changed since they started). Rerun `{start_over_command(run_dir)}` to start them over."
         )
 
 
 def record_source(run_dir: Path, fingerprints: dict) -> None:
-    path = Path(run_dir) / FOLDER / SOURCE_NAME
+    path = RunLayout(run_dir).rounds_source
     if not path.exists():
         write_json(path, fingerprints)
 
@@ -232,9 +218,9 @@ def finetune_rnn(series: list[Path], rnn_dir: Path, initial_weights: Path, confi
     return {**summary, "seconds": time.perf_counter() - started}
 
 
-def dream_mean_return(controller_dir: Path) -> float | None:
-    """The distribution mean's return in the dream at the last generation that scored it."""
-    scored = [record for record in read_jsonl(Path(controller_dir) / METRICS_NAME) if "mean_params_return" in record]
+def dream_mean_return(metrics_path: Path) -> float | None:
+    """The distribution mean's return in the dream at the last generation that scored it (C's metrics.jsonl)."""
+    scored = [record for record in read_jsonl(metrics_path) if "mean_params_return" in record]
     return scored[-1]["mean_params_return"] if scored else None
 
 
@@ -245,18 +231,19 @@ def retrain_controller(
     that M's calibration (controller/train.py), from x0 = initial_mean, for controller.num_generations;
     resumes from output_dir/controller/es_state.pkl."""
     started = time.perf_counter()
-    model = load_mdn_rnn(output_dir / "rnn", config)
-    done_rule = dream_done_rule(config, output_dir / "rnn")
+    output = RunLayout(output_dir)
+    model = load_mdn_rnn(output.rnn, config)
+    done_rule = dream_done_rule(config, output.rnn)
     scorer = DreamScorer.from_config(config, model, initial_mu, initial_logvar, done_rule).run
     summary = train_controller(config, output_dir, Workers(communicator=None), scorer=scorer, log=log, progress=progress, initial_mean=initial_mean)
-    return {**summary, "dream_mean": dream_mean_return(output_dir / "controller"), "seconds": time.perf_counter() - started}
+    return {**summary, "dream_mean": dream_mean_return(output.metrics("train_controller")), "seconds": time.perf_counter() - started}
 
 
 def evaluate_round(config, output_dir: Path, log=print, progress: bool = True, validation: bool = False) -> dict:
     """controller/evaluate.py on output_dir (its controller/mean.npz, rnn/ and vae/), config.evaluate.episodes episodes:
     evaluate's seeds into eval/, or (validation) the validation seeds 2^29 + k into eval_validation/."""
     started = time.perf_counter()
-    folder = VALIDATION_FOLDER if validation else EVAL_FOLDER
+    folder = FOLDERS["evaluate_validation" if validation else "evaluate"]
     summary = evaluate(config, output_dir, log=log, progress=progress, folder=folder, validation=validation)
     return {**summary, "seconds": time.perf_counter() - started}
 
@@ -285,7 +272,7 @@ def fidelity_round(config, output_dir: Path, heldout: tuple[list[Path], bool], l
 
     started = time.perf_counter()
     settings = fidelity.FidelitySettings(episodes=config.iterate.fidelity_episodes, params="mean")
-    existing = output_dir / fidelity.FOLDER / fidelity.REPORT_NAME
+    existing = RunLayout(output_dir).fidelity / fidelity.REPORT_NAME
     if existing.exists():
         report = read_json(existing)
         settings.episodes, settings.first_seed = report["episodes"], report["first_seed"]
@@ -318,37 +305,38 @@ def run_round(
     log: Callable[[str], None] = print,
     progress: bool = True,
 ) -> None:
-    """Round `number` (module docstring) into round_dir(run_dir, number), a sub-step at a time;
+    """Round `number` (module docstring) into RunLayout(run_dir).round(number), a sub-step at a time;
     `config` is the round's (its rnn.epochs, controller.num_generations and evaluate.episodes set).
 
     is_done(step) / mark_done(step, summary): the round folder's done.json of a sub-step, named
     like the stage that fills the same folder (STEPS). A finished sub-step is skipped untouched;
     an unfinished one resumes from what it left on disk. heldout_split(round folder): the fidelity
     report's held-out series (scripts/fidelity.py)."""
-    output, previous = round_dir(run_dir, number), previous_dir(run_dir, number)
+    run = RunLayout(run_dir)
+    output, previous = run.round(number), previous_round(run_dir, number)
     controller = controller_from_config(config)
-    previous_mean, _ = load_params(previous / "controller" / MEAN_NAME, controller)
+    previous_mean, _ = load_params(previous.controller_params(), controller)
     if not is_done("generate"):
         iterate = config.iterate
-        agent = Agent(encoder, load_mdn_rnn(previous / "rnn", config), controller, sample_z=config.controller.sample_z)
+        agent = Agent(encoder, load_mdn_rnn(previous.rnn, config), controller, sample_z=config.controller.sample_z)
         seeds = collection_seeds(iterate.seed, number, iterate.episodes_per_round)
         summary = collect_round(
-            agent, config.env, previous_mean, seeds, iterate.action_noise, output / "rollouts", config.controller.envs_per_worker, log, progress
+            agent, config.env, previous_mean, seeds, iterate.action_noise, output.rollouts, config.controller.envs_per_worker, log, progress
         )
-        mark_done("generate", {**summary, "action_noise": iterate.action_noise, "controller": str(previous / "controller" / MEAN_NAME)})
+        mark_done("generate", {**summary, "action_noise": iterate.action_noise, "controller": str(previous.controller_params())})
     if not is_done("extract"):
-        mark_done("extract", encode_round(output / "rollouts", output / "series", encoder, run_dir / "vae" / "encoder.weights.h5", config, log, progress))
+        mark_done("extract", encode_round(output.rollouts, output.series, encoder, run.vae_weights("encoder"), config, log, progress))
     if not is_done("train_rnn"):
-        mark_done("train_rnn", finetune_rnn(series_folders(run_dir, number), output / "rnn", previous / "rnn" / WEIGHTS_NAME, config, progress))
+        mark_done("train_rnn", finetune_rnn(series_folders(run_dir, number), output.rnn, previous.rnn_weights, config, progress))
     if not is_done("train_controller"):
         initial_mu, initial_logvar = initial_table(series_folders(run_dir, number), config.vae.z_size)
-        mark_done("train_controller", retrain_controller(config, output, previous_mean, initial_mu, initial_logvar, log, progress))
+        mark_done("train_controller", retrain_controller(config, output.run_dir, previous_mean, initial_mu, initial_logvar, log, progress))
     if not is_done("evaluate"):
-        mark_done("evaluate", evaluate_round(config, output, log, progress))
+        mark_done("evaluate", evaluate_round(config, output.run_dir, log, progress))
     if not is_done("evaluate_validation"):
-        mark_done("evaluate_validation", evaluate_round(config, output, log, progress, validation=True))
+        mark_done("evaluate_validation", evaluate_round(config, output.run_dir, log, progress, validation=True))
     if "round_fidelity" in round_steps(config) and not is_done("round_fidelity"):
-        mark_done("round_fidelity", fidelity_round(config, output, heldout_split(output), log, progress))
+        mark_done("round_fidelity", fidelity_round(config, output.run_dir, heldout_split(output.run_dir), log, progress))
 
 
 def round_record(number: int, summaries: dict[str, dict]) -> dict:
@@ -378,7 +366,7 @@ def best_round(records: list[dict]) -> int | None:
 
 def write_rounds(run_dir: Path, records: list[dict]) -> bool:
     """DIR/iterate/rounds.json, rewritten (atomically) only if its content changes; True if written."""
-    path = Path(run_dir) / FOLDER / ROUNDS_NAME
+    path = RunLayout(run_dir).rounds
     value = {"rounds": records, BEST_KEY: best_round(records)}
     if path.exists() and read_json(path) == value:
         return False

@@ -33,6 +33,7 @@ from env.doom import TICS_PER_STEP
 from env.games.takecover import DOOM_BUTTONS
 from env.make import make_env
 from env.policies import episode_actions
+from env.rollouts import episode_path
 
 GOAL = 0.9
 
@@ -115,7 +116,7 @@ def benchmark(name: str, total_steps: int, max_steps: int, policy: str) -> None:
                 timer.steps += len(episode["done"])
             with timers["saved"] as timer:
                 timer.steps += collect_and_save(env, env_config, generate_config, folder, index).steps
-            megabytes["saved"] += (folder / f"{index:06d}.npz").stat().st_size / 1e6
+            megabytes["saved"] += episode_path(folder, index).stat().st_size / 1e6
             with timers["level6"] as timer:
                 episode = collect_episode(env, episode_actions(generate_config, name, env_config.action_size, max_steps, seed), seed)
                 save_npz(folder / "level6.npz", compression_level=6, **episode)

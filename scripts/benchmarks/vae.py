@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.layout import RunLayout
+
 TRAINING_GOAL = 0.9
 EXTRACTION_GOAL = 2000.0
 
@@ -137,7 +139,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as scratch:
         rollouts = arguments.rollouts
         if rollouts is None:
-            rollouts = Path(scratch) / "rollouts"
+            rollouts = RunLayout(scratch).rollouts  # the scratch folder stands for a run directory
             write_benchmark_rollouts(rollouts, num_episodes=20, num_steps=200)
         # Extraction first, in a child process with one thread, while this process is idle.
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
