@@ -129,7 +129,9 @@ def main(argv=None):
         config.evaluate.episodes = arguments.episodes
     if arguments.params == "random":
         if arguments.validation:
-            raise stage.StageError("--params random --validation: the random policy is scored on evaluate's seeds or a --seed set; --validation scores a controller")
+            raise stage.StageError(
+                "--params random --validation: the random policy is scored on evaluate's seeds or a --seed set; --validation scores a controller"
+            )
         invocation.stage = RANDOM_STAGE  # evaluate.params stays as it is: it names the controller
         main_random(invocation)
         return
