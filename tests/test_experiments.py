@@ -55,7 +55,7 @@ def test_carracing_cpu_script_compares_then_trains_the_winner(tmp_path):
 
 
 @pytest.mark.slow
-def test_takecover_scripts_run_every_step_then_the_temperature_sweep(tmp_path):
+def test_takecover_scripts_run_every_step_then_the_temperature_sweep_and_the_vaegan(tmp_path):
     run_dir = tmp_path / "run"
     run_script("takecover_paper.sh", dict(RUN=run_dir, PRESET="doom-smoke", EPISODES=3, RANKS=2))
     assert [line.split()[2] for line in (run_dir / "stages.log").read_text().splitlines() if " end " in line] == [
@@ -83,6 +83,21 @@ def test_takecover_scripts_run_every_step_then_the_temperature_sweep(tmp_path):
     assert json.loads((branch / "fidelity" / "report.json").read_text())["temperature"] == 1.3
     summary = json.loads((branch / "eval" / "summary.json").read_text())
     assert summary["episodes"] == 3 and summary != json.loads((run_dir / "eval" / "summary.json").read_text())
+
+    # V as a VAE/GAN on the run's own rollouts, both V's checked on the same held-out frames
+    run_script("vaegan_takecover.sh", dict(RUN=run_dir))
+    vaegan = tmp_path / "run-vaegan"
+    assert [line.split()[2] for line in (vaegan / "stages.log").read_text().splitlines() if " end " in line] == [
+        "train_vae",
+        "check_vae-vaegan",
+        "check_vae-vae",
+    ]
+    assert set(stage_statuses(vaegan)) == {"0"}
+    assert (vaegan / "rollouts").resolve() == (run_dir / "rollouts").resolve()
+    config = json.loads((vaegan / "config.json").read_text())["vae"]
+    assert config["kind"] == "vaegan" and config["epochs"] == json.loads((run_dir / "config.json").read_text())["vae"]["epochs"]
+    assert (vaegan / "vae" / "reconstructions.png").exists() and (vaegan / "vae_reconstructions.png").exists()
+    assert (vaegan / "compare.log").read_text().count("held-out") >= 2
 
 
 def test_temperature_sweep_refuses_an_unfinished_run_and_writes_nothing(tmp_path):
