@@ -20,6 +20,7 @@ of the reconstruction grid, the curve, the dream video and the evaluation score.
 import argparse
 import gc
 import importlib
+import logging
 import os
 import shutil
 import sys
@@ -83,6 +84,22 @@ def mpiexec_path() -> str:
     return found
 
 
+class _ExpectedRetracing(logging.Filter):
+    """Drops TensorFlow's warning that tf.functions of the same code keep tracing: stages run in
+    this one process each load their own V and trace V's encode and decode functions for it once
+    (vae/encode.py), which is expected, not the loop the warning is about."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def quiet_expected_retracing() -> None:
+    """Install _ExpectedRetracing on TensorFlow's logger (once)."""
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(existing, _ExpectedRetracing) for existing in logger.filters):
+        logger.addFilter(_ExpectedRetracing())
+
+
 def run_stage(name: str, argv: list[str], ranks: int) -> None:
     """One stage: its main() in this process (holding the stage's lock while it runs), or
     train_controller under mpiexec (whose rank 0 takes the lock; a stop reaches every rank)."""
@@ -93,6 +110,7 @@ def run_stage(name: str, argv: list[str], ranks: int) -> None:
         if status != 0:
             raise stage.StageError(f"train_controller exited with status {status} under mpiexec; rerun the pipeline to resume it")
         return
+    quiet_expected_retracing()
     module = importlib.import_module(f"scripts.{name}")
     try:
         module.main(argv)

@@ -4,6 +4,7 @@ lines describe what the run made. The whole job end to end is `-m slow`."""
 
 import hashlib
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,33 @@ def test_the_whole_demo_makes_every_picture_and_writes_nothing_in_the_repository
     output = capsys.readouterr().out
     assert output.count("already finished, skipped") == 8 and output.count("already made, skipped") == 2
     assert "already holds these 2 episodes" in output
+
+
+def test_stages_in_one_process_hide_only_tensorflows_retracing_warning():
+    """The pipeline and the demo run stages in one process, each tracing V's functions for its own V:
+    TensorFlow's retracing warning for that is dropped, any other TensorFlow warning still shows."""
+    script = (
+        "import logging, sys\n"
+        "import tensorflow as tf\n"
+        "from scripts import pipeline\n"
+        "if sys.argv[1] == 'quiet':\n"
+        "    pipeline.quiet_expected_retracing()\n"
+        "    pipeline.quiet_expected_retracing()  # once is enough; twice installs nothing more\n"
+        "    assert len(logging.getLogger('tensorflow').filters) == 1\n"
+        "def make(offset):\n"
+        "    @tf.function(input_signature=[tf.TensorSpec((None,), tf.float32)])\n"
+        "    def shift(x):\n"
+        "        return x + offset\n"
+        "    return shift\n"
+        "for offset in range(12):\n"
+        "    make(float(offset))(tf.constant([1.0]))\n"
+        "tf.get_logger().warning('another warning')\n"
+    )
+    outputs = {}
+    for mode in ("loud", "quiet"):
+        result = subprocess.run([sys.executable, "-c", script, mode], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        outputs[mode] = result.stderr
+    assert "triggered tf.function retracing" in outputs["loud"]
+    assert "triggered tf.function retracing" not in outputs["quiet"]
+    assert "another warning" in outputs["quiet"]
