@@ -1,9 +1,9 @@
 """End to end on CarRacing: the carracing-smoke pipeline with the controller trained in the
 real environment under `mpiexec -n 2`, then the same controller training as one process on a
 copy of the run: both must give the same CMA-ES results (episode seeds, not ranks, decide);
-and C's stages again with `--set controller.kind=mlp` on another copy, in this process (the
-ranks share parameter rows whatever the controller's kind: the two-rank run above covers them).
-V trains for 1 epoch instead of the preset's 8: no test here reads how well it learned."""
+and (`-m slow`: the fast tests cover it in parts, docs/ci.md) C's stages again with
+`--set controller.kind=mlp` on another copy. V trains for 1 epoch instead of the preset's 8:
+no test here reads how well it learned."""
 
 import json
 import shutil
@@ -59,17 +59,18 @@ def test_carracing_smoke_real_mode_two_ranks_equal_one_process(finished_run, tmp
     assert records_one == records_two
 
 
+@pytest.mark.slow
 def test_the_mlp_controller_trains_in_the_real_env_and_evaluates(finished_run, tmp_path):
     """--set controller.kind=mlp: the pipeline's C stages on a copy of the trained V and M train
-    the one-hidden-layer controller (controller.hidden_size 8) in the real environment and
-    evaluate it; its files record the kind and its parameter count."""
+    the one-hidden-layer controller (controller.hidden_size 8) in the real environment under
+    `mpiexec -n 2` and evaluate it; its files record the kind and its parameter count."""
     from controller import store
     from controller.policy import controller_from_config
     from scripts import stage
 
     run_dir = tmp_path / "mlp"
     shutil.copytree(finished_run, run_dir, ignore=shutil.ignore_patterns("controller", "eval", "dream"))
-    timings = pipeline.main(["--run-dir", str(run_dir), "--set", "controller.kind=mlp", "--only", "train_controller", "evaluate"])
+    timings = pipeline.main(["--run-dir", str(run_dir), "--set", "controller.kind=mlp", "--ranks", "2", "--only", "train_controller", "evaluate"])
     assert [(name, status) for name, status, _ in timings] == [("train_controller", "ran"), ("evaluate", "ran")]
 
     config = stage.build_config(run_dir, None, [])
