@@ -51,7 +51,7 @@ def test_two_ranks_give_the_results_of_one_process(tmp_path, settings):
     if settings:
         vary_dream_deaths(one, config)
     shutil.copytree(one, two)  # the same M
-    train_controller.main(["--run-dir", str(one)])  # one process: this one (M is too small for its thread count to matter)
+    train_controller.main(["--run-dir", str(one)])  # one process, this one (at 1 or 2 TensorFlow threads alike)
     stage.release_locks()
     double = run([MPIEXEC, "-n", "2", sys.executable, "-m", "scripts.train_controller", "--run-dir", str(two)])
     assert double.returncode == 0, double.stderr[-3000:]
