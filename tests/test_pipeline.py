@@ -3,9 +3,9 @@ run directory, every artifact checked for content (not only existence), then a
 rerun that must be a no-op: every stage skipped and no file touched; and C's stages
 again with `--set controller.kind=mlp` on a copy of the trained V and M.
 
-V trains for 1 epoch instead of the preset's 8 (a sixth of the suite's time, and no test here
-reads how well it learned); the preset's own 8 run in the slow tests (tests/test_demo.py,
-tests/test_soak.py)."""
+V trains for 1 epoch instead of the preset's 8 (those took over half of the pipeline's time, and
+no test here reads how well V learned); the preset's own 8 run in the slow tests
+(tests/test_demo.py, tests/test_soak.py)."""
 
 import json
 import os
