@@ -1,7 +1,11 @@
 """End to end: the doom-smoke pipeline through `scripts.pipeline` in a temporary
 run directory, every artifact checked for content (not only existence), then a
 rerun that must be a no-op: every stage skipped and no file touched; and C's stages
-again with `--set controller.kind=mlp` on a copy of the trained V and M."""
+again with `--set controller.kind=mlp` on a copy of the trained V and M.
+
+V trains for 1 epoch instead of the preset's 8 (those took over half of the pipeline's time, and
+no test here reads how well V learned); the preset's own 8 run in the slow tests
+(tests/test_demo.py, tests/test_soak.py)."""
 
 import json
 import os
@@ -18,6 +22,7 @@ from scripts import pipeline
 from vae.series import list_series, read_initial_z, read_series
 
 PRESET = "doom-smoke"
+COMMAND = ["--preset", PRESET, "--set", "vae.epochs=1"]
 
 
 def file_states(run_dir: Path) -> dict[str, tuple[int, int]]:
@@ -28,7 +33,7 @@ def file_states(run_dir: Path) -> dict[str, tuple[int, int]]:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("pipeline") / "doom-smoke"
-    timings = pipeline.main(["--preset", PRESET, "--run-dir", str(run_dir)])
+    timings = pipeline.main([*COMMAND, "--run-dir", str(run_dir)])
     return run_dir, timings
 
 
@@ -162,7 +167,7 @@ def test_rerun_is_a_no_op(finished_run):
     run_dir, _ = finished_run
     before = file_states(run_dir)
     time.sleep(0.01)  # a rewrite would get a different mtime
-    timings = pipeline.main(["--preset", PRESET, "--run-dir", str(run_dir)])
+    timings = pipeline.main([*COMMAND, "--run-dir", str(run_dir)])
     # Skipped stages are not even imported, so the rerun takes well under a second.
     assert all(status == "skipped" and seconds == 0.0 for _, status, seconds in timings)
     assert file_states(run_dir) == before

@@ -1,6 +1,8 @@
 """The train_rnn and dream stages on a tiny run directory (doom-smoke sizes shrunk)."""
 
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +15,10 @@ Z_SIZE = 4
 SETTINGS = ["--set", f"vae.z_size={Z_SIZE}", "--set", "rnn.hidden_size=16", "--set", "rnn.epochs=1", "--set", "rnn.log_every=2", "--set", "env.max_steps=30"]
 
 
-@pytest.fixture
-def run_dir(tmp_path):
+def make_run(run):
     """A run with V (untrained weights) and series for 3 episodes, 'extract' marked done."""
     from vae.model import build_decoder, build_encoder
 
-    run = tmp_path / "run"
     config = stage.resolve_config(run, "doom-smoke", SETTINGS[1::2])
     (run / "vae").mkdir(parents=True)
     build_encoder(Z_SIZE).save_weights(run / "vae" / "encoder.weights.h5")
@@ -34,6 +34,27 @@ def run_dir(tmp_path):
     write_initial_z(series, rng.normal(size=(3, Z_SIZE)), np.full((3, Z_SIZE), -3.0))
     stage.mark_done(run, "extract", config)
     return run
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return make_run(tmp_path / "run")
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """make_run's run after `python -m scripts.train_rnn`, made once: tests that need a trained M copy it."""
+    from scripts import train_rnn
+
+    run = make_run(tmp_path_factory.mktemp("rnn_stages") / "run")
+    train_rnn.main(["--run-dir", str(run)])
+    stage.release_locks()
+    return run
+
+
+@pytest.fixture
+def trained_run(trained_once, tmp_path):
+    return Path(shutil.copytree(trained_once, tmp_path / "run"))
 
 
 def test_train_rnn_then_dream_videos(run_dir, capsys):
@@ -68,21 +89,20 @@ def test_train_rnn_then_dream_videos(run_dir, capsys):
 
 
 @pytest.mark.parametrize(("arguments", "message"), [(["--tau", "0"], r"tau=0.0 .*expected a number > 0"), (["--max-steps", "0"], r"cap 0 .*at least 1")])
-def test_dream_refuses_bad_arguments(run_dir, arguments, message):
-    from scripts import dream, train_rnn
+def test_dream_refuses_bad_arguments(trained_run, arguments, message):
+    from scripts import dream
 
-    train_rnn.main(["--run-dir", str(run_dir)])
     with pytest.raises(stage.StageError, match=message):
-        dream.main(["--run-dir", str(run_dir), *arguments])
-    assert not (run_dir / "dream").exists()
+        dream.main(["--run-dir", str(trained_run), *arguments])
+    assert not (trained_run / "dream").exists()
 
 
-def test_dream_uses_the_controllers_mean(run_dir, capsys):
+def test_dream_uses_the_controllers_mean(trained_run, capsys):
     from controller import store
     from controller.policy import controller_from_config
-    from scripts import dream, train_rnn
+    from scripts import dream
 
-    train_rnn.main(["--run-dir", str(run_dir)])
+    run_dir = trained_run
     config = stage.resolve_config(run_dir, None, [])
     controller = controller_from_config(config)
     store.save_params(run_dir / "controller" / "mean.npz", np.full(controller.num_params, 0.01, np.float32), controller)
@@ -116,8 +136,6 @@ def test_train_rnn_writes_the_calibration_and_calibrate_remakes_it(run_dir, caps
     """train_rnn fits M's done head on its held-out episode into rnn/calibration.json; scripts.calibrate
     makes the same file again; the dream with controller.done_rule=sampled reads it, and without it stops
     naming the file and the command that makes it."""
-    import shutil
-
     from common.errors import ArtifactError
     from rnn.data import split_series_paths
     from rnn.fidelity import TeacherForcing
