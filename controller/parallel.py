@@ -19,6 +19,7 @@ Failures never hang the job:
 import contextlib
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,6 +28,8 @@ import numpy as np
 
 from common.errors import UserError
 from common.stopping import signal_of, stopped_message
+
+ABORT_GRACE_SECONDS = 1.0  # time for mpiexec to forward a failing rank's message before Abort ends every rank
 
 
 class RankError(RuntimeError):
@@ -145,4 +148,7 @@ def abort_on_error(workers: Workers, exit_status: int = 1) -> Iterator[None]:
             workers.communicator.Abort(error.code if isinstance(error.code, int) else 1)
         message, _ = _describe(error, workers.rank, workers.size)
         print(f"error: {message}", file=sys.stderr, flush=True)
+        # Abort ends every process at once; mpiexec forwards a rank's output through its own pipes,
+        # and a message still in them was lost (about 1 run in 13): give it a moment to arrive.
+        time.sleep(ABORT_GRACE_SECONDS)
         workers.communicator.Abort(exit_status)
