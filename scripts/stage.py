@@ -63,6 +63,7 @@ class Stage:
     dream_mode_inputs: tuple[str, ...] = ()  # also required when controller.mode=dream
     # (upstream stage, file): the one file of that stage this stage reads; it stands in for the stage's
     # done.json, so a run sharing an exported agent's folders (which ship that file alone) can run it
+    # (never the exported agent itself)
     reads_only: tuple[tuple[str, str], ...] = ()
     sections: tuple[str, ...] = ()  # config sections whose locked fields its outputs depend on
     # "Finished": DIR/<folder>/done.json, or (stages without one) every file it exists to make.
@@ -339,7 +340,8 @@ def require_upstream(invocation: "Invocation", stages: tuple[str, ...]) -> None:
     new run needs). Reads only."""
     run_dir, arguments = invocation.run_dir, invocation.arguments
     spec = STAGES.get(invocation.stage)
-    enough = dict(spec.reads_only) if spec is not None else {}
+    # not in an exported agent itself: training there would overwrite what was exported
+    enough = dict(spec.reads_only) if spec is not None and not is_exported_agent(run_dir) else {}
     stages = tuple(name for name in stages if not (name in enough and (run_dir / enough[name]).exists()))
     missing = unfinished_upstream(run_dir, stages, invocation.config)
     if not missing:
