@@ -288,7 +288,8 @@ def test_a_retired_field_in_config_json_is_dropped_with_a_note(tmp_path, capsys)
 
 
 def test_an_old_config_json_loads_unchanged_and_its_locks_still_hold(tmp_path, capsys):
-    """pretrained/doom/config.json was written before the games had specs: every value it holds is
+    """A config.json written before the games had specs (round 4's Doom agent, once pretrained/doom,
+    kept in tests/data with its stages' done.json files): every value it holds is
     read as it was; env.frame_size (retired) is dropped with a note; the fields games added since
     take their defaults; the locks its finished stages recorded still hold, frame_size among them
     ignored, as a lock on a field that no longer exists always was."""
@@ -297,7 +298,7 @@ def test_an_old_config_json_loads_unchanged_and_its_locks_still_hold(tmp_path, c
 
     from common.files import read_json, write_json
 
-    source = Path(__file__).parents[1] / "pretrained" / "doom"
+    source = Path(__file__).parent / "data" / "doom_config_before_specs"
     run_dir = tmp_path / "doom"
     for name in ("config.json", "vae/done.json", "rnn/done.json", "controller/done.json"):
         (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
