@@ -74,8 +74,12 @@ def check_source(run_dir: Path):
     if not run_dir.is_dir():
         raise StageError(f"{run_dir} is not a run directory (no such folder)")
     config = stage.build_config(run_dir, None, [])
+    # A run that trained C in an exported agent's shared folders (controller.init_from) has the first-frame
+    # table and no extract done.json: the table is all the export takes from series/, as for train_controller.
+    enough = dict(stage.STAGES["train_controller"].reads_only)
     for name in REQUIRED_STAGES:
-        stage.require_done(run_dir, name)
+        if not (name in enough and (run_dir / enough[name]).exists()):
+            stage.require_done(run_dir, name)
     run = RunLayout(run_dir)
     load_encoder_decoder(run.vae, config.vae)
     read_initial_z(run.series, config.vae.z_size)

@@ -211,6 +211,32 @@ def test_a_run_missing_a_piece_is_refused_naming_it_and_nothing_is_written(sourc
     assert _states(run_dir) == before
 
 
+def test_a_run_that_trained_c_in_an_exported_agents_shared_folders_exports(source, tmp_path):
+    """A run that links an exported agent's V, M and first frames (experiments/common.sh, share) and
+    trained its own C has series/initial_z.npz and no extract done.json: the export takes it, with the
+    run's controller and the agent's V and M byte for byte; without the table it names extract."""
+    agent, run_dir, out = tmp_path / "agent", tmp_path / "run", tmp_path / "out"
+    export_agent.main(["--run-dir", str(source), "--to", str(agent)])
+    run_dir.mkdir()
+    for folder in ("vae", "rnn", "series"):
+        (run_dir / folder).symlink_to(agent / folder, target_is_directory=True)
+    shutil.copyfile(agent / "config.json", run_dir / "config.json")
+    shutil.copytree(source / "controller", run_dir / "controller")
+    assert not (run_dir / "series" / "done.json").exists()
+    export_agent.main(["--run-dir", str(run_dir), "--to", str(out)])
+    assert _files(out) == EXPECTED | {"EXPORTED.json"}
+    for name in EXPECTED:
+        assert (out / name).read_bytes() == (run_dir / name).read_bytes(), name
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for folder in ("vae", "rnn"):
+        (bare / folder).symlink_to(agent / folder, target_is_directory=True)
+    shutil.copyfile(agent / "config.json", bare / "config.json")
+    shutil.copytree(source / "controller", bare / "controller")
+    with pytest.raises(stage.StageError, match=r"series/done.json is missing: stage 'extract' has not finished"):
+        export_agent.export_agent(bare, tmp_path / "out2")
+
+
 def test_a_non_empty_folder_is_refused_and_force_replaces_only_an_earlier_export(source, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
