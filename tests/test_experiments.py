@@ -169,3 +169,65 @@ def test_carracing_from_agent_refuses_a_folder_that_is_not_an_export_and_writes_
     assert result.returncode == 1
     assert f"{agent}/EXPORTED.json is missing" in result.stderr and "scripts.export_agent" in result.stderr
     assert not run_dir.exists() and list(agent.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_takecover_done_rules_trains_each_arm_from_the_agent_and_compares_them_on_the_same_episodes(tmp_path):
+    import numpy as np
+
+    from scripts import export_agent, train_controller
+    from tests.controller_fixtures import TINY_DOOM, make_run
+
+    source, agent, run_dir = tmp_path / "source", tmp_path / "agent", tmp_path / "run"
+    # episodes of up to 400 steps, so that the random policy dies in calibrate's fresh episodes
+    make_run(source, "doom-smoke", [*TINY_DOOM, "env.max_steps=400", "controller.eval_every=0"])
+    train_controller.main(["--run-dir", str(source)])
+    export_agent.main(["--run-dir", str(source), "--to", str(agent)])
+    variables = dict(AGENT=agent, RUN=run_dir, GENERATIONS=3, EPISODES=3, SECOND_SEED=5000, CALIBRATION_EPISODES=2)
+    run_script("takecover_done_rules.sh", variables)
+    assert set(stage_statuses(run_dir)) == {"0"}
+    assert (run_dir / "base" / "rnn" / "calibration.json").exists() and not (agent / "rnn" / "calibration.json").exists()
+    comparison = json.loads((run_dir / "compare.json").read_text())
+    arms = ("threshold", "sampled", "sampled-shared")
+    assert set(comparison["scores"]) == {"base", *arms}
+    agent_mean = np.load(agent / "controller" / "mean.npz")["params"]
+    for arm in arms:
+        config = json.loads((run_dir / arm / "config.json").read_text())["controller"]
+        assert (config["done_rule"], config["shared_episodes"]) == ("threshold" if arm == "threshold" else "sampled", arm == "sampled-shared")
+        assert config["init_from"] == f"{run_dir / 'base'}:mean" and config["num_generations"] == 3
+        assert (run_dir / arm / "rnn").resolve() == (run_dir / "base" / "rnn").resolve()
+        assert not np.array_equal(np.load(run_dir / arm / "controller" / "mean.npz")["params"], agent_mean)
+    for name, scores in comparison["scores"].items():
+        for label, folder, first_seed in (("validation", "eval_validation", 2**29), ("evaluate", "eval", 1_000_000), ("seed5000", "eval_seed5000", 5000)):
+            episodes = json.loads((run_dir / name / folder / "returns.json").read_text())["episodes"]
+            returns = [episode["return"] for episode in sorted(episodes, key=lambda episode: episode["seed"])]
+            base = json.loads((run_dir / "base" / folder / "returns.json").read_text())["episodes"]
+            base_returns = [episode["return"] for episode in sorted(base, key=lambda episode: episode["seed"])]
+            assert min(episode["seed"] for episode in episodes) == first_seed and scores[label]["episodes"] == 3
+            assert scores[label]["mean"] == pytest.approx(np.mean(returns)) and scores[label]["std"] == pytest.approx(np.std(returns))
+            assert scores[label]["minus_base"] == pytest.approx(np.mean(returns) - np.mean(base_returns))
+        if name == "base":
+            assert scores["validation"]["minus_base"] == 0
+    chosen = comparison["chosen_on_validation"]
+    assert comparison["scores"][chosen]["validation"]["mean"] == max(scores["validation"]["mean"] for scores in comparison["scores"].values())
+
+    returns = run_dir / "sampled" / "eval" / "returns.json"
+    stamp = returns.stat().st_mtime_ns
+    run_script("takecover_done_rules.sh", variables)  # a rerun: everything is finished
+    assert returns.stat().st_mtime_ns == stamp and set(stage_statuses(run_dir)) == {"0"}
+    assert json.loads((run_dir / "compare.json").read_text()) == comparison
+
+
+def test_takecover_done_rules_refuses_an_unknown_arm_or_a_folder_that_is_not_an_export_and_writes_nothing(tmp_path):
+    run_dir, agent = tmp_path / "run", tmp_path / "not-an-export"
+    agent.mkdir()
+    for arms, status, message in (
+        ("sampled dropout", 2, "ARMS holds 'dropout': expected threshold, sampled or sampled-shared"),
+        ("threshold sampled", 1, f"{agent}/EXPORTED.json is missing"),
+    ):
+        environment = {**os.environ, "RUN": str(run_dir), "AGENT": str(agent), "ARMS": arms}
+        result = subprocess.run(
+            ["bash", str(ROOT / "experiments" / "takecover_done_rules.sh")], env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == status and message in result.stderr, result.stderr
+        assert not run_dir.exists() and list(agent.iterdir()) == []
