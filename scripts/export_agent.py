@@ -3,8 +3,8 @@
   python -m scripts.export_agent --run-dir DIR --to OUT [--force] [--allow-large]
 
 OUT gets exactly the files that `scripts.evaluate`, `scripts.dream` and `scripts.fidelity`
-read (exported_files, and M's rnn/calibration.json when the run has one: the sampled done rule
-reads it), copied byte for byte (config.json as it is), and OUT/EXPORTED.json:
+read (exported_files: with the selected mean and M's rnn/calibration.json when the run has
+them), copied byte for byte (config.json as it is), and OUT/EXPORTED.json:
 the source folder, the time, each file's size and SHA-256, and the source's own evaluation
 summary if it has one. No rollouts, series episodes, checkpoints, logs or CMA-ES state:
 python -m scripts.evaluate --run-dir OUT then scores the same agent on the same seeds with
@@ -33,8 +33,6 @@ from scripts import stage
 
 MARKER_NAME = stage.EXPORTED_MARKER
 MAX_BYTES = 40_000_000  # a committed pretrained/<env>/ folder stays under 40 MB
-# Files copied when the run has them: M's calibration (rnn/calibration.py), which the dream's sampled done rule reads.
-OPTIONAL_FILES = (RunLayout(Path()).calibration.as_posix(),)
 # The stages whose outputs an exported agent is made of, in pipeline order.
 REQUIRED_STAGES = ("train_vae", "extract", "train_rnn", "train_controller")
 
@@ -43,10 +41,12 @@ def exported_files(run_dir: Path | None = None) -> tuple[str, ...]:
     """Paths (relative to the run directory) of every file evaluate, dream and fidelity read:
     config.json; V's encoder and decoder (evaluate's agent and video, dream); M's weights;
     the first frames the dream starts from; both saved controllers (evaluate --params best|mean),
-    and the selected mean too when run_dir holds one (--params selected, controller.eval_set=validation);
-    and the done.json markers of V, M and C that their stage checks require and compare the config with."""
+    and the done.json markers of V, M and C that their stage checks require and compare the config with.
+    Two more when run_dir holds them: the selected mean (--params selected, controller.eval_set=validation)
+    and M's calibration (rnn/calibration.py), which the dream's sampled done rule reads."""
     relative = RunLayout(Path())  # paths relative to the run directory
-    selected = (relative.controller_params(SELECTED_NAME),) if run_dir is not None and RunLayout(run_dir).controller_params(SELECTED_NAME).exists() else ()
+    optional = (relative.controller_params(SELECTED_NAME), relative.calibration)
+    present = tuple(path for path in optional if run_dir is not None and (run_dir / path).exists())
     paths = (
         relative.config,
         relative.vae_weights("encoder"),
@@ -57,8 +57,8 @@ def exported_files(run_dir: Path | None = None) -> tuple[str, ...]:
         relative.rnn / DONE_NAME,
         relative.controller_params(BEST_NAME),
         relative.controller_params(MEAN_NAME),
-        *selected,
         relative.controller / DONE_NAME,
+        *present,
     )
     return tuple(path.as_posix() for path in paths)
 
@@ -146,7 +146,7 @@ def export_agent(run_dir: Path, out: Path, force: bool = False, allow_large: boo
         raise StageError(f"{run_dir} is itself an exported agent ({run_dir / MARKER_NAME}): copy the folder instead, `cp -r {run_dir} {out}`")
     check_source(run_dir)
     replace = check_destination(out, run_dir, force)
-    names = exported_files(run_dir) + tuple(name for name in OPTIONAL_FILES if (run_dir / name).exists())
+    names = exported_files(run_dir)
     total = sum((run_dir / name).stat().st_size for name in names)
     log(f"export_agent: {len(names)} files, {total / 1e6:.1f} MB from {run_dir}")
     if total > MAX_BYTES:
