@@ -30,14 +30,21 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python_for_venv" -m venv "$venv"
 fi
 
-# Reinstall only when the pins change.
+# Reinstall only when the pins change, one install at a time: two jobs started together on a
+# stale stamp would otherwise both install, and one would import TensorFlow while the other is
+# halfway through replacing it (seen: "No module named 'tensorflow.python'").
 stamp="$venv/.requirements.sha256"
 wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$venv/.install.lock"
+    flock 9
+fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     "$venv/bin/python" -m pip install --quiet --upgrade pip
     "$venv/bin/python" -m pip install --quiet -r requirements-dev.txt
-    echo "$wanted" > "$stamp"
+    echo "$wanted" > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"
 fi
+exec 9>&-
 
 export SDL_VIDEODRIVER=${SDL_VIDEODRIVER:-dummy} SDL_AUDIODRIVER=${SDL_AUDIODRIVER:-dummy}
 # The commands an error message names start the way this one did (scripts/stage.py, LAUNCHER_VARIABLE).

@@ -158,3 +158,21 @@ def test_run_sh_tells_the_entry_points_how_it_was_started(tmp_path):
     environment = {key: value for key, value in os.environ.items() if key != stage.LAUNCHER_VARIABLE}
     printed = subprocess.run([str(ROOT / "run.sh"), "python"], env={**environment, "VENV": str(venv)}, capture_output=True, text=True, check=True).stdout
     assert printed == f"VENV={venv} ./run.sh python"
+
+
+def test_run_sh_installs_once_when_two_jobs_start_together_on_stale_pins(tmp_path):
+    """Two run.sh jobs on a venv whose stamp is stale: one installs (pip twice, never overlapping),
+    the other waits for it and then finds the stamp current, so nothing is imported mid-install."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    log = tmp_path / "pip.log"
+    python = venv / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nif [ "$2" = pip ]; then echo start >> {log}; sleep 1; echo end >> {log}; fi\n')
+    python.chmod(0o755)
+    (venv / ".requirements.sha256").write_text("stale\n")
+    environment = {**os.environ, "VENV": str(venv)}
+    jobs = [subprocess.Popen([str(ROOT / "run.sh"), "python"], env=environment) for _ in range(2)]
+    assert [job.wait(timeout=60) for job in jobs] == [0, 0]
+    assert log.read_text().split() == ["start", "end", "start", "end"]  # one job's two pip calls, one after the other
+    pins = b"".join((ROOT / name).read_bytes() for name in ("requirements.txt", "requirements-dev.txt"))
+    assert (venv / ".requirements.sha256").read_text().strip() == hashlib.sha256(pins).hexdigest()
