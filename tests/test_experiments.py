@@ -231,3 +231,51 @@ def test_takecover_done_rules_refuses_an_unknown_arm_or_a_folder_that_is_not_an_
         )
         assert result.returncode == status and message in result.stderr, result.stderr
         assert not run_dir.exists() and list(agent.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_carracing_equal_budget_plays_generations_until_the_budget_then_scores_the_mean(tmp_path):
+    from scripts import export_agent, train_controller
+    from tests.controller_fixtures import TINY_CARRACING, make_run
+
+    source, agent = tmp_path / "source", tmp_path / "agent"
+    make_run(source, "carracing-smoke", TINY_CARRACING)
+    train_controller.main(["--run-dir", str(source)])
+    export_agent.main(["--run-dir", str(source), "--to", str(agent)])
+    arms = {
+        "fixed": ["--set", "controller.population_size=4", "--set", "controller.rollouts_per_candidate=1"],
+        "adaptive": [
+            *("--set", "controller.population_size=2", "--set", "controller.rollouts_per_candidate=2"),
+            *("--set", "controller.shared_episodes=true", "--set", "controller.adaptive_rollouts=true", "--set", "controller.max_rollouts_per_candidate=4"),
+        ],
+    }
+    for name, settings in arms.items():
+        run_dir = tmp_path / name
+        variables = dict(AGENT=agent, RUN=run_dir, EPISODES=2, SEED=7000)
+        run_script("carracing_equal_budget.sh", variables, ("9", *settings))
+        assert set(stage_statuses(run_dir)) == {"0"}
+        population = int(settings[1].split("=")[1])
+        records = [json.loads(line) for line in (run_dir / "controller" / "metrics.jsonl").read_text().splitlines()]
+        played = [population * sum(record["rollouts"] for record in records[: index + 1]) for index in range(len(records))]
+        assert played[-1] >= 9 and (len(played) == 1 or played[-2] < 9), played  # stopped at the first generation past the budget
+        config = json.loads((run_dir / "config.json").read_text())["controller"]
+        assert config["init_from"] == f"{agent.resolve()}:mean" and config["population_size"] == population
+        summary = json.loads((run_dir / "eval_seed7000" / "summary.json").read_text())
+        assert (summary["first_seed"], summary["episodes"], summary["params"], summary["controller_generation"]) == (7000, 2, "mean", len(records) - 1)
+        returns = run_dir / "eval_seed7000" / "returns.json"
+        stamp = returns.stat().st_mtime_ns
+        run_script("carracing_equal_budget.sh", variables, ("9", *settings))  # a rerun: nothing is played again
+        assert returns.stat().st_mtime_ns == stamp
+        assert len((run_dir / "controller" / "metrics.jsonl").read_text().splitlines()) == len(records)
+    assert json.loads((tmp_path / "adaptive" / "controller" / "metrics.jsonl").read_text().splitlines()[0])["rollouts"] == 2
+
+
+def test_carracing_equal_budget_refuses_a_missing_budget_or_population_and_writes_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    for arguments in ((), ("1920",), ("many", "--set", "controller.population_size=64")):
+        environment = {**os.environ, "RUN": str(run_dir)}
+        result = subprocess.run(
+            ["bash", str(ROOT / "experiments" / "carracing_equal_budget.sh"), *arguments], env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 2 and "expected BUDGET (training episodes, a positive integer) then --set controller.population_size=N" in result.stderr
+        assert not run_dir.exists()
