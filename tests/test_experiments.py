@@ -85,7 +85,7 @@ def test_takecover_scripts_run_every_step_then_the_temperature_sweep_and_the_vae
     assert summary["episodes"] == 3 and summary != json.loads((run_dir / "eval" / "summary.json").read_text())
 
     # V as a VAE/GAN on the run's own rollouts, both V's checked on the same held-out frames
-    run_script("vaegan_takecover.sh", dict(RUN=run_dir))
+    run_script("vaegan_beside_vae.sh", dict(RUN=run_dir))
     vaegan = tmp_path / "run-vaegan"
     assert [line.split()[2] for line in (vaegan / "stages.log").read_text().splitlines() if " end " in line] == [
         "train_vae",

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# V as a VAE/GAN (vae.kind=vaegan) on the TakeCover run's own rollouts, beside that run's VAE: the
-# same frames, the same epochs (vae.epochs, 1 as in the paper), the same held-out split (vae.seed,
-# vae.validation_fraction). RUN must hold the finished rollouts and V of experiments/takecover_paper.sh;
+# V as a VAE/GAN (vae.kind=vaegan) on a run's own rollouts, beside that run's VAE: the same frames,
+# the same epochs (vae.epochs, 1 as in the paper), the same held-out split (vae.seed,
+# vae.validation_fraction). RUN must hold finished rollouts and V (experiments/takecover_paper.sh, or
+# the rollouts of an agent's preset regenerated beside its V: docs/results.md, "What V learned");
 # the VAE/GAN goes to RUN-vaegan, which links RUN's rollouts. Then check_vae on both draws each V's
 # reconstructions of the same held-out frames and prints each one's held-out error
 # (RUN-vaegan/compare.log; the VAE's picture is RUN-vaegan/vae_reconstructions.png). Every step
 # resumes or is skipped when the script is rerun; each step's start and end go to RUN-vaegan/stages.log.
 #
-#   RUN=runs/takecover-paper nohup experiments/vaegan_takecover.sh > vaegan_takecover.log 2>&1 &
+#   RUN=runs/takecover-paper nohup experiments/vaegan_beside_vae.sh > vaegan.log 2>&1 &
 #
 # The variables below can be set to try the script on smoke settings (tests/test_experiments.py).
 set -u
@@ -16,7 +17,7 @@ SOURCE=${RUN:-$CODE/runs/takecover-paper}
 # checked before common.sh, which would make the VAE/GAN's folder
 for folder in rollouts vae; do
     if [ ! -f "$SOURCE/$folder/done.json" ]; then
-        echo "error: $SOURCE/$folder/done.json is missing: RUN must hold a finished generate and train_vae (experiments/takecover_paper.sh with RUN=$SOURCE)" >&2
+        echo "error: $SOURCE/$folder/done.json is missing: RUN must hold a finished generate and train_vae (e.g. experiments/takecover_paper.sh with RUN=$SOURCE)" >&2
         exit 1
     fi
 done
