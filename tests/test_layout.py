@@ -3,6 +3,7 @@ messages, and the launcher an entry point prints them with."""
 
 import hashlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -160,6 +161,7 @@ def test_run_sh_tells_the_entry_points_how_it_was_started(tmp_path):
     assert printed == f"VENV={venv} ./run.sh python"
 
 
+@pytest.mark.skipif(shutil.which("flock") is None, reason="run.sh serialises installs with flock (util-linux), absent here")
 def test_run_sh_installs_once_when_two_jobs_start_together_on_stale_pins(tmp_path):
     """Two run.sh jobs on a venv whose stamp is stale: one installs (pip twice, never overlapping),
     the other waits for it and then finds the stamp current, so nothing is imported mid-install."""
