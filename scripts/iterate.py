@@ -24,7 +24,8 @@ DIR/iterate/rounds.json lists every finished round: new_episodes, real_mean, rea
 seeds), validation_mean, validation_std (the validation seeds), dream_mean (the mean's return in
 the dream at its last scored generation), dream_over_real (the fidelity report's dream/game mean
 episode length of the random policy, each held action and the controller: 1 is a dream as hard as
-the game; aim for 0.8-1.25) and the seconds of each sub-step; and best_round_by_validation, the
+the game; aim for 0.8-1.25) with dream_over_real_standard_error, each ratio's standard error, and
+the seconds of each sub-step; and best_round_by_validation, the
 round whose validation_mean is highest (its real_mean is then a score no choice has seen).
 Rounds finished before a sub-step existed get it on the next run. --force discards every round.
 """

@@ -217,6 +217,9 @@ def test_held_actions_equal_episodes_played_one_at_a_time(finished):
             dream_lengths = [len(_dream_episode(dream, seed, lambda step, observation, action=action: action[0])) for seed in seeds]
             assert part["dream"]["lengths"] == dream_lengths, name
             assert part["dream_over_real_mean"] == pytest.approx(np.mean(dream_lengths) / np.mean(part["real"]["lengths"]))
+            real_lengths = np.array(part["real"]["lengths"], float)
+            relative = [np.var(side, ddof=1) / (len(side) * np.mean(side) ** 2) for side in (np.array(dream_lengths, float), real_lengths)]
+            assert part["dream_over_real_standard_error"] == pytest.approx(part["dream_over_real_mean"] * np.sqrt(sum(relative)))
     finally:
         env.close()
     lines = fidelity_summary.summary_lines(report, run_dir / "fidelity")
@@ -496,3 +499,14 @@ def test_calibrate_plays_fresh_episodes_for_a_run_without_series(finished, tmp_p
     assert (run_dir / "rnn" / CALIBRATION_NAME).read_bytes() == first, "the same seeds play the same episodes"
     with pytest.raises(calibrate.stage.StageError, match="--source play"):
         calibrate.main(["--run-dir", str(run_dir), "--source", "heldout"])
+
+
+def test_the_ratio_standard_error_by_the_delta_method():
+    """dream 100, 200 (mean 150, s^2 5,000) over real 300, 300, 600 (mean 400, s^2 30,000): the ratio 0.375,
+    its standard error 0.375 sqrt(5000 / (2 150^2) + 30000 / (3 400^2)) = 0.375 x 0.41667 = 0.15625;
+    none with a single episode on a side."""
+    from workflows.fidelity import length_stats, ratio_standard_error
+
+    assert ratio_standard_error(length_stats([100, 200]), length_stats([300, 300, 600])) == pytest.approx(0.15625)
+    assert ratio_standard_error(length_stats([100]), length_stats([300, 300])) is None
+    assert fidelity_summary._plus_minus(0.15625) == " ± 0.16" and fidelity_summary._plus_minus(None) == ""

@@ -120,6 +120,7 @@ def test_round_layout_and_record(one_round):
         "validation_std",
         "dream_mean",
         "dream_over_real",
+        "dream_over_real_standard_error",
         "seconds",
     }
     assert record["round"] == 1 and record["new_episodes"] == config.iterate.episodes_per_round == 3
@@ -167,6 +168,13 @@ def test_length_ratios_are_the_fidelity_parts(one_round):
     names = ["random_policy", "held_noop", "held_left", "held_right", "controller"]
     expected = {name: mean_length(f"{name}_dream") / mean_length(f"{name}_real") for name in names}
     assert records[0]["dream_over_real"] == pytest.approx(expected, rel=1e-12)
+
+    def relative_variance(name):  # of the mean length, for the delta method's standard error of the ratio
+        lengths = np.array(read_json(parts / f"{name}.json")["result"]["lengths"], float)
+        return np.var(lengths, ddof=1) / (len(lengths) * lengths.mean() ** 2)
+
+    errors = {name: expected[name] * np.sqrt(relative_variance(f"{name}_dream") + relative_variance(f"{name}_real")) for name in names}
+    assert records[0]["dream_over_real_standard_error"] == pytest.approx(errors, rel=1e-12)
     summary = read_json(run_dir / "iterate" / "round_001" / "fidelity" / "done.json")["summary"]
     assert summary["mean_lengths"]["controller"] == {"dream": mean_length("controller_dream"), "real": mean_length("controller_real")}
     report = read_json(run_dir / "iterate" / "round_001" / "fidelity" / "report.json")
@@ -211,7 +219,10 @@ def test_a_round_made_before_its_scores_gets_them_and_fidelity_episodes_0_skips_
         return [{key: value for key, value in record.items() if key != "seconds"} for record in values]
 
     skipped = iterate_script.main(["--run-dir", str(copy), "--rounds", "1", "--set", "iterate.fidelity_episodes=0"])
-    assert without_seconds(skipped) == without_seconds([{**records[0], "dream_over_real": None}]) and "fidelity" not in skipped[0]["seconds"]
+    assert (
+        without_seconds(skipped) == without_seconds([{**records[0], "dream_over_real": None, "dream_over_real_standard_error": None}])
+        and "fidelity" not in skipped[0]["seconds"]
+    )
     assert not (folder / "fidelity").exists() and (folder / "eval_validation" / "done.json").exists()
     stage.release_locks()
     again = iterate_script.main(["--run-dir", str(copy), "--rounds", "1", "--set", "iterate.fidelity_episodes=2"])  # config.json kept the 0

@@ -97,6 +97,16 @@ def episode_seeds(first_seed: int, episodes: int) -> np.ndarray:
     return seeds
 
 
+def ratio_standard_error(dream: dict, real: dict) -> float | None:
+    """Standard error of mean(dream) / mean(real) for two independent samples of episode lengths
+    (length_stats), by the delta method: r sqrt(s_d^2 / (n_d m_d^2) + s_r^2 / (n_r m_r^2)), s the
+    sample std (ddof 1); None with fewer than two episodes a side."""
+    if min(dream["count"], real["count"]) < 2:
+        return None
+    terms = [np.var(side["lengths"], ddof=1) / (side["count"] * side["mean"] ** 2) for side in (dream, real)]
+    return float(dream["mean"] / real["mean"] * np.sqrt(sum(terms)))
+
+
 def length_stats(lengths) -> dict:
     """mean, std (ddof 0), median, min, max, count and every length."""
     lengths = np.asarray(lengths, np.int64)
@@ -414,7 +424,12 @@ def assemble(
     part gives the same bytes)."""
 
     def sides(dream: dict, real: dict) -> dict:
-        return {"dream": dream["result"], "real": real["result"], "dream_over_real_mean": dream["result"]["mean"] / real["result"]["mean"]}
+        return {
+            "dream": dream["result"],
+            "real": real["result"],
+            "dream_over_real_mean": dream["result"]["mean"] / real["result"]["mean"],
+            "dream_over_real_standard_error": ratio_standard_error(dream["result"], real["result"]),
+        }
 
     random_policy = {"policy": config.generate.policy, **sides(stored["random_policy_dream"], stored["random_policy_real"])}
     # paths relative to the run directory: a copied or moved run keeps the same report

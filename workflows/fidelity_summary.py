@@ -98,6 +98,10 @@ def _plot_calibration_before_after(axis, calibration: dict) -> None:
     axis.legend(loc="upper left", fontsize=7)
 
 
+def _plus_minus(standard_error) -> str:
+    return "" if standard_error is None else f" ± {standard_error:.2f}"
+
+
 def _percent(rate) -> str:
     return "n/a" if rate is None else f"{100 * rate:.1f}%"
 
@@ -109,7 +113,7 @@ def summary_lines(report: dict, folder: Path) -> list[str]:
         dream, real = part["dream"], part["real"]
         return [
             f"  {title}: dream {dream['mean']:.1f} ± {dream['std']:.1f}, real {real['mean']:.1f} ± {real['std']:.1f} steps "
-            f"(dream / real {part['dream_over_real_mean']:.2f})",
+            f"(dream / real {part['dream_over_real_mean']:.2f}{_plus_minus(part.get('dream_over_real_standard_error'))})",
             f"    actions in the dream: {describe_actions(dream['actions'])}",
             f"    actions in the game:  {describe_actions(real['actions'])}",
         ]

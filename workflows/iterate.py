@@ -248,17 +248,19 @@ def evaluate_round(config, output_dir: Path, log=print, progress: bool = True, v
     return {**summary, "seconds": time.perf_counter() - started}
 
 
-def length_ratios(report: dict) -> tuple[dict, dict]:
+def length_ratios(report: dict) -> tuple[dict, dict, dict]:
     """A fidelity report's dream/game mean episode length of each policy (random_policy, held_<action>,
-    controller; None when the report skipped it), and those mean lengths {"dream": ..., "real": ...}."""
+    controller; None when the report skipped it), the ratios' standard errors, and those mean lengths
+    {"dream": ..., "real": ...}."""
     parts = {"random_policy": report["random_policy"]}
     held = report["held_actions"]
     if not held["skipped"]:
         parts.update({f"held_{name}": part for name, part in held["actions"].items()})
     parts["controller"] = None if report["controller"]["skipped"] else report["controller"]
     ratios = {name: None if part is None else part["dream_over_real_mean"] for name, part in parts.items()}
+    errors = {name: None if part is None else part["dream_over_real_standard_error"] for name, part in parts.items()}
     lengths = {name: None if part is None else {side: part[side]["mean"] for side in ("dream", "real")} for name, part in parts.items()}
-    return ratios, lengths
+    return ratios, errors, lengths
 
 
 def fidelity_round(config, output_dir: Path, heldout: tuple[list[Path], bool], log=print, progress: bool = True) -> dict:
@@ -280,12 +282,13 @@ def fidelity_round(config, output_dir: Path, heldout: tuple[list[Path], bool], l
     paths, from_training = heldout
     inputs = fidelity.load_inputs(config, output_dir, settings, paths)
     report = fidelity.fidelity_report(config, output_dir, settings, inputs, from_training, log=log, progress=progress)
-    ratios, lengths = length_ratios(report)
+    ratios, errors, lengths = length_ratios(report)
     return {
         "episodes": settings.episodes,
         "first_seed": settings.first_seed,
         "done_rule": report["done_rule"]["description"],
         "dream_over_real": ratios,
+        "dream_over_real_standard_error": errors,
         "mean_lengths": lengths,
         "seconds": time.perf_counter() - started,
     }
@@ -352,6 +355,8 @@ def round_record(number: int, summaries: dict[str, dict]) -> dict:
         "validation_std": summaries["evaluate_validation"]["std"],
         "dream_mean": summaries["train_controller"]["dream_mean"],
         "dream_over_real": None if fidelity is None else fidelity["dream_over_real"],
+        # a round made before the standard errors were recorded has none
+        "dream_over_real_standard_error": None if fidelity is None else fidelity.get("dream_over_real_standard_error"),
         "seconds": {label: summaries[step]["seconds"] for step, label in STEPS.items() if step in summaries},
     }
 
