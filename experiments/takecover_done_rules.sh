@@ -69,8 +69,9 @@ for arm in $ARMS; do
     score "$dir" "$arm" || exit 1
 done
 
-./run.sh python - "$RUN" "$SECOND_SEED" base $ARMS <<'PY' || exit 1
+chosen=$(./run.sh python - "$RUN" "$SECOND_SEED" base $ARMS <<'PY'
 import json
+import os
 import sys
 
 import numpy as np
@@ -101,6 +102,8 @@ for name in names:
 chosen = max(names, key=lambda name: scores[name]["validation"]["mean"])
 with open(f"{run}/compare.json.tmp", "w") as file:
     json.dump({"scores": scores, "chosen_on_validation": chosen}, file, indent=1)
+os.replace(f"{run}/compare.json.tmp", f"{run}/compare.json")
+print(chosen)
 PY
-mv "$RUN/compare.json.tmp" "$RUN/compare.json"
-echo "$(date -Is) chosen on validation: $(./run.sh python -c "import json, sys; print(json.load(open(sys.argv[1]))['chosen_on_validation'])" "$RUN/compare.json")" >> "$RUN/stages.log"
+) || exit 1
+echo "$(date -Is) chosen on validation: $chosen" >> "$RUN/stages.log"

@@ -76,9 +76,9 @@ def check_source(run_dir: Path):
     config = stage.build_config(run_dir, None, [])
     # A run that trained C in an exported agent's shared folders (controller.init_from) has the first-frame
     # table and no extract done.json: the table is all the export takes from series/, as for train_controller.
-    enough = dict(stage.STAGES["train_controller"].reads_only)
+    stood_in = stage.stood_in_for(run_dir, "train_controller")
     for name in REQUIRED_STAGES:
-        if not (name in enough and (run_dir / enough[name]).exists()):
+        if name not in stood_in:
             stage.require_done(run_dir, name)
     run = RunLayout(run_dir)
     load_encoder_decoder(run.vae, config.vae)

@@ -334,15 +334,22 @@ def unfinished_upstream(run_dir: Path, stages: tuple[str, ...], config: config_m
     return [name for name in STAGES if name in missing]
 
 
+def stood_in_for(run_dir: Path, stage: str) -> set[str]:
+    """The upstream stages whose one read file (the stage's reads_only) is in run_dir, so their
+    done.json is not needed: a run sharing an exported agent's folders. Never in the exported agent
+    itself, where training would overwrite what was exported."""
+    spec = STAGES.get(stage)
+    if spec is None or is_exported_agent(run_dir):
+        return set()
+    return {upstream for upstream, path in spec.reads_only if (run_dir / path).exists()}
+
+
 def require_upstream(invocation: "Invocation", stages: tuple[str, ...]) -> None:
     """Every stage in `stages` has finished, or a StageError naming the first unfinished stage the
     run needs and the command that starts there (with this invocation's --preset and --set, which a
     new run needs). Reads only."""
     run_dir, arguments = invocation.run_dir, invocation.arguments
-    spec = STAGES.get(invocation.stage)
-    # not in an exported agent itself: training there would overwrite what was exported
-    enough = dict(spec.reads_only) if spec is not None and not is_exported_agent(run_dir) else {}
-    stages = tuple(name for name in stages if not (name in enough and (run_dir / enough[name]).exists()))
+    stages = tuple(name for name in stages if name not in stood_in_for(run_dir, invocation.stage))
     missing = unfinished_upstream(run_dir, stages, invocation.config)
     if not missing:
         return

@@ -197,3 +197,17 @@ def test_a_cpu_only_stage_prints_no_cuinit_error(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "mean held-out reconstruction error" in result.stdout and (tmp_path / "vae" / "reconstructions.png").exists()
     assert "cuInit" not in result.stderr and "CUDA error" not in result.stderr, result.stderr
+
+
+def test_a_read_only_file_stands_in_for_its_stage_except_in_an_exported_agent(tmp_path):
+    """train_controller reads only series/initial_z.npz from extract: with that file in the run, extract
+    needs no done.json; without it, or in an exported agent itself, or for a stage that declares no
+    such file, nothing stands in."""
+    run = tmp_path / "run"
+    (run / "series").mkdir(parents=True)
+    assert stage.stood_in_for(run, "train_controller") == set()
+    (run / "series" / "initial_z.npz").write_bytes(b"table")
+    assert stage.stood_in_for(run, "train_controller") == {"extract"}
+    assert stage.stood_in_for(run, "evaluate") == set() and stage.stood_in_for(run, "no-such-stage") == set()
+    (run / stage.EXPORTED_MARKER).write_text("{}")
+    assert stage.stood_in_for(run, "train_controller") == set()
