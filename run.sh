@@ -20,20 +20,25 @@ if [ -z "$python_for_venv" ]; then
     if command -v python3.11 >/dev/null 2>&1; then python_for_venv=python3.11; else python_for_venv=python3; fi
 fi
 venv=${VENV:-.venv}
+stamp="$venv/.requirements.sha256"
 
-if [ ! -x "$venv/bin/python" ]; then
+# (Re)make the environment when it has no python, or when it was never installed into and has no
+# pip: `python -m venv` leaves such a half-made folder when ensurepip is missing (Debian, Ubuntu).
+if [ ! -x "$venv/bin/python" ] || { [ ! -f "$stamp" ] && ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; }; then
     version=$("$python_for_venv" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     if [ "$version" != "3.11" ]; then
         echo "error: $python_for_venv is Python $version; the pins need Python 3.11 (set PYTHON=/path/to/python3.11)" >&2
         exit 2
     fi
-    "$python_for_venv" -m venv "$venv"
+    if ! "$python_for_venv" -m venv "$venv"; then
+        echo "error: '$python_for_venv -m venv $venv' failed; on Debian or Ubuntu install the venv module (sudo apt install python3.11-venv), then rerun: the half-made $venv is made whole" >&2
+        exit 2
+    fi
 fi
 
 # Reinstall only when the pins change, one install at a time: two jobs started together on a
 # stale stamp would otherwise both install, and one would import TensorFlow while the other is
 # halfway through replacing it (seen: "No module named 'tensorflow.python'").
-stamp="$venv/.requirements.sha256"
 wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if command -v flock >/dev/null 2>&1; then
     exec 9>"$venv/.install.lock"

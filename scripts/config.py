@@ -68,8 +68,8 @@ _DOOM = {
 # CarRacing on one 2-core CPU in <= 8 hours (README, "CarRacing on a 2-core CPU"): the paper's
 # architecture, losses and frames; only data and training length are cut, each for the reason given.
 _CARRACING_CPU = {
-    "generate.num_rollouts": 1000,  # paper 10,000; 1,000 full episodes (~1M frames) take ~35 min on 2 cores with the fast env
-    "rnn.epochs": 20,  # 200 steps of 100 x 999 over the 1,000 episodes; M matters little for CarRacing (README)
+    "generate.num_rollouts": 1000,  # paper 10,000; 1,000 full episodes (~1M frames) took ~50 min on 2 busy cores with the fast env
+    "rnn.epochs": 20,  # 220 batches of 100 x 999 over the 1,000 episodes; M matters little for CarRacing (README)
     # CMA-ES: 64 episodes a generation instead of the paper's 1,024, split 64 candidates x 1 rollout,
     # which beat 16 x 4 in a measured comparison (README) and trained the README's agent
     "controller.population_size": 64,

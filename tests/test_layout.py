@@ -178,3 +178,36 @@ def test_run_sh_installs_once_when_two_jobs_start_together_on_stale_pins(tmp_pat
     assert log.read_text().split() == ["start", "end", "start", "end"]  # one job's two pip calls, one after the other
     pins = b"".join((ROOT / name).read_bytes() for name in ("requirements.txt", "requirements-dev.txt"))
     assert (venv / ".requirements.sha256").read_text().strip() == hashlib.sha256(pins).hexdigest()
+
+
+def fake_interpreter_for_venv(tmp_path, log, venv_succeeds: bool):
+    """A PYTHON that says it is 3.11 and whose `-m venv DIR` writes a python logging its arguments (or fails, as without ensurepip)."""
+    python = tmp_path / "python3.11"
+    made = '#!/bin/sh\\necho "$@" >> ' + str(log) + "\\n"
+    body = f'printf \'{made}\' > "$3/bin/python" && chmod +x "$3/bin/python"; echo venv >> {log}' if venv_succeeds else f"echo venv >> {log}; exit 1"
+    python.write_text(f'#!/bin/sh\nif [ "$1" = -c ]; then echo 3.11; exit 0; fi\nif [ "$2" = venv ]; then {body}; fi\n')
+    python.chmod(0o755)
+    return python
+
+
+@pytest.mark.parametrize("venv_succeeds", [True, False])
+def test_run_sh_remakes_a_half_made_venv_and_names_the_missing_package(tmp_path, venv_succeeds):
+    """A venv with a python but no pip and no stamp (what `python -m venv` leaves without ensurepip)
+    is made again on the next run; when making it fails, run.sh says which package to install."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("#!/bin/sh\nexit 1\n")  # no pip in it
+    (venv / "bin" / "python").chmod(0o755)
+    log = tmp_path / "calls.log"
+    python = fake_interpreter_for_venv(tmp_path, log, venv_succeeds)
+    finished = subprocess.run([str(ROOT / "run.sh"), "python"], env={**os.environ, "VENV": str(venv), "PYTHON": str(python)}, capture_output=True, text=True)
+    calls = log.read_text().splitlines()
+    assert calls[0] == "venv"
+    if venv_succeeds:
+        assert finished.returncode == 0, finished.stderr
+        assert calls[1:] == ["-m pip install --quiet --upgrade pip", "-m pip install --quiet -r requirements-dev.txt", ""]
+        assert (venv / ".requirements.sha256").exists()
+    else:
+        assert finished.returncode == 2
+        assert "python3.11-venv" in finished.stderr and str(venv) in finished.stderr
+        assert calls == ["venv"] and not (venv / ".requirements.sha256").exists()
