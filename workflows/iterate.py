@@ -257,10 +257,15 @@ def length_ratios(report: dict) -> tuple[dict, dict, dict]:
     if not held["skipped"]:
         parts.update({f"held_{name}": part for name, part in held["actions"].items()})
     parts["controller"] = None if report["controller"]["skipped"] else report["controller"]
-    ratios = {name: None if part is None else part["dream_over_real_mean"] for name, part in parts.items()}
-    errors = {name: None if part is None else part["dream_over_real_standard_error"] for name, part in parts.items()}
-    lengths = {name: None if part is None else {side: part[side]["mean"] for side in ("dream", "real")} for name, part in parts.items()}
-    return ratios, errors, lengths
+
+    def each(value) -> dict:
+        return {name: None if part is None else value(part) for name, part in parts.items()}
+
+    return (
+        each(lambda part: part["dream_over_real_mean"]),
+        each(lambda part: part["dream_over_real_standard_error"]),
+        each(lambda part: {side: part[side]["mean"] for side in ("dream", "real")}),
+    )
 
 
 def fidelity_round(config, output_dir: Path, heldout: tuple[list[Path], bool], log=print, progress: bool = True) -> dict:
